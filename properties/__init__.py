@@ -1,0 +1,1 @@
+"""YAML defaults of recbole-genni, installed as ``recbole_genni.properties``."""

@@ -1,0 +1,173 @@
+"""RecBole ``Config`` that knows the package's models, YAML defaults and ``neg_*`` keys."""
+
+import os
+from importlib import resources
+
+from recbole.config import Config as RecBole_Config
+from recbole.utils import ModelType
+
+from recbole_genni.support import REFUSED_MODELS
+from recbole_genni.utils import GenNiConfigError, get_model
+
+NEG_SAMPLERS = ("uniform", "popularity", "dns", "genni", "none")
+MODEL_BASED_SAMPLERS = ("dns", "genni")
+NEG_EXCLUDES = ("none", "target", "history")
+POOL_PROPOSALS = ("uniform", "popularity")
+
+#: what RecBole's loader needs to set up the ``neg_item_id`` field; our loader draws the negatives itself
+_RECBOLE_PAIRWISE_ARGS = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+
+
+def properties_dir() -> str:
+    """Folder of the package's YAML defaults, in a source checkout and in an installed wheel alike."""
+    return str(resources.files("recbole_genni.properties"))
+
+
+class Config(RecBole_Config):
+    """RecBole's config plus ``properties/overall.yaml`` and ``properties/model/<Model>.yaml`` of this package.
+
+    GenNi is switched on by ``neg_*`` keys, never by renaming the model: ``config["model"]`` stays RecBole's name.
+    RecBole's own ``train_neg_sample_args`` still works when no ``neg_sampler`` is given: it is translated.
+    Bad values raise :class:`GenNiConfigError` naming the key and the fix, before any data is loaded.
+    """
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None and "model" in self.external_config_dict:
+            model = self.external_config_dict["model"]
+        if isinstance(model, str):
+            model = get_model(model)
+        return super()._get_model_and_dataset(model, dataset)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        for path in (
+            os.path.join(properties_dir(), "overall.yaml"),
+            os.path.join(properties_dir(), "model", f"{model}.yaml"),
+        ):
+            if os.path.isfile(path):
+                self._update_internal_config_dict(path)
+
+    def _get_final_config_dict(self):
+        final = super()._get_final_config_dict()
+        self._translate_recbole_neg_args(final)
+        _validate_neg_keys(final)
+        self._resolve_loss_and_recbole_args(final)
+        return final
+
+    def _translate_recbole_neg_args(self, final):
+        """Map a user's ``train_neg_sample_args`` (and nothing of ours) onto the ``neg_*`` keys."""
+        ext = self.external_config_dict
+        if "neg_sampler" in ext:
+            return
+        if "train_neg_sample_args" in ext:
+            args = ext["train_neg_sample_args"]
+            if args is None or args == "None" or (isinstance(args, dict) and args.get("distribution") in (None, "none")):
+                final["neg_sampler"] = "none"
+            elif isinstance(args, dict):
+                if args.get("dynamic"):
+                    final["neg_sampler"] = "dns"
+                    final["neg_pool_size"] = args.get("candidate_num") or final["neg_pool_size"]
+                else:
+                    final["neg_sampler"] = args.get("distribution", "uniform")
+                final["neg_num"] = args.get("sample_num", 1)
+                final["neg_popularity_alpha"] = args.get("alpha", final["neg_popularity_alpha"])
+        elif ext.get("loss_type") == "CE":
+            final["neg_sampler"] = "none"
+
+    def _resolve_loss_and_recbole_args(self, final):
+        model, sampler = self.model, final["neg_sampler"]
+        uses_loss_type = not hasattr(self.model_class, "input_type")
+        user_loss = self.external_config_dict.get("loss_type")
+        if sampler == "none":
+            if not uses_loss_type:
+                raise GenNiConfigError(
+                    f"neg_sampler: none trains with full-softmax CE, but {model} always trains on negatives; "
+                    "set neg_sampler to uniform, popularity, dns or genni."
+                )
+            if user_loss not in (None, "CE"):
+                raise GenNiConfigError(
+                    f"loss_type: {user_loss} needs negatives but neg_sampler is none; "
+                    "set neg_sampler (e.g. genni) or loss_type: CE."
+                )
+            final["loss_type"] = "CE"
+            final["train_neg_sample_args"] = None
+            return
+        if model in REFUSED_MODELS:
+            raise GenNiConfigError(f"model {model} cannot train with neg_sampler: {sampler}. {REFUSED_MODELS[model]}")
+        if final["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+            raise GenNiConfigError(
+                f"neg_sampler: {sampler} is for sequential models; {model} is {final['MODEL_TYPE'].name.lower()}."
+            )
+        if uses_loss_type:
+            if user_loss == "CE":
+                raise GenNiConfigError(
+                    f"loss_type: CE is full softmax and uses no negatives, but neg_sampler is {sampler}; "
+                    "set neg_sampler: none for CE, or loss_type: BPR to train on the sampled negatives."
+                )
+            final["loss_type"] = user_loss or "BPR"
+        final["train_neg_sample_args"] = dict(_RECBOLE_PAIRWISE_ARGS)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_neg_keys(final):
+    """Check the ``neg_*`` keys that need no dataset; the pool size against the catalogue is checked at load."""
+
+    def bad(key, expected):
+        return GenNiConfigError(f"{key}: {final[key]!r} is invalid; expected {expected}.")
+
+    if final["neg_sampler"] not in NEG_SAMPLERS:
+        raise bad("neg_sampler", " | ".join(NEG_SAMPLERS))
+    if final["neg_exclude"] not in NEG_EXCLUDES:
+        raise bad("neg_exclude", " | ".join(NEG_EXCLUDES))
+    if final["neg_pool_proposal"] not in POOL_PROPOSALS:
+        raise bad("neg_pool_proposal", " | ".join(POOL_PROPOSALS))
+    if not isinstance(final["neg_num"], int) or isinstance(final["neg_num"], bool) or final["neg_num"] < 1:
+        raise bad("neg_num", "an integer >= 1")
+    if not _is_number(final["neg_temperature"]) or not final["neg_temperature"] > 0:
+        raise bad("neg_temperature", "a number > 0 (small values approach DNS's argmax)")
+    if not _is_number(final["neg_popularity_alpha"]) or final["neg_popularity_alpha"] < 0:
+        raise bad("neg_popularity_alpha", "a number >= 0")
+    if not _is_number(final["neg_uniform_mix"]) or not 0 <= final["neg_uniform_mix"] <= 1:
+        raise bad("neg_uniform_mix", "a number in [0, 1]")
+    warmup = final["neg_warmup_epochs"]
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise bad("neg_warmup_epochs", "an integer >= 0")
+    if not isinstance(final["neg_pool_shared"], bool):
+        raise bad("neg_pool_shared", "True or False")
+    pool = final["neg_pool_size"]
+    if isinstance(pool, str):
+        if pool != "all":
+            raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
+    elif isinstance(pool, bool) or not _is_number(pool):
+        raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
+    elif isinstance(pool, float) and not 0 < pool <= 1:
+        raise bad("neg_pool_size", "a fraction in (0, 1] when given as a float, or an integer >= 1")
+    elif isinstance(pool, int) and pool < 1:
+        raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
+    if isinstance(pool, int) and final["neg_num"] > pool and final["neg_sampler"] in MODEL_BASED_SAMPLERS:
+        raise GenNiConfigError(
+            f"neg_num: {final['neg_num']} is larger than neg_pool_size: {pool}; "
+            "raise neg_pool_size or lower neg_num."
+        )
+    if final["neg_sampler"] in MODEL_BASED_SAMPLERS and final["worker"]:
+        raise GenNiConfigError(
+            f"worker: {final['worker']} runs the collate step in other processes, away from the model that "
+            f"neg_sampler: {final['neg_sampler']} scores with; set worker: 0."
+        )
+
+
+def resolve_pool_size(pool_size, num_items: int) -> int:
+    """M for a catalogue of ``num_items`` ids (padding included): int, fraction or ``'all'``; checked."""
+    real_items = num_items - 1
+    if pool_size == "all":
+        return real_items
+    size = max(1, round(pool_size * real_items)) if isinstance(pool_size, float) else pool_size
+    if size > real_items:
+        raise GenNiConfigError(
+            f"neg_pool_size: {pool_size} is larger than the catalogue ({real_items} items); "
+            "use a smaller size, a fraction in (0, 1], or 'all'."
+        )
+    return size

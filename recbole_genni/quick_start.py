@@ -1,0 +1,89 @@
+"""``run_recbole_genni``: RecBole's quick start for this package, without ``recbole.quick_start`` (it imports ray)."""
+
+import sys
+import time
+from logging import getLogger
+
+from recbole.data import create_dataset
+from recbole.data import data_preparation as recbole_data_preparation
+from recbole.utils import init_logger, init_seed, set_color
+
+from recbole_genni.config import Config
+from recbole_genni.dataloader import GenNiTrainDataLoader
+from recbole_genni.sampler import CandidatePoolSampler
+from recbole_genni.utils import get_trainer
+
+SUMMARY_METRICS = ("hit@10", "ndcg@10")
+
+
+def data_preparation(config, dataset):
+    """RecBole's split and loaders, with the training loader replaced by :class:`GenNiTrainDataLoader`.
+
+    Its :class:`CandidatePoolSampler` sees the training split only (popularity and histories).
+    """
+    train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
+    if config["neg_sampler"] != "none":
+        train_dataset = train_data._dataset
+        distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
+        sampler = CandidatePoolSampler(train_dataset, config, distribution)
+        train_data = GenNiTrainDataLoader(config, train_dataset, sampler, shuffle=config["shuffle"])
+    return train_data, valid_data, test_data
+
+
+def summary_table(best_valid_result, test_result, train_seconds) -> str:
+    """A few lines: best-valid and test HR@10 / NDCG@10, and the training time."""
+    rows = [f"{'':<12}" + "".join(f"{m.upper():>10}" for m in SUMMARY_METRICS)]
+    for name, result in (("best valid", best_valid_result), ("test", test_result)):
+        result = result or {}
+        rows.append(f"{name:<12}" + "".join(f"{result.get(m, float('nan')):>10.4f}" for m in SUMMARY_METRICS))
+    rows.append(f"training time: {train_seconds:.1f}s")
+    return "\n".join(rows)
+
+
+def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    """Train and test a model, as RecBole's ``run_recbole`` does, with the package's negative sampling.
+
+    Args:
+        model (str): RecBole model name (``SASRec``, ``GRU4Rec``, ...) or this package's (``GenNiSASRec``).
+        dataset (str): dataset name under ``data_path`` (``ml-100k`` resolves to RecBole's bundled copy).
+        config_file_list (list of str): YAML files.
+        config_dict (dict): overrides; the command line (``--key=value``) overrides both.
+        saved (bool): save the best model and reload it for the test.
+
+    Returns:
+        dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
+        (as RecBole's ``run_recbole``), plus ``train_seconds``.
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = config.model_class(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    start = time.time()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    train_seconds = time.time() - start
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("summary", "yellow") + "\n" + summary_table(best_valid_result, test_result, train_seconds))
+    return {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "train_seconds": train_seconds,
+    }

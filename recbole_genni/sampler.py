@@ -1,0 +1,130 @@
+"""RecBole ``Sampler`` for GenNi: candidate pools, exclusion masks and bounded uniform/popularity negatives."""
+
+import numpy as np
+import torch
+from recbole.sampler.sampler import AbstractSampler
+
+from recbole_genni import sampling
+
+#: rejection rounds before a short row is completed from its exact complement
+_MAX_REDRAWS = 8
+
+
+class CandidatePoolSampler(AbstractSampler):
+    """Draws candidate pools and proposal negatives for the training rows of a sequential dataset.
+
+    Vectorised and bounded where RecBole's rejection loop is neither: rows still short after a few redraws
+    take their negatives from the exact set of allowed items, and a user who interacted with every item
+    gets history items (never the target) and is counted in :attr:`fallback_rows`.
+
+    Args:
+        train_dataset (Dataset): the built training split; popularity and histories come from it only.
+        config (Config): reads ``neg_exclude``, ``neg_popularity_alpha``, ``neg_pool_proposal``, ``seed``.
+        distribution (str): ``'uniform'`` or ``'popularity'``: the proposal of the negatives drawn by :meth:`draw`.
+    """
+
+    def __init__(self, train_dataset, config, distribution="uniform"):
+        self.dataset = train_dataset
+        self.phase = "train"
+        self.uid_field = train_dataset.uid_field
+        self.iid_field = train_dataset.iid_field
+        self.item_num = train_dataset.item_num
+        self.exclude = config["neg_exclude"]
+        self.generator = torch.Generator().manual_seed(config["seed"])
+        self.fallback_rows = 0
+        super().__init__(distribution=distribution, alpha=config["neg_popularity_alpha"])
+        self.pool_probs = self.popularity_probs() if config["neg_pool_proposal"] == "popularity" else None
+
+    # RecBole hooks -------------------------------------------------------------------------------------------
+    def _get_candidates_list(self):
+        return self.dataset.inter_feat[self.iid_field].numpy()
+
+    def _build_alias_table(self):
+        """Popularity is drawn with ``torch.multinomial`` from :meth:`popularity_probs`, not an alias table."""
+        self.probs = self.popularity_probs()
+
+    def _uni_sampling(self, sample_num):
+        return torch.randint(1, self.item_num, (sample_num,), generator=self.generator).numpy()
+
+    def _pop_sampling(self, sample_num):
+        return torch.multinomial(self.probs, sample_num, replacement=True, generator=self.generator).numpy()
+
+    def get_used_ids(self):
+        """Sorted ``user * item_num + item`` keys of every item in each user's training rows (targets and inputs)."""
+        feat = self.dataset.inter_feat
+        users = feat[self.uid_field]
+        items = [feat[self.iid_field]]
+        users_rep = [users]
+        seq_field = self.iid_field + self.dataset.config["LIST_SUFFIX"]
+        if seq_field in feat:
+            seq = feat[seq_field]
+            nonpad = seq != 0
+            items.append(seq[nonpad])
+            users_rep.append(users.unsqueeze(1).expand_as(seq)[nonpad])
+        return sampling.history_keys(torch.cat(users_rep), torch.cat(items), self.item_num)
+
+    def sample_by_user_ids(self, user_ids, item_ids, num):
+        """RecBole's contract: ``num`` negatives per row, returned flat and num-major (``[num * N]``)."""
+        users = torch.as_tensor(np.asarray(user_ids)).long()
+        targets = torch.as_tensor(np.asarray(item_ids)).long()
+        return self.draw(users, targets, num).t().reshape(-1)
+
+    # GenNi ---------------------------------------------------------------------------------------------------
+    def popularity_probs(self):
+        counts = torch.bincount(torch.as_tensor(self._get_candidates_list()).long(), minlength=self.item_num)
+        probs = counts.double() ** self.alpha
+        probs[0] = 0.0
+        probs[counts == 0] = 0.0
+        return probs / probs.sum()
+
+    def draw_pool(self, pool_size, num_rows=None):
+        """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal; all items when M covers them."""
+        if num_rows is None and pool_size >= self.item_num - 1:
+            return torch.arange(1, self.item_num)
+        return sampling.draw_pool(self.item_num, pool_size, num_rows, self.pool_probs, self.generator)
+
+    def valid_mask(self, candidates, users, targets):
+        """Bool ``[N, M]``: candidates allowed as negatives under ``neg_exclude``."""
+        return sampling.exclusion_mask(
+            candidates,
+            targets=targets if self.exclude != "none" else None,
+            keys=self.used_ids if self.exclude == "history" else None,
+            users=users,
+            num_items=self.item_num,
+            num_rows=users.shape[0],
+        )
+
+    def draw(self, users, targets, num):
+        """``num`` negatives per row ``[N, num]`` from the proposal (uniform or popularity), excluding per config."""
+        n = users.shape[0]
+        out = torch.zeros(n, num, dtype=torch.long)
+        todo = torch.arange(n)
+        probs = self.probs if self.distribution == "popularity" else None
+        for _ in range(_MAX_REDRAWS):
+            if todo.numel() == 0:
+                return out
+            cand = sampling.draw_pool(self.item_num, 2 * num + 8, todo.numel(), probs, self.generator)
+            valid = self.valid_mask(cand, users[todo], targets[todo])
+            done = valid.sum(dim=1) >= num
+            rows = todo[done]
+            if rows.numel():
+                zeros = torch.zeros(valid[done].shape)
+                cols = sampling.sample_negatives(zeros, num, 1.0, valid[done], self.generator)
+                out[rows] = cand[done].gather(1, cols)
+            todo = todo[~done]
+        for row in todo.tolist():
+            out[row] = self._draw_from_complement(int(users[row]), int(targets[row]), num, probs)
+        return out
+
+    def _draw_from_complement(self, user, target, num, probs):
+        """Exact draw from the allowed items of one row; relaxes the history, then duplicates, if too few remain."""
+        items = torch.arange(1, self.item_num)
+        allowed = self.valid_mask(items, torch.tensor([user]), torch.tensor([target]))[0]
+        weights = (probs[1:] if probs is not None else torch.ones(items.numel(), dtype=torch.double)).clone()
+        if int((allowed & (weights > 0)).sum()) < num:
+            self.fallback_rows += 1
+            allowed = items != target if self.item_num > 2 else torch.ones_like(items, dtype=torch.bool)
+            weights = torch.ones(items.numel(), dtype=torch.double)
+        weights[~allowed] = 0
+        replace = int((weights > 0).sum()) < num
+        return items[torch.multinomial(weights, num, replacement=replace, generator=self.generator)]

@@ -1,0 +1,181 @@
+"""Sampling math for GenNi: candidate pools, exclusion masks and model-aware negative draws.
+
+Pure tensor functions with no RecBole import, so they can be used from any PyTorch training loop::
+
+    pool = draw_pool(num_items=1000, pool_size=100, generator=g)              # [M] candidate ids
+    scores = user_emb @ item_emb[pool].T                                       # [N, M]
+    valid = exclusion_mask(pool, targets=pos, history_keys=keys, users=uid, num_items=1000)
+    cols = sample_negatives(scores, num_samples=2, temperature=0.5, valid=valid, generator=g)
+    negatives = pool[cols]                                                     # [N, 2]
+
+Item id 0 is padding everywhere (RecBole's convention); real items are ``1 .. num_items - 1``.
+
+Reference: Chen et al., "Generating Negative Samples for Sequential Recommendation", arXiv 2208.03645.
+"""
+
+from typing import Optional
+
+import torch
+
+__all__ = [
+    "draw_pool",
+    "history_keys",
+    "in_history",
+    "exclusion_mask",
+    "sample_negatives",
+    "pool_ranks",
+]
+
+
+def draw_pool(
+    num_items: int,
+    pool_size: int,
+    num_rows: Optional[int] = None,
+    probs: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    device=None,
+) -> torch.Tensor:
+    """Draw a candidate pool of item ids, with replacement, from a uniform or given proposal.
+
+    Args:
+        num_items: catalogue size including the padding id 0; ids are drawn from ``1 .. num_items - 1``.
+        pool_size: M, candidates per pool.
+        num_rows: ``None`` for one pool shared by the batch (``[M]``), else one pool per row (``[num_rows, M]``).
+        probs: optional proposal over ids ``[num_items]`` (``probs[0]`` must be 0), e.g. popularity ** alpha;
+            uniform over real items when ``None``.
+        generator: random generator on ``device``.
+
+    Returns:
+        LongTensor ``[M]`` or ``[num_rows, M]``.
+    """
+    if num_items < 2:
+        raise ValueError(f"draw_pool needs at least one real item, got num_items={num_items}")
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+    shape = (pool_size,) if num_rows is None else (num_rows, pool_size)
+    if probs is None:
+        return torch.randint(1, num_items, shape, generator=generator, device=device)
+    if probs.shape != (num_items,):
+        raise ValueError(f"probs must have shape [{num_items}], got {list(probs.shape)}")
+    total = shape[0] * (shape[1] if len(shape) == 2 else 1)
+    flat = torch.multinomial(probs, total, replacement=True, generator=generator)
+    return flat.view(shape)
+
+
+def history_keys(users: torch.Tensor, items: torch.Tensor, num_items: int) -> torch.Tensor:
+    """Encode (user, item) pairs as sorted unique int64 keys ``user * num_items + item`` for fast membership tests."""
+    return torch.unique(users.long() * num_items + items.long())  # sorted
+
+
+def in_history(
+    keys: torch.Tensor, users: torch.Tensor, items: torch.Tensor, num_items: int
+) -> torch.Tensor:
+    """Whether each ``items[n, m]`` is in the history of ``users[n]``; ``keys`` from :func:`history_keys`.
+
+    ``items`` may be ``[M]`` (a shared pool) or ``[N, M]``; the result is bool ``[N, M]``.
+    """
+    if keys.numel() == 0:
+        return torch.zeros(users.shape[0], items.shape[-1], dtype=torch.bool, device=items.device)
+    query = users.long().unsqueeze(1) * num_items + items.long().expand(users.shape[0], -1)  # [N, M]
+    pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
+    return keys[pos] == query
+
+
+def exclusion_mask(
+    candidates: torch.Tensor,
+    targets: Optional[torch.Tensor] = None,
+    keys: Optional[torch.Tensor] = None,
+    users: Optional[torch.Tensor] = None,
+    num_items: Optional[int] = None,
+    num_rows: Optional[int] = None,
+) -> torch.Tensor:
+    """Bool ``[N, M]``: True where a candidate may be a negative for that row.
+
+    Always excludes the padding id 0; excludes each row's target when ``targets`` (``[N]``) is given, and the
+    user's history when ``keys`` (from :func:`history_keys`), ``users`` and ``num_items`` are given.
+    ``candidates`` is ``[M]`` (shared pool; then ``num_rows`` or ``targets``/``users`` fix N) or ``[N, M]``.
+    """
+    if candidates.dim() == 1:
+        n = num_rows if num_rows is not None else (targets if targets is not None else users).shape[0]
+        cand = candidates.unsqueeze(0).expand(n, -1)
+    else:
+        cand = candidates
+    valid = cand != 0
+    if targets is not None:
+        valid &= cand != targets.unsqueeze(1)
+    if keys is not None:
+        valid &= ~in_history(keys, users, cand, num_items)
+    return valid
+
+
+def sample_negatives(
+    scores: torch.Tensor,
+    num_samples: int,
+    temperature: float = 1.0,
+    valid: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """Draw ``num_samples`` columns per row from softmax(scores / temperature) over the valid columns.
+
+    Draws are without replacement within a row (Gumbel-top-k, i.e. sequential sampling from the softmax),
+    so the first column of each row follows the softmax exactly. ``temperature == 0`` returns the top-k
+    valid columns (DNS); a very large temperature gives uniform draws over the valid columns.
+
+    Args:
+        scores: float ``[N, M]``; non-finite entries are not allowed (check with ``torch.isfinite`` first).
+        num_samples: K.
+        temperature: tau >= 0.
+        valid: optional bool ``[N, M]``; False columns are never returned.
+        generator: random generator on the device of ``scores``.
+
+    Returns:
+        LongTensor ``[N, K]`` of column indices into ``scores``.
+
+    Raises:
+        ValueError: on a bad shape or temperature, or when a row has fewer than K valid columns
+            (the caller decides the fallback; this function never returns a masked column).
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be [N, M], got shape {list(scores.shape)}")
+    if not scores.is_floating_point():
+        raise ValueError(f"scores must be floating point, got {scores.dtype}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    n, m = scores.shape
+    if not 1 <= num_samples <= m:
+        raise ValueError(f"num_samples must be in [1, {m}] for {m} columns, got {num_samples}")
+    if valid is not None:
+        if valid.shape != scores.shape:
+            raise ValueError(f"valid must have shape {list(scores.shape)}, got {list(valid.shape)}")
+        short = valid.sum(dim=1) < num_samples
+        if bool(short.any()):
+            row = int(short.nonzero()[0])
+            raise ValueError(
+                f"{int(short.sum())} row(s) have fewer than {num_samples} valid columns (first: row {row} "
+                f"with {int(valid[row].sum())})"
+            )
+    if n == 0:
+        return torch.empty(0, num_samples, dtype=torch.long, device=scores.device)
+    keys = scores.float()
+    if temperature > 0:
+        uniform = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype)
+        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20)))  # standard Gumbel noise
+        keys = keys / temperature + gumbel
+    if valid is not None:
+        keys = keys.masked_fill(~valid, float("-inf"))
+    return keys.topk(num_samples, dim=1).indices
+
+
+def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Normalised rank of each chosen column among the valid columns of its row: 0 = the hardest, 1 = the easiest.
+
+    Used as telemetry of how hard the generated negatives are. ``scores`` ``[N, M]``, ``chosen`` ``[N, K]``.
+    """
+    chosen_scores = scores.gather(1, chosen)  # [N, K]
+    higher = scores.unsqueeze(1) > chosen_scores.unsqueeze(2)  # [N, K, M]
+    if valid is not None:
+        higher &= valid.unsqueeze(1)
+        denom = (valid.sum(dim=1, keepdim=True) - 1).clamp(min=1)
+    else:
+        denom = torch.full_like(chosen_scores, max(scores.shape[1] - 1, 1))
+    return higher.sum(dim=2).float() / denom.float()

@@ -1,0 +1,71 @@
+"""Scoring adapters: how a RecBole model scores a candidate pool, and how K negatives reach its loss."""
+
+import torch
+from recbole.data.interaction import Interaction
+
+from recbole_genni.support import ONE_PASS_ENCODERS
+
+
+class DotProductScorer:
+    """One encoder pass per row, dotted with the candidates' item embeddings (the model's own scoring head)."""
+
+    one_pass_loss = True
+
+    def __init__(self, model, fields):
+        self.model = model
+        self.fields = [getattr(model, f) for f in fields]
+
+    def encode(self, interaction):
+        return self.model.forward(*(interaction[f] for f in self.fields))  # [N, H]
+
+    def score(self, interaction, candidates, targets):
+        """Scores of ``candidates`` (``[M]`` shared or ``[N, M]``) and of each row's target (``[N]``)."""
+        hidden = self.encode(interaction)  # [N, H]
+        table = self.model.item_embedding.weight
+        if candidates.dim() == 1:
+            scores = hidden @ table[candidates].t()  # [N, M]
+        else:
+            scores = torch.bmm(table[candidates], hidden.unsqueeze(2)).squeeze(2)  # [N, M]
+        target_scores = (hidden * table[targets]).sum(dim=1)  # [N]
+        return scores, target_scores
+
+
+class FullSortScorer:
+    """Any model with ``full_sort_predict``: one pass scores the whole catalogue, then the pool is gathered."""
+
+    one_pass_loss = False
+
+    def __init__(self, model):
+        self.model = model
+
+    def score(self, interaction, candidates, targets):
+        full = self.model.full_sort_predict(interaction)  # [N, |I|]
+        scores = full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)  # [N, M]
+        return scores, full.gather(1, targets.unsqueeze(1)).squeeze(1)
+
+
+def scorer_for(model):
+    """The scoring adapter of a model instance, chosen by its class name (see :mod:`recbole_genni.support`)."""
+    fields = ONE_PASS_ENCODERS.get(type(model).__name__)
+    if fields is not None:
+        return DotProductScorer(model, fields)
+    return FullSortScorer(model)
+
+
+def multi_negative_loss(model, interaction, neg_field, one_pass):
+    """The model's own ``calculate_loss`` over K negatives per row given as ``interaction[neg_field]`` ``[N, K]``.
+
+    One-pass models get the negatives as ``[K, N]``: their BPR heads broadcast ``[N, H] * [K, N, H]`` so the
+    sequence is encoded once and the loss is the mean over the N x K pairs. Other models get RecBole's layout:
+    the row repeated K times with one negative each (same mean, K encoder passes).
+    """
+    negatives = interaction[neg_field]
+    if negatives.dim() == 1:
+        return model.calculate_loss(interaction)
+    rest = {k: v for k, v in interaction.interaction.items() if k != neg_field}
+    if one_pass:
+        batch = Interaction({**rest, neg_field: negatives.t()})
+    else:
+        batch = Interaction(rest).repeat(negatives.shape[1])
+        batch.update(Interaction({neg_field: negatives.t().reshape(-1)}))
+    return model.calculate_loss(batch)

@@ -1,0 +1,59 @@
+"""Which RecBole sequential models train with generated negatives, and how each one is scored.
+
+``ONE_PASS_ENCODERS`` lists dot-product models: the sampler encodes each sequence once with ``model.forward``
+(arguments named below, as the model's own ``full_sort_predict`` passes them) and dots the hidden state with
+the candidates' rows of ``model.item_embedding``. Their BPR heads also broadcast a ``[K, B]`` negatives tensor,
+so K negatives cost one encoder pass in the loss too.
+
+``GENERIC_MODELS`` have other heads (distances, biases, separate output tables, candidate-dependent
+forwards): they are scored with ``full_sort_predict`` once per row, then gathered, and K > 1 negatives
+repeat the row K times in the loss (RecBole's own layout).
+
+``REFUSED_MODELS`` cannot train on sampled negatives; the reason is the error the user sees.
+"""
+
+#: model name -> interaction fields passed to ``model.forward`` (attribute names on the model)
+ONE_PASS_ENCODERS = {
+    "SASRec": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "GRU4Rec": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "NARM": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "STAMP": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "SRGNN": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "GCSAN": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "LightSANs": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "SINE": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "FEARec": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "FDSA": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "SASRecF": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "GRU4RecF": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "GRU4RecKG": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
+    "Caser": ("USER_ID", "ITEM_SEQ"),
+    "NextItNet": ("ITEM_SEQ",),
+    "FOSSIL": ("ITEM_SEQ", "ITEM_SEQ_LEN", "USER_ID"),
+    "HRM": ("ITEM_SEQ", "USER_ID", "ITEM_SEQ_LEN"),
+    "SHAN": ("ITEM_SEQ", "USER_ID"),
+}
+
+#: models scored through ``full_sort_predict`` (exact, one pass per row, but |I| scores per row)
+GENERIC_MODELS = ("FPMC", "TransRec", "HGN", "NPE", "KSR")
+
+REFUSED_MODELS = {
+    "CORE": "CORE trains with full-softmax CE only; use neg_sampler: none.",
+    "SASRecCPR": "SASRecCPR calls sys.exit(0) on BPR, which would look like success; use neg_sampler: none.",
+    "GRU4RecCPR": "GRU4RecCPR calls sys.exit(0) on BPR, which would look like success; use neg_sampler: none.",
+    "RepeatNet": "RepeatNet trains sampled negatives as positives; use neg_sampler: none.",
+    "DIN": "DIN is a CTR model with its own labelled negatives and no full ranking.",
+    "DIEN": "DIEN is a CTR model with its own labelled negatives and no full ranking.",
+    "BERT4Rec": "BERT4Rec draws its own negatives for masked positions and ignores loader negatives; "
+    "use neg_sampler: none (its CE loss).",
+    "S3Rec": "S3Rec pre-trains with its own objective; generated negatives are not wired into it.",
+}
+
+
+def scoring_path(model_name: str) -> str:
+    """``'one-pass'``, ``'generic'`` or ``'refused'`` for a RecBole sequential model name."""
+    if model_name in REFUSED_MODELS:
+        return "refused"
+    if model_name in ONE_PASS_ENCODERS:
+        return "one-pass"
+    return "generic"

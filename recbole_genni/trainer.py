@@ -1,0 +1,75 @@
+"""RecBole ``Trainer`` that feeds the model to the negative generator, logs its telemetry, and loads its own
+checkpoints on torch >= 2.6."""
+
+from recbole.trainer import Trainer as RecBole_Trainer
+from recbole.utils import set_color
+
+from recbole_genni.config import MODEL_BASED_SAMPLERS
+from recbole_genni.dataloader import GenNiTrainDataLoader
+from recbole_genni.scoring import multi_negative_loss
+from recbole_genni.utils import load_checkpoint
+
+
+class Trainer(RecBole_Trainer):
+    """RecBole's trainer for sequential models trained with :class:`GenNiTrainDataLoader` negatives.
+
+    - attaches the local model to the train loader before training (RecBole does so only for ``dynamic``);
+    - K > 1 negatives per row reach the model's own loss through :func:`multi_negative_loss`;
+    - per epoch, logs and writes to TensorBoard the sampling seconds and the hardness of the negatives;
+    - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
+    """
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        if isinstance(train_data, GenNiTrainDataLoader):
+            train_data.get_model(self.model)
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if not isinstance(train_data, GenNiTrainDataLoader):
+            return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        train_data.set_epoch(epoch_idx)
+        if loss_func is None and train_data.neg_num > 1:
+            one_pass = train_data.scorer.one_pass_loss if train_data.scorer else False
+            neg_field = train_data.neg_item_id
+            loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field, one_pass)  # noqa: E731
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        self._log_negative_stats(train_data, epoch_idx)
+        return loss
+
+    def _log_negative_stats(self, train_data, epoch_idx):
+        if train_data.neg_sampler == "none":
+            return
+        stats = train_data.pop_stats().summary()
+        kind = train_data.neg_sampler
+        if kind in MODEL_BASED_SAMPLERS and not train_data.generates:
+            kind += " (warm-up: uniform)"
+        self.logger.info(
+            set_color(f"epoch {epoch_idx} negatives", "green")
+            + f" [{kind}, "
+            + ", ".join(f"{set_color(k, 'blue')}: {v:.4g}" for k, v in stats.items())
+            + "]"
+        )
+        for key, value in stats.items():
+            self.tensorboard.add_scalar(f"Negatives/{key}", value, epoch_idx)
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model and eval_data:
+            checkpoint_file = model_file or self.saved_model_file
+            checkpoint = load_checkpoint(checkpoint_file, self.device)
+            self.model.load_state_dict(checkpoint["state_dict"])
+            self.model.load_other_parameter(checkpoint.get("other_parameter"))
+            self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+    def resume_checkpoint(self, resume_file):
+        """Continue training from a checkpoint written by :meth:`_save_checkpoint`."""
+        resume_file = str(resume_file)
+        checkpoint = load_checkpoint(resume_file, self.device)
+        self.saved_model_file = resume_file
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")

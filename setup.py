@@ -1,0 +1,26 @@
+from setuptools import setup
+
+setup(
+    name="recbole-genni",
+    version="0.1.0",
+    description="GenNi: model-generated negative samples for RecBole sequential recommenders",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=["recbole_genni", "recbole_genni.model", "recbole_genni.properties"],
+    package_dir={"recbole_genni.properties": "properties"},
+    package_data={"recbole_genni.properties": ["*.yaml", "model/*.yaml"]},
+    py_modules=[],
+    install_requires=[
+        "recbole==1.2.1",
+        "torch>=2.0",
+        "numpy<2",  # RecBole's Config sets numpy aliases removed in 2.0; ray 2.6.3 uses np.bool8
+        "pandas<2.3",  # the last pandas line built against numpy 1.x
+        "scipy",
+        "pyyaml",
+        "setuptools<81",  # ray 2.6.3 (RecBole's dependency) imports pkg_resources
+        "tensorboard",
+    ],
+    extras_require={"test": ["pytest", "pytest-timeout"]},
+)

@@ -1,0 +1,65 @@
+"""Tiny synthetic RecBole datasets and configs, so every test runs on CPU in seconds."""
+
+import sys
+
+import numpy as np
+import pytest
+
+#: small model sizes for every model family that the tests train
+TINY_MODEL = {
+    "hidden_size": 16,
+    "embedding_size": 16,
+    "inner_size": 32,
+    "n_layers": 1,
+    "n_heads": 1,
+    "num_layers": 1,
+    "kg_embedding_size": 16,
+    "MAX_ITEM_LIST_LENGTH": 10,
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_argv(monkeypatch):
+    """RecBole's Config reads ``--key=value`` from ``sys.argv``: keep pytest's own flags out of it."""
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+
+
+def write_atomic(folder, name, num_users=30, num_items=40, min_len=6, max_len=14, seed=0, item_features=False):
+    """A sequential dataset ``folder/name/name.inter`` with a learnable next-item pattern; returns the folder."""
+    rng = np.random.default_rng(seed)
+    path = folder / name
+    path.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(1, num_users + 1):
+        length = int(rng.integers(min_len, max_len + 1))
+        start = int(rng.integers(1, num_items + 1))
+        for t in range(length):
+            item = (start + t - 1) % num_items + 1 if rng.random() < 0.8 else int(rng.integers(1, num_items + 1))
+            lines.append(f"{user}\t{item}\t{t}")
+    (path / f"{name}.inter").write_text("\n".join(lines) + "\n")
+    if item_features:
+        rows = ["item_id:token\tclass:token_seq"] + [f"{i}\tc{i % 3} c{i % 5}" for i in range(1, num_items + 1)]
+        (path / f"{name}.item").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """``data_path`` holding the dataset ``tiny`` (with item features)."""
+    return write_atomic(tmp_path / "data", "tiny", item_features=True)
+
+
+@pytest.fixture
+def base_config(tiny_data, tmp_path):
+    """A config_dict for one quick epoch on ``tiny``."""
+    return {
+        "data_path": str(tiny_data),
+        "checkpoint_dir": str(tmp_path / "saved"),
+        "epochs": 1,
+        "train_batch_size": 64,
+        "eval_batch_size": 256,
+        "show_progress": False,
+        "state": "ERROR",
+        "seed": 7,
+        **TINY_MODEL,
+    }

@@ -1,0 +1,120 @@
+"""The pure sampling module: distributions, masks, shapes, determinism and failure modes."""
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from recbole_genni import sampling
+
+
+def draw_first_columns(scores, valid, temperature, draws, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    rows = scores.expand(draws, -1).contiguous()
+    mask = valid.expand(draws, -1).contiguous() if valid is not None else None
+    return sampling.sample_negatives(rows, 1, temperature, mask, gen)[:, 0]
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_draws_follow_softmax_over_valid_columns(temperature):
+    scores = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, 3.0]])
+    valid = torch.tensor([[True, True, True, True, True, False]])
+    draws = 40_000
+    cols = draw_first_columns(scores, valid, temperature, draws)
+    counts = torch.bincount(cols, minlength=6)
+    assert counts[5] == 0
+    probs = torch.softmax(scores[0, :5].double() / temperature, dim=0)
+    _, p_value = chisquare(counts[:5].numpy(), (probs * draws).numpy())
+    assert p_value > 1e-3
+
+
+def test_first_of_k_follows_softmax_and_rows_have_no_duplicates():
+    scores = torch.tensor([[1.0, 0.0, -0.5, 0.7, 0.2]])
+    gen = torch.Generator().manual_seed(3)
+    cols = sampling.sample_negatives(scores.expand(20_000, -1).contiguous(), 3, 1.0, None, gen)
+    assert cols.shape == (20_000, 3) and cols.dtype == torch.long
+    assert all(len(set(row)) == 3 for row in cols[:2000].tolist())
+    counts = torch.bincount(cols[:, 0], minlength=5)
+    _, p_value = chisquare(counts.numpy(), (torch.softmax(scores[0].double(), 0) * 20_000).numpy())
+    assert p_value > 1e-3
+
+
+def test_masked_columns_are_never_returned():
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(500, 30, generator=gen) * 5
+    valid = torch.rand(500, 30, generator=gen) < 0.5
+    valid[:, :4] = True  # at least 4 valid per row
+    cols = sampling.sample_negatives(scores, 4, 1.0, valid, gen)
+    assert bool(valid.gather(1, cols).all())
+
+
+def test_zero_temperature_is_argmax_and_large_temperature_is_uniform():
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randn(200, 12, generator=gen)
+    valid = torch.ones_like(scores, dtype=torch.bool)
+    valid[:, 0] = False
+    cols = sampling.sample_negatives(scores, 2, 0.0, valid, gen)
+    expected = scores.masked_fill(~valid, float("-inf")).topk(2, dim=1).indices
+    assert torch.equal(cols, expected)
+    hot = draw_first_columns(torch.tensor([[5.0, 0.0, -5.0, 1.0]]), None, 1e6, 20_000)
+    _, p_value = chisquare(torch.bincount(hot, minlength=4).numpy())
+    assert p_value > 1e-3
+
+
+def test_same_seed_same_indices():
+    scores = torch.randn(64, 50)
+    a = sampling.sample_negatives(scores, 3, 0.7, None, torch.Generator().manual_seed(11))
+    b = sampling.sample_negatives(scores, 3, 0.7, None, torch.Generator().manual_seed(11))
+    c = sampling.sample_negatives(scores, 3, 0.7, None, torch.Generator().manual_seed(12))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_short_row_raises_instead_of_returning_a_masked_column():
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid[1] = torch.tensor([True, False, False, False, False])
+    with pytest.raises(ValueError, match="row 1 with 1"):
+        sampling.sample_negatives(torch.zeros(3, 5), 2, 1.0, valid)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"scores": torch.zeros(5), "num_samples": 1}, r"\[N, M\]"),
+        ({"scores": torch.zeros(2, 5, dtype=torch.long), "num_samples": 1}, "floating"),
+        ({"scores": torch.zeros(2, 5), "num_samples": 6}, r"in \[1, 5\]"),
+        ({"scores": torch.zeros(2, 5), "num_samples": 1, "temperature": -1.0}, ">= 0"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sampling.sample_negatives(**kwargs)
+
+
+def test_draw_pool_shapes_range_and_proposal():
+    gen = torch.Generator().manual_seed(0)
+    shared = sampling.draw_pool(10, 7, generator=gen)
+    per_row = sampling.draw_pool(10, 7, num_rows=3, generator=gen)
+    assert shared.shape == (7,) and per_row.shape == (3, 7)
+    assert int(per_row.min()) >= 1 and int(per_row.max()) <= 9
+    probs = torch.zeros(10, dtype=torch.double)
+    probs[4] = probs[6] = 0.5
+    pop = sampling.draw_pool(10, 500, generator=gen, probs=probs)
+    assert set(pop.tolist()) == {4, 6}
+    with pytest.raises(ValueError):
+        sampling.draw_pool(1, 3)
+
+
+def test_exclusion_mask_padding_target_and_history():
+    keys = sampling.history_keys(torch.tensor([0, 0, 1]), torch.tensor([3, 5, 2]), num_items=10)
+    pool = torch.tensor([0, 2, 3, 5, 7])
+    users = torch.tensor([0, 1])
+    targets = torch.tensor([7, 5])
+    valid = sampling.exclusion_mask(pool, targets=targets, keys=keys, users=users, num_items=10)
+    assert valid.tolist() == [[False, True, False, False, False], [False, False, True, False, True]]
+    only_target = sampling.exclusion_mask(pool, targets=targets)
+    assert only_target.tolist() == [[False, True, True, True, False], [False, True, True, False, True]]
+
+
+def test_pool_ranks_hardest_is_zero():
+    scores = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    ranks = sampling.pool_ranks(scores, torch.tensor([[0, 3]]))
+    assert ranks.tolist() == [[0.0, 1.0]]

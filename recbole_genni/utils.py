@@ -39,7 +39,7 @@ def get_model(model_name: str):
     else:
         try:
             model_class = get_recbole_model(model_name)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, ImportError):  # RecBole probes exlib_recommender, which needs lightgbm
             raise GenNiConfigError(
                 f"unknown model {model_name!r}; supported sequential models: {', '.join(supported_models())}"
             ) from None

@@ -61,5 +61,7 @@ def base_config(tiny_data, tmp_path):
         "show_progress": False,
         "state": "ERROR",
         "seed": 7,
+        "load_col": None,
+        "neg_pool_size": 20,
         **TINY_MODEL,
     }

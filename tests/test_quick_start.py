@@ -1,0 +1,90 @@
+"""End-to-end runs on tiny data: results, checkpoint reload on the installed torch, CLI behaviour, config keys."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from recbole_genni import run_recbole_genni
+from recbole_genni.config import Config
+from recbole_genni.utils import GenNiConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_returns_recbole_results_and_reloads_best_model(base_config, tmp_path):
+    result = run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "epochs": 2})
+    assert set(result) >= {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}
+    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
+    assert result["best_valid_score"] == result["best_valid_result"]["ndcg@10"]
+    checkpoints = list((tmp_path / "saved").glob("SASRec-*.pth"))
+    assert len(checkpoints) == 1
+
+
+def test_best_model_reload_restores_saved_weights(base_config, tmp_path):
+    """Trainer.evaluate(load_best_model=True) must load RecBole's pickled checkpoint on torch >= 2.6."""
+    from recbole.data import create_dataset
+
+    from recbole_genni.quick_start import data_preparation
+    from recbole_genni.trainer import Trainer
+
+    config = Config("SASRec", "tiny", config_dict={**base_config, "epochs": 1})
+    train, valid, test = data_preparation(config, create_dataset(config))
+    model = config.model_class(config, train._dataset)
+    trainer = Trainer(config, model)
+    trainer.fit(train, valid, saved=True)
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    reloaded = trainer.evaluate(test, load_best_model=True)
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert reloaded == trainer.evaluate(test, load_best_model=False)
+
+
+def test_unknown_model_fails_with_the_supported_list():
+    with pytest.raises(GenNiConfigError, match=r"unknown model 'NoSuchModel'; supported sequential models: .*SASRec"):
+        Config("NoSuchModel", "tiny")
+
+
+def test_cli_unknown_model_exits_nonzero_with_one_line():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_recbole_genni.py"), "--model=NoSuchModel"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: unknown model 'NoSuchModel'") and "GRU4Rec" in lines[-1]
+
+
+def test_command_line_overrides_like_recbole(monkeypatch, base_config):
+    monkeypatch.setattr(sys, "argv", ["run", "--epochs=3", "--train_batch_size=32", "--neg_temperature=0.5", "--seed=3"])
+    config = Config("GRU4Rec", "tiny", config_dict=base_config)
+    assert (config["epochs"], config["train_batch_size"], config["neg_temperature"], config["seed"]) == (3, 32, 0.5, 3)
+    assert config["model"] == "GRU4Rec"
+
+
+def test_package_defaults_and_loss_resolution(base_config):
+    config = Config("SASRec", "tiny", config_dict=base_config)
+    assert config["neg_sampler"] == "genni" and config["loss_type"] == "BPR"
+    assert config["valid_metric"] == "NDCG@10" and config["topk"] == [5, 10, 20]
+    ce = Config("SASRec", "tiny", config_dict={**base_config, "neg_sampler": "none"})
+    assert ce["loss_type"] == "CE" and ce["train_neg_sample_args"]["distribution"] == "none"
+
+
+def test_recbole_train_neg_sample_args_still_work(base_config):
+    dns = Config("SASRec", "tiny", config_dict={
+        **base_config, "loss_type": "BPR",
+        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 2, "dynamic": True, "candidate_num": 7},
+    })
+    assert (dns["neg_sampler"], dns["neg_num"], dns["neg_pool_size"]) == ("dns", 2, 7)
+    ce = Config("SASRec", "tiny", config_dict={**base_config, "train_neg_sample_args": None})
+    assert ce["neg_sampler"] == "none" and ce["loss_type"] == "CE"
+
+
+def test_properties_are_installed_with_the_package():
+    from recbole_genni.config import properties_dir
+
+    assert (Path(properties_dir()) / "overall.yaml").is_file()

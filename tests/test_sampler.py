@@ -1,0 +1,74 @@
+"""The RecBole glue: candidate pools, exclusions, DNS, fallbacks and telemetry in real training batches."""
+
+import pytest
+import torch
+from recbole.data import create_dataset
+
+from recbole_genni import sampling
+from recbole_genni.config import Config
+from recbole_genni.quick_start import data_preparation
+
+from conftest import write_atomic
+
+
+def loader_for(base_config, model="SASRec", **overrides):
+    config = Config(model, "tiny", config_dict={**base_config, **overrides})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = config.model_class(config, train._dataset)
+    train.get_model(net)
+    return train, net
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "popularity", "genni", "dns"])
+def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
+    train, _ = loader_for(base_config, neg_sampler=sampler, neg_num=3)
+    keys = train._sampler.used_ids
+    for batch in train:
+        negatives = batch[train.neg_item_id]
+        users, targets = batch[train.uid_field], batch[train.iid_field]
+        assert negatives.shape == (len(users), 3)
+        assert bool((negatives > 0).all()) and bool((negatives != targets.unsqueeze(1)).all())
+        assert not bool(sampling.in_history(keys, users, negatives, train._sampler.item_num).any())
+    stats = train.pop_stats().summary()
+    assert stats["history_hit_share"] == 0 and stats["target_hit_share"] == 0
+    if sampler in ("genni", "dns"):
+        assert 0.0 <= stats["pool_rank"] <= 1.0 and stats["sampling_seconds"] > 0
+
+
+def test_dns_takes_the_best_scored_allowed_candidate(base_config):
+    train, net = loader_for(base_config, neg_sampler="dns", neg_pool_size="all", neg_exclude="target")
+    batch = next(iter(train))
+    net.eval()
+    with torch.no_grad():
+        scores = net.full_sort_predict(batch)
+    scores[:, 0] = float("-inf")
+    scores.scatter_(1, batch[train.iid_field].unsqueeze(1), float("-inf"))
+    assert torch.equal(batch[train.neg_item_id], scores.argmax(dim=1))
+
+
+@pytest.mark.timeout(60)
+def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config):
+    """One user's training items cover all 12 items: no allowed negative exists, the row falls back, counted."""
+    data = write_atomic(tmp_path / "full", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
+    inter = data / "tiny" / "tiny.inter"
+    inter.write_text(inter.read_text() + "".join(f"99\t{i % 12 + 1}\t{100 + i}\n" for i in range(14)))
+    config = {**base_config, "data_path": str(data), "neg_pool_size": 10}
+    for sampler in ("uniform", "genni"):
+        train, _ = loader_for(config, neg_sampler=sampler)
+        for _ in train:
+            pass
+        assert train.pop_stats().fallback_rows > 0
+
+
+def test_pool_size_fraction_and_all(base_config):
+    train, _ = loader_for(base_config, neg_pool_size=0.5)
+    assert train.pool_size == 20
+    train, _ = loader_for(base_config, neg_pool_size="all")
+    assert train.pool_size == 40
+
+
+def test_model_is_left_in_train_mode_after_scoring(base_config):
+    train, net = loader_for(base_config)
+    net.train()
+    next(iter(train))
+    assert net.training

@@ -15,7 +15,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python run_recbole_genni.py $(ARGS)
+	$(BIN)/python run_recbole_genni.py --config_files=properties/main_job.yaml $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,113 @@
+"""Cost of negative sampling per training step: SASRec on ml-100k, one process, same batches for every sampler.
+
+    python benchmarks/sampler_cost.py [--batches 40] [--batch_size 512] [--out benchmarks/results/sampler_cost.md]
+
+Times ``collate (sampling) + forward + backward + Adam step`` over the first N batches of an epoch for:
+uniform, genni (M = 100), our dns (M = 10), and RecBole's own ``dynamic`` DNS (``candidate_num: 10``).
+Reports seconds per batch, the projected epoch time, and the two ratios of issue 3.
+"""
+
+import argparse
+import platform
+import sys
+import time
+from datetime import date
+
+import torch
+
+
+def step_seconds(train_data, model, batches):
+    """Mean seconds of one training step (its collate included) over ``batches`` steps after one warm-up."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    iterator = iter(train_data)
+    times = []
+    for _ in range(batches + 1):
+        start = time.perf_counter()
+        batch = next(iterator)
+        loss = model.calculate_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return sum(times[1:]) / batches, len(train_data)
+
+
+def ours(sampler, pool_size, batch_size, batches):
+    from recbole.data import create_dataset
+    from recbole.utils import init_seed
+
+    from recbole_genni.config import Config
+    from recbole_genni.quick_start import data_preparation
+
+    config = Config("SASRec", "ml-100k", config_dict={
+        "neg_sampler": sampler, "neg_pool_size": pool_size, "train_batch_size": batch_size, "state": "ERROR",
+    })
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = config.model_class(config, train._dataset)
+    train.get_model(model)
+    return step_seconds(train, model, batches)
+
+
+def recbole_dynamic(candidate_num, batch_size, batches):
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, init_seed
+
+    config = Config("SASRec", "ml-100k", config_dict={
+        "loss_type": "BPR", "train_batch_size": batch_size, "state": "ERROR",
+        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1, "dynamic": True,
+                                  "candidate_num": candidate_num},
+    })
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = get_model("SASRec")(config, train._dataset)
+    torch.autograd.set_detect_anomaly(False)  # RecBole's sine.py switches it on at import
+    train.get_model(model)
+    return step_seconds(train, model, batches)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batch_size", type=int, default=512)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
+    runs = {
+        "uniform": lambda: ours("uniform", 100, args.batch_size, args.batches),
+        "genni (M=100)": lambda: ours("genni", 100, args.batch_size, args.batches),
+        "dns, ours (M=10)": lambda: ours("dns", 10, args.batch_size, args.batches),
+        "dns, RecBole dynamic (candidate_num=10)": lambda: recbole_dynamic(10, args.batch_size, args.batches),
+    }
+    rows = {}
+    for name, run in runs.items():
+        seconds, num_batches = run()
+        rows[name] = (seconds, seconds * num_batches)
+        print(f"{name:<42} {seconds:.3f} s/batch  {seconds * num_batches:8.1f} s/epoch (projected)", flush=True)
+    genni_ratio = rows["genni (M=100)"][0] / rows["uniform"][0]
+    dns_ratio = rows["dns, RecBole dynamic (candidate_num=10)"][0] / rows["dns, ours (M=10)"][0]
+    lines = [
+        f"# Sampler cost: SASRec on ml-100k ({date.today()}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU)",
+        "",
+        f"Command: `python benchmarks/sampler_cost.py --batches {args.batches} --batch_size {args.batch_size}`. "
+        f"Mean of {args.batches} training steps (collate with sampling + forward + backward + Adam) after one "
+        f"warm-up step; epoch = s/batch x {num_batches} batches.",
+        "",
+        "| sampler | s / batch | s / epoch (projected) |",
+        "|---|---|---|",
+        *[f"| {name} | {s:.3f} | {e:.1f} |" for name, (s, e) in rows.items()],
+        "",
+        f"- genni / uniform = **{genni_ratio:.2f}** (goal <= 1.2)",
+        f"- RecBole dynamic / ours dns = **{dns_ratio:.2f}** (goal >= 5)",
+    ]
+    print("\n".join(lines[-2:]))
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

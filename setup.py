@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=["recbole_genni", "recbole_genni.model", "recbole_genni.properties"],
+    packages=["recbole_genni", "recbole_genni.data", "recbole_genni.model", "recbole_genni.properties"],
     package_dir={"recbole_genni.properties": "properties"},
     package_data={"recbole_genni.properties": ["*.yaml", "model/*.yaml"]},
     py_modules=[],

@@ -78,6 +78,9 @@ class Config(RecBole_Config):
         model, sampler = self.model, final["neg_sampler"]
         uses_loss_type = not hasattr(self.model_class, "input_type")
         user_loss = self.external_config_dict.get("loss_type")
+        if hasattr(self.model_class, "loss_types"):
+            self._resolve_own_loss(final, user_loss)
+            return
         if sampler == "none":
             if not uses_loss_type:
                 raise GenNiConfigError(
@@ -106,6 +109,34 @@ class Config(RecBole_Config):
                 )
             final["loss_type"] = user_loss or "BPR"
         final["train_neg_sample_args"] = dict(_RECBOLE_PAIRWISE_ARGS)
+
+
+    def _resolve_own_loss(self, final, user_loss):
+        """Models that draw their own negatives (``loss_types``): CE goes with ``neg_sampler: none``."""
+        sampler, allowed = final["neg_sampler"], self.model_class.loss_types
+        loss = final["loss_type"]
+        if loss not in allowed:
+            raise GenNiConfigError(f"loss_type: {loss!r} is invalid for {self.model}; expected {' | '.join(allowed)}.")
+        if sampler == "none":
+            if user_loss not in (None, "CE"):
+                raise GenNiConfigError(
+                    f"loss_type: {user_loss} needs negatives but neg_sampler is none; "
+                    "set neg_sampler (e.g. genni) or loss_type: CE."
+                )
+            final["loss_type"] = "CE"
+        elif loss == "CE":
+            if user_loss == "CE":
+                raise GenNiConfigError(
+                    f"loss_type: CE is full softmax and uses no negatives, but neg_sampler is {sampler}; "
+                    "set neg_sampler: none for CE, or another loss_type to train on the sampled negatives."
+                )
+            final["loss_type"] = "BCE"
+        if final["loss_type"] == "SSM" and sampler == "dns":
+            raise GenNiConfigError(
+                "loss_type: SSM needs the probability of each drawn negative, which dns (an argmax) does not have; "
+                "use neg_sampler: genni with a small neg_temperature instead."
+            )
+        final["train_neg_sample_args"] = None
 
 
 def _is_number(value) -> bool:

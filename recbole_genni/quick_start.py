@@ -9,7 +9,7 @@ from recbole.data import data_preparation as recbole_data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_genni.config import Config
-from recbole_genni.dataloader import GenNiTrainDataLoader
+from recbole_genni.dataloader import GenNiTrainDataLoader, UserSequenceDataLoader
 from recbole_genni.sampler import CandidatePoolSampler
 from recbole_genni.utils import get_trainer
 
@@ -17,12 +17,14 @@ SUMMARY_METRICS = ("hit@10", "ndcg@10")
 
 
 def data_preparation(config, dataset):
-    """RecBole's split and loaders, with the training loader replaced by :class:`GenNiTrainDataLoader`.
-
-    Its :class:`CandidatePoolSampler` sees the training split only (popularity and histories).
+    """RecBole's split and loaders, with the training loader replaced by :class:`GenNiTrainDataLoader`
+    (whose :class:`CandidatePoolSampler` sees the training split only), or by :class:`UserSequenceDataLoader`
+    for models that draw their own negatives at every position.
     """
     train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
-    if config["neg_sampler"] != "none":
+    if hasattr(config.model_class, "loss_types"):
+        train_data = UserSequenceDataLoader(config, train_data._dataset, None, shuffle=config["shuffle"])
+    elif config["neg_sampler"] != "none":
         train_dataset = train_data._dataset
         distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
         sampler = CandidatePoolSampler(train_dataset, config, distribution)

@@ -1,5 +1,7 @@
 """RecBole ``Sampler`` for GenNi: candidate pools, exclusion masks and bounded uniform/popularity negatives."""
 
+import math
+
 import numpy as np
 import torch
 from recbole.sampler.sampler import AbstractSampler
@@ -94,12 +96,12 @@ class CandidatePoolSampler(AbstractSampler):
             num_rows=users.shape[0],
         )
 
-    def draw(self, users, targets, num):
-        """``num`` negatives per row ``[N, num]`` from the proposal (uniform or popularity), excluding per config."""
+    def draw(self, users, targets, num, distribution=None):
+        """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per config."""
         n = users.shape[0]
         out = torch.zeros(n, num, dtype=torch.long)
         todo = torch.arange(n)
-        probs = self.probs if self.distribution == "popularity" else None
+        probs = self.probs if (distribution or self.distribution) == "popularity" else None
         for _ in range(_MAX_REDRAWS):
             if todo.numel() == 0:
                 return out
@@ -115,6 +117,12 @@ class CandidatePoolSampler(AbstractSampler):
         for row in todo.tolist():
             out[row] = self._draw_from_complement(int(users[row]), int(targets[row]), num, probs)
         return out
+
+    def log_proposal(self, negatives):
+        """``log q`` of negatives drawn by :meth:`draw` (exclusions ignored: they change q by a tiny factor)."""
+        if self.distribution == "popularity":
+            return self.probs[negatives].float().log()
+        return torch.full(negatives.shape, -math.log(self.item_num - 1))
 
     def _draw_from_complement(self, user, target, num, probs):
         """Exact draw from the allowed items of one row; relaxes the history, then duplicates, if too few remain."""

@@ -24,6 +24,7 @@ __all__ = [
     "exclusion_mask",
     "sample_negatives",
     "pool_ranks",
+    "draw_log_probs",
 ]
 
 
@@ -179,3 +180,18 @@ def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch
     else:
         denom = torch.full_like(chosen_scores, max(scores.shape[1] - 1, 1))
     return higher.sum(dim=2).float() / denom.float()
+
+
+def draw_log_probs(
+    scores: torch.Tensor, chosen: torch.Tensor, temperature: float, valid: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """``log q`` of each chosen column under softmax(scores / temperature) over the valid columns ``[N, K]``.
+
+    The first-draw probability of :func:`sample_negatives`; what a logQ-corrected loss subtracts.
+    """
+    if temperature <= 0:
+        raise ValueError("draw probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
+    logits = scores.float() / temperature
+    if valid is not None:
+        logits = logits.masked_fill(~valid, float("-inf"))
+    return torch.log_softmax(logits, dim=1).gather(1, chosen)

@@ -25,23 +25,27 @@ class Trainer(RecBole_Trainer):
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        own = getattr(self.model, "negatives", None)  # models that draw their own negatives (GenNiSASRec)
+        if own is not None:
+            own.epoch = epoch_idx
+            loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+            self._log_negative_stats(own, epoch_idx)
+            return loss
         if not isinstance(train_data, GenNiTrainDataLoader):
             return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-        train_data.set_epoch(epoch_idx)
-        if loss_func is None and train_data.neg_num > 1:
+        train_data.negatives.epoch = epoch_idx
+        if loss_func is None and train_data.negatives.neg_num > 1:
             one_pass = train_data.scorer.one_pass_loss if train_data.scorer else False
             neg_field = train_data.neg_item_id
             loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field, one_pass)  # noqa: E731
         loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-        self._log_negative_stats(train_data, epoch_idx)
+        self._log_negative_stats(train_data.negatives, epoch_idx)
         return loss
 
-    def _log_negative_stats(self, train_data, epoch_idx):
-        if train_data.neg_sampler == "none":
-            return
-        stats = train_data.pop_stats().summary()
-        kind = train_data.neg_sampler
-        if kind in MODEL_BASED_SAMPLERS and not train_data.generates:
+    def _log_negative_stats(self, generator, epoch_idx):
+        stats = generator.pop_stats().summary()
+        kind = generator.neg_sampler
+        if kind in MODEL_BASED_SAMPLERS and not generator.generates:
             kind += " (warm-up: uniform)"
         self.logger.info(
             set_color(f"epoch {epoch_idx} negatives", "green")

@@ -29,7 +29,7 @@ def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
         assert negatives.shape == (len(users), 3)
         assert bool((negatives > 0).all()) and bool((negatives != targets.unsqueeze(1)).all())
         assert not bool(sampling.in_history(keys, users, negatives, train._sampler.item_num).any())
-    stats = train.pop_stats().summary()
+    stats = train.negatives.pop_stats().summary()
     assert stats["history_hit_share"] == 0 and stats["target_hit_share"] == 0
     if sampler in ("genni", "dns"):
         assert 0.0 <= stats["pool_rank"] <= 1.0 and stats["sampling_seconds"] > 0
@@ -57,14 +57,14 @@ def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_c
         train, _ = loader_for(config, neg_sampler=sampler)
         for _ in train:
             pass
-        assert train.pop_stats().fallback_rows > 0
+        assert train.negatives.pop_stats().fallback_rows > 0
 
 
 def test_pool_size_fraction_and_all(base_config):
     train, _ = loader_for(base_config, neg_pool_size=0.5)
-    assert train.pool_size == 20
+    assert train.negatives.pool_size == 20
     train, _ = loader_for(base_config, neg_pool_size="all")
-    assert train.pool_size == 40
+    assert train.negatives.pool_size == 40
 
 
 def test_model_is_left_in_train_mode_after_scoring(base_config):

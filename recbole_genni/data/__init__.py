@@ -1,0 +1,1 @@
+"""Dataset conversion to RecBole atomic files."""

@@ -1,0 +1,130 @@
+"""Convert sequence files to RecBole atomic files.
+
+    python -m recbole_genni.data.convert ../shared/datasets/Beauty/Beauty.txt [--out dataset/]
+
+Input: an S3-Rec/ICLRec sequence file (one user per line, ``user item item ...`` in time order, integer ids),
+or a RecBole ``.inter`` file (optionally ``.xz``-compressed), taken as it is with its ``.item``/``.user`` siblings.
+Output: ``OUT/<name>/<name>.inter`` (a sequence file's position becomes the timestamp, so RecBole's time
+ordering keeps the file's order). Files are written to a temporary name and renamed, so an interrupted run
+leaves no half-written dataset. Prints users / items / interactions / average sequence length.
+"""
+
+import argparse
+import lzma
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from recbole_genni.utils import GenNiConfigError
+
+INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
+
+
+def _open_text(path: Path):
+    return lzma.open(path, "rt", encoding="utf-8") if path.suffix == ".xz" else open(path, encoding="utf-8")
+
+
+def dataset_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".xz", ".inter", ".txt"):
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    return name
+
+
+def read_sequences(path: Path):
+    """``(user, [items])`` per line of an S3-Rec file; a malformed line raises naming the file and line."""
+    with _open_text(path) as f:
+        for number, line in enumerate(f, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) < 2:
+                raise GenNiConfigError(f"{path}:{number}: a line needs a user id and at least one item id")
+            bad = next((t for t in tokens if not t.isdigit()), None)
+            if bad is not None:
+                raise GenNiConfigError(f"{path}:{number}: token {bad!r} is not a non-negative integer id")
+            yield tokens[0], tokens[1:]
+
+
+def _atomic_write(target: Path, write):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        write(f)
+    os.replace(tmp, target)
+
+
+def convert_sequences(path: Path, out: Path) -> dict:
+    """Write ``out/<name>/<name>.inter`` from an S3-Rec sequence file; return its statistics."""
+    name = dataset_name(path)
+    stats = {"users": 0, "items": set(), "interactions": 0}
+
+    def write(f):
+        f.write(INTER_HEADER + "\n")
+        for user, items in read_sequences(path):
+            stats["users"] += 1
+            stats["interactions"] += len(items)
+            stats["items"].update(items)
+            f.writelines(f"{user}\t{item}\t{t}\n" for t, item in enumerate(items))
+
+    _atomic_write(out / name / f"{name}.inter", write)
+    return {**stats, "items": len(stats["items"]), "name": name}
+
+
+def copy_atomic(path: Path, out: Path) -> dict:
+    """Copy (and decompress) a RecBole ``.inter`` file and its siblings; return its statistics."""
+    name = dataset_name(path)
+    with _open_text(path) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        fields = [h.split(":")[0] for h in header]
+        missing = [c for c in ("user_id", "item_id") if c not in fields]
+        if missing:
+            raise GenNiConfigError(f"{path}:1: header {header} has no {' or '.join(missing)} column")
+        u, i = fields.index("user_id"), fields.index("item_id")
+        users, items, lengths = set(), set(), 0
+        for line in f:
+            row = line.rstrip("\n").split("\t")
+            users.add(row[u])
+            items.add(row[i])
+            lengths += 1
+
+    def write(dst):
+        with _open_text(path) as src:
+            shutil.copyfileobj(src, dst)
+
+    _atomic_write(out / name / f"{name}.inter", write)
+    for suffix in (".item", ".user"):
+        for sibling in (path.with_name(name + suffix), path.with_name(name + suffix + ".xz")):
+            if sibling.exists():
+                _atomic_write(out / name / f"{name}{suffix}", lambda dst, s=sibling: shutil.copyfileobj(_open_text(s), dst))
+    return {"users": len(users), "items": len(items), "interactions": lengths, "name": name}
+
+
+def convert(path, out="dataset/") -> dict:
+    """Convert one file (see the module docstring); return ``name, users, items, interactions``."""
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise GenNiConfigError(f"{path}: no such file")
+    is_atomic = ".inter" in path.name
+    return copy_atomic(path, out) if is_atomic else convert_sequences(path, out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="S3-Rec .txt files or RecBole .inter[.xz] files")
+    parser.add_argument("--out", default="dataset/", help="data_path to write <name>/<name>.inter into")
+    args = parser.parse_args(argv)
+    try:
+        for path in args.paths:
+            s = convert(path, args.out)
+            print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "
+                  f"avg length {s['interactions'] / max(s['users'], 1):.2f} -> {Path(args.out) / s['name']}")
+    except GenNiConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

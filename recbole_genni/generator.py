@@ -1,0 +1,156 @@
+"""The negative generator shared by the data loader (any RecBole model) and :class:`GenNiSASRec` (every position).
+
+It turns a ``score(pool) -> (pool_scores, target_scores)`` callback into K negatives per row, following the
+``neg_*`` keys, and keeps the telemetry of the current epoch.
+"""
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from recbole_genni import sampling
+from recbole_genni.config import MODEL_BASED_SAMPLERS, resolve_pool_size
+
+
+@dataclass
+class NegativeStats:
+    """What a researcher watches per epoch: cost of sampling and how hard the negatives were."""
+
+    sampling_seconds: float = 0.0
+    scored_rows: int = 0
+    margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
+    rank_sum: float = 0.0  # sum over scored rows of the mean normalised pool rank (0 = hardest)
+    fallback_rows: int = 0  # rows with too few allowed candidates, given proposal negatives instead
+    nonfinite_rows: int = 0  # rows with NaN/inf scores, given uniform draws over the pool
+    negatives: int = 0
+    target_hits: int = 0  # negatives equal to the row's target (possible only with neg_exclude: none)
+    history_hits: int = 0  # negatives in the user's training items (possible unless neg_exclude: history)
+
+    def summary(self) -> dict:
+        total = max(self.negatives, 1)
+        out = {
+            "sampling_seconds": self.sampling_seconds,
+            "fallback_rows": self.fallback_rows,
+            "target_hit_share": self.target_hits / total,
+            "history_hit_share": self.history_hits / total,
+        }
+        if self.scored_rows:
+            out.update(
+                score_margin=self.margin_sum / self.scored_rows,
+                pool_rank=self.rank_sum / self.scored_rows,
+                nonfinite_rows=self.nonfinite_rows,
+            )
+        return out
+
+
+class NegativeGenerator:
+    """K negatives per row from ``neg_sampler``, using a :class:`~recbole_genni.sampler.CandidatePoolSampler`.
+
+    ``genni`` scores a pool of M candidates through the caller's ``score`` callback and draws from
+    softmax(score / neg_temperature) over the allowed candidates; ``dns`` takes the top-K; ``uniform`` and
+    ``popularity`` (and the warm-up epochs) need no model. Rows with NaN/inf scores are drawn uniformly from the
+    pool and rows with too few allowed candidates get proposal negatives; both are counted in :attr:`stats`.
+    """
+
+    def __init__(self, config, sampler):
+        self.sampler = sampler
+        self.neg_sampler = config["neg_sampler"]
+        self.neg_num = config["neg_num"]
+        self.temperature = 0.0 if self.neg_sampler == "dns" else float(config["neg_temperature"])
+        self.pool_shared = config["neg_pool_shared"]
+        self.warmup_epochs = config["neg_warmup_epochs"]
+        self.uniform_mix = float(config["neg_uniform_mix"])
+        self.pool_size = resolve_pool_size(config["neg_pool_size"], sampler.item_num)
+        self.epoch = 0
+        self.stats = NegativeStats()
+        self._device_generators = {}
+
+    @property
+    def generates(self) -> bool:
+        """Whether this epoch's negatives come from the model."""
+        return self.neg_sampler in MODEL_BASED_SAMPLERS and self.epoch >= self.warmup_epochs
+
+    def pop_stats(self) -> NegativeStats:
+        """This epoch's telemetry, reset for the next."""
+        stats, self.stats = self.stats, NegativeStats()
+        stats.fallback_rows += self.sampler.fallback_rows
+        self.sampler.fallback_rows = 0
+        return stats
+
+    def generate(self, users, targets, score=None, with_log_q=False):
+        """``(negatives [N, K], log_q [N, K] or None)`` on the device of ``targets``.
+
+        Args:
+            users, targets: LongTensor ``[N]``.
+            score: ``score(pool) -> (pool_scores [N, M], target_scores [N])`` for ``pool`` ``[M]`` or ``[N, M]``
+                on ``targets``' device; needed when :attr:`generates`.
+            with_log_q: also compute the log-probability with which each negative was drawn (for logQ losses).
+        """
+        start = time.perf_counter()
+        device = targets.device
+        users_cpu, targets_cpu = users.cpu(), targets.cpu()
+        log_q = None
+        if self.generates:
+            negatives, log_q = self._from_model(users_cpu, targets_cpu, score, device, with_log_q)
+        else:
+            negatives = self.sampler.draw(users_cpu, targets_cpu, self.neg_num).to(device)
+            if with_log_q:
+                log_q = self.sampler.log_proposal(negatives.cpu()).to(device)
+        if self.uniform_mix > 0:
+            mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix).to(device)
+            rows = mixed.any(dim=1)
+            if bool(rows.any()):
+                rows_cpu = rows.cpu()
+                uniform = self.sampler.draw(users_cpu[rows_cpu], targets_cpu[rows_cpu], self.neg_num, "uniform")
+                negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
+        self.stats.sampling_seconds += time.perf_counter() - start
+        self._count_hits(users_cpu, targets_cpu, negatives.cpu())
+        return negatives, log_q
+
+    def _count_hits(self, users, targets, negatives):
+        self.stats.negatives += negatives.numel()
+        self.stats.target_hits += int((negatives == targets.unsqueeze(1)).sum())
+        keys = self.sampler.used_ids
+        self.stats.history_hits += int(sampling.in_history(keys, users, negatives, self.sampler.item_num).sum())
+
+    def _generator(self, device):
+        if device not in self._device_generators:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(int(torch.randint(2**62, (1,), generator=self.sampler.generator)))
+            self._device_generators[device] = gen
+        return self._device_generators[device]
+
+    @torch.no_grad()
+    def _from_model(self, users, targets, score, device, with_log_q):
+        if score is None:
+            raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
+        n = len(users)
+        pool = self.sampler.draw_pool(self.pool_size, None if self.pool_shared else n)  # [M] or [N, M]
+        scores, target_scores = score(pool.to(device))
+        scores, target_scores = scores.float(), target_scores.float()
+        valid = self.sampler.valid_mask(pool, users, targets).to(device)
+        finite = torch.isfinite(scores).all(dim=1) & torch.isfinite(target_scores)
+        if not bool(finite.all()):
+            self.stats.nonfinite_rows += int((~finite).sum())
+            scores = torch.where(finite.unsqueeze(1), scores, torch.zeros_like(scores))
+        short = valid.sum(dim=1) < self.neg_num
+        sample_valid = valid | short.unsqueeze(1)
+        cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
+        pool_rows = pool.to(device).expand(n, -1) if pool.dim() == 1 else pool.to(device)
+        negatives = pool_rows.gather(1, cols)
+        log_q = sampling.draw_log_probs(scores, cols, self.temperature, sample_valid) if with_log_q else None
+        if bool(short.any()):
+            short_cpu = short.cpu()
+            self.stats.fallback_rows += int(short_cpu.sum())
+            negatives[short] = self.sampler.draw(users[short_cpu], targets[short_cpu], self.neg_num).to(device)
+            if with_log_q:
+                log_q[short] = self.sampler.log_proposal(negatives[short].cpu()).to(device)
+        ok = finite & ~short
+        if bool(ok.any()):
+            margin = target_scores.unsqueeze(1) - scores.gather(1, cols)  # [N, K]
+            ranks = sampling.pool_ranks(scores[ok], cols[ok], valid[ok])  # [n_ok, K]
+            self.stats.margin_sum += float(margin[ok].mean(dim=1).sum())
+            self.stats.rank_sum += float(ranks.mean(dim=1).sum())
+            self.stats.scored_rows += int(ok.sum())
+        return negatives, log_q

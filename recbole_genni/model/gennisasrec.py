@@ -1,0 +1,87 @@
+"""GenNiSASRec: SASRec trained on every position of each user's sequence with per-step generated negatives.
+
+Reference:
+    Yongjun Chen et al. "Generating Negative Samples for Sequential Recommendation." arXiv 2208.03645.
+    Wang-Cheng Kang and Julian McAuley. "Self-Attentive Sequential Recommendation." ICDM 2018.
+"""
+
+import torch
+from recbole.model.sequential_recommender.sasrec import SASRec
+from recbole.utils import InputType
+
+from recbole_genni import losses
+from recbole_genni.generator import NegativeGenerator
+from recbole_genni.sampler import CandidatePoolSampler
+
+LOSS_TYPES = ("BCE", "BPR", "gBCE", "SSM", "CE")
+
+
+class GenNiSASRec(SASRec):
+    """RecBole's SASRec encoder (same hyper-parameter names), trained the way the SASRec and GenNi papers do.
+
+    Each training row is one user's whole training sequence (:class:`~recbole_genni.dataloader.UserSequenceDataLoader`);
+    the causal Transformer encodes it once and every position predicts the next item against K negatives drawn
+    for that position by :class:`~recbole_genni.generator.NegativeGenerator` from the same (detached) hidden
+    states: the current model's preferences, at no extra encoder pass. ``loss_type`` picks the loss
+    (:mod:`recbole_genni.losses`): ``BCE`` (the papers'), ``BPR``, ``gBCE``, ``SSM`` (sampled softmax with logQ)
+    or ``CE`` (full softmax, no negatives). Evaluation is SASRec's: the last position against the full catalogue.
+    """
+
+    input_type = InputType.POINTWISE  # the loss is chosen here, not through RecBole's BPR/CE switch
+    loss_types = LOSS_TYPES  # draws its own negatives: trained by UserSequenceDataLoader rows
+
+    def __init__(self, config, dataset):
+        loss_type = config["loss_type"]
+        config["loss_type"] = "CE"  # SASRec's constructor accepts only BPR/CE; our losses live in losses.py
+        try:
+            super().__init__(config, dataset)
+        finally:
+            config["loss_type"] = loss_type
+        del self.loss_fct
+        self.loss_type = loss_type
+        self.TARGET_SEQ = config["TARGET_SEQ_FIELD"]
+        self.negatives = None
+        if loss_type != "CE":
+            distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
+            self.negatives = NegativeGenerator(config, CandidatePoolSampler(dataset, config, distribution))
+            self.gbce_beta = losses.gbce_beta(config["neg_num"], self.n_items - 1, config["gbce_t"])  # real items
+
+    def encode(self, item_seq):
+        """Hidden states of every position ``[B, L, H]`` (SASRec's forward without the final gather)."""
+        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
+        input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids).unsqueeze(0)
+        input_emb = self.dropout(self.LayerNorm(input_emb))
+        mask = self.get_attention_mask(item_seq)
+        return self.trm_encoder(input_emb, mask, output_all_encoded_layers=True)[-1]
+
+    def forward(self, item_seq, item_seq_len):
+        return self.gather_indexes(self.encode(item_seq), item_seq_len - 1)  # [B, H]
+
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        targets = interaction[self.TARGET_SEQ]  # [B, L], 0 = padding
+        real = targets > 0
+        hidden = self.encode(item_seq)[real]  # [P, H]: real positions only
+        pos_items = targets[real]  # [P]
+        table = self.item_embedding.weight
+        if self.loss_type == "CE":
+            return losses.full_softmax_loss(hidden @ table.t(), pos_items, torch.ones_like(pos_items, dtype=torch.bool))
+        users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[real]  # [P]
+        detached = hidden.detach()
+
+        def score(pool):  # the current model's scores of the candidate pool, from the same encoder pass
+            pool_emb = table.detach()[pool]
+            scores = detached @ pool_emb.t() if pool.dim() == 1 else torch.bmm(pool_emb, detached.unsqueeze(2)).squeeze(2)
+            return scores, (detached * table.detach()[pos_items]).sum(dim=1)
+
+        neg_items, neg_log_q = self.negatives.generate(users, pos_items, score, with_log_q=self.loss_type == "SSM")
+        pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
+        neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
+        mask = torch.ones_like(pos, dtype=torch.bool)
+        if self.loss_type == "BCE":
+            return losses.bce_loss(pos, neg, mask)
+        if self.loss_type == "BPR":
+            return losses.bpr_loss(pos, neg, mask)
+        if self.loss_type == "gBCE":
+            return losses.gbce_loss(pos, neg, mask, self.gbce_beta)
+        return losses.sampled_softmax_loss(pos, neg, mask, neg_log_q)

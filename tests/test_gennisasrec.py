@@ -1,0 +1,83 @@
+"""GenNiSASRec: all-position training rows, every loss, and RecBole's evaluation."""
+
+import math
+
+import pytest
+import torch
+from recbole.data import create_dataset
+
+from recbole_genni import run_recbole_genni
+from recbole_genni.config import Config
+from recbole_genni.dataloader import UserSequenceDataLoader
+from recbole_genni.quick_start import data_preparation
+from recbole_genni.utils import GenNiConfigError
+
+
+def prepared(base_config, **overrides):
+    config = Config("GenNiSASRec", "tiny", config_dict={**base_config, **overrides})
+    return config, data_preparation(config, create_dataset(config))
+
+
+def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(base_config):
+    config, (train, valid, test) = prepared(base_config, train_batch_size=1000)
+    assert isinstance(train, UserSequenceDataLoader)
+    batch = next(iter(train))
+    users = batch[train.uid_field]
+    assert len(users) == len(set(users.tolist())) == train._dataset.user_num - 1
+    seq, lengths, targets = batch[train.seq_field], batch[train.len_field], batch[train.target_field]
+    valid_feat = valid._dataset.inter_feat
+    valid_prefix = {int(u): s[:n].tolist() for u, s, n in zip(valid_feat["user_id"], valid_feat["item_id_list"],
+                                                              valid_feat["item_length"])}
+    for u, s, n, t in zip(users.tolist(), seq, lengths.tolist(), targets):
+        assert t[:n - 1].tolist() == s[1:n].tolist()  # every position predicts the next input item
+        assert bool((t[n:] == 0).all())  # padding has no target
+        whole = s[:n].tolist() + [int(t[n - 1])]
+        # the training sequence plus its last target ends exactly where the valid prefix ends: the valid item
+        # (and so the test item after it) never appears as a training target
+        k = min(len(whole), len(valid_prefix[u]))
+        assert whole[-k:] == valid_prefix[u][-k:]
+
+
+@pytest.mark.parametrize("loss_type", ["BCE", "BPR", "gBCE", "SSM"])
+@pytest.mark.parametrize("sampler", ["uniform", "genni"])
+def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config):
+    config, (train, _, _) = prepared(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=2)
+    model = config.model_class(config, train._dataset)
+    for batch in train:
+        loss = model.calculate_loss(batch)
+        assert math.isfinite(loss.item())
+        loss.backward()
+    stats = model.negatives.pop_stats().summary()
+    assert stats["target_hit_share"] == 0 and stats["history_hit_share"] == 0
+    if sampler == "genni":
+        assert 0.0 <= stats["pool_rank"] <= 1.0
+
+
+def test_full_softmax_reference_and_config_pairs(base_config):
+    config, (train, _, _) = prepared(base_config, neg_sampler="none")
+    assert config["loss_type"] == "CE"
+    model = config.model_class(config, train._dataset)
+    assert model.negatives is None and math.isfinite(model.calculate_loss(next(iter(train))).item())
+    with pytest.raises(GenNiConfigError, match="loss_type: CE is full softmax"):
+        prepared(base_config, neg_sampler="genni", loss_type="CE")
+    with pytest.raises(GenNiConfigError, match="loss_type: 'NLL' is invalid for GenNiSASRec"):
+        prepared(base_config, loss_type="NLL")
+    with pytest.raises(GenNiConfigError, match="SSM needs the probability"):
+        prepared(base_config, loss_type="SSM", neg_sampler="dns")
+
+
+def test_positions_see_only_their_past(base_config):
+    """Causal encoding: items after position j (or padding) never change position j's state."""
+    config, (train, _, _) = prepared(base_config)
+    model = config.model_class(config, train._dataset).eval()
+    seq = torch.tensor([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0]])
+    other = seq.clone()
+    other[0, 3:6] = torch.tensor([9, 2, 4])
+    with torch.no_grad():
+        assert torch.allclose(model.encode(seq)[0, :3], model.encode(other)[0, :3])
+        assert torch.allclose(model.forward(seq, torch.tensor([3])), model.encode(seq)[:, 2])
+
+
+def test_run_evaluates_like_recbole_models(base_config):
+    result = run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, "epochs": 2})
+    assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}

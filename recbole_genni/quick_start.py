@@ -54,7 +54,8 @@ def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_di
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
-        (as RecBole's ``run_recbole``), plus ``train_seconds``.
+        (as RecBole's ``run_recbole``), plus ``train_seconds`` and ``history`` (one dict per epoch: seconds,
+        loss, negatives telemetry, valid score).
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
@@ -88,4 +89,5 @@ def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_di
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "train_seconds": train_seconds,
+        "history": getattr(trainer, "history", []),
     }

@@ -1,6 +1,8 @@
 """RecBole ``Trainer`` that feeds the model to the negative generator, logs its telemetry, and loads its own
 checkpoints on torch >= 2.6."""
 
+import time
+
 from recbole.trainer import Trainer as RecBole_Trainer
 from recbole.utils import set_color
 
@@ -19,28 +21,44 @@ class Trainer(RecBole_Trainer):
     - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
     """
 
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
+
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if isinstance(train_data, GenNiTrainDataLoader):
             train_data.get_model(self.model)
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
-    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        own = getattr(self.model, "negatives", None)  # models that draw their own negatives (GenNiSASRec)
+    def _negative_generator(self, train_data):
+        """The generator of this run's negatives: the model's own (GenNiSASRec) or the loader's, if any."""
+        own = getattr(self.model, "negatives", None)
         if own is not None:
-            own.epoch = epoch_idx
-            loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-            self._log_negative_stats(own, epoch_idx)
-            return loss
-        if not isinstance(train_data, GenNiTrainDataLoader):
-            return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-        train_data.negatives.epoch = epoch_idx
-        if loss_func is None and train_data.negatives.neg_num > 1:
-            one_pass = train_data.scorer.one_pass_loss if train_data.scorer else False
+            return own
+        return train_data.negatives if isinstance(train_data, GenNiTrainDataLoader) else None
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        generator = self._negative_generator(train_data)
+        if generator is not None:
+            generator.epoch = epoch_idx
+        if loss_func is None and isinstance(train_data, GenNiTrainDataLoader) and generator.neg_num > 1:
+            one_pass = train_data.scorer.one_pass_loss
             neg_field = train_data.neg_item_id
             loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field, one_pass)  # noqa: E731
+        start = time.time()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-        self._log_negative_stats(train_data.negatives, epoch_idx)
+        record = {"epoch": epoch_idx, "train_seconds": time.time() - start}
+        record["train_loss"] = float(sum(loss) if isinstance(loss, tuple) else loss)
+        if generator is not None:
+            record.update(self._log_negative_stats(generator, epoch_idx))
+        self.history.append(record)
         return loss
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
+        if self.history:
+            self.history[-1]["valid_score"] = valid_score
+        return valid_score, valid_result
 
     def _log_negative_stats(self, generator, epoch_idx):
         stats = generator.pop_stats().summary()
@@ -55,6 +73,7 @@ class Trainer(RecBole_Trainer):
         )
         for key, value in stats.items():
             self.tensorboard.add_scalar(f"Negatives/{key}", value, epoch_idx)
+        return stats
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:

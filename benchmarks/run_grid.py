@@ -1,0 +1,197 @@
+"""Run a benchmark grid (models x samplers x datasets x seeds) and report it.
+
+    python benchmarks/run_grid.py benchmarks/grids/beauty.yaml
+
+The grid YAML has ``datasets``, ``seeds``, ``shared`` (config keys for every cell), optional ``convert`` (source
+files converted into ``shared.data_path`` when missing) and either ``cells`` (a list of ``{name, model, config}``)
+or ``models`` x ``samplers`` (``{name: config}``). Each cell runs in its own process (peak memory is per cell, a
+crash loses one cell); its result is appended to the JSONL file as soon as it finishes, so a killed grid resumes
+where it stopped. The Markdown report (mean +- std over seeds, best per column in bold) is rewritten each time.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+METRICS = [f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)]
+
+
+def expand(grid):
+    """The grid's cells as dicts with ``key, name, model, dataset, seed, config``."""
+    if "cells" in grid:
+        base = [(c["name"], c["model"], c.get("config", {})) for c in grid["cells"]]
+    else:
+        base = [
+            (f"{model}/{sampler}", model, {**grid.get("model_config", {}).get(model, {}), **config})
+            for model, (sampler, config) in itertools.product(grid["models"], grid["samplers"].items())
+        ]
+    for (name, model, config), dataset, seed in itertools.product(base, grid["datasets"], grid["seeds"]):
+        yield {
+            "key": f"{name}|{dataset}|{seed}",
+            "name": name,
+            "model": model,
+            "dataset": dataset,
+            "seed": seed,
+            "config": {**grid.get("shared", {}), **config, "seed": seed},
+        }
+
+
+def read_records(path: Path) -> list:
+    """The finished cells' records; a line cut by a kill is skipped, so that cell runs again."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def append_result(path: Path, record: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cut = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as f:
+        f.write(("\n" if cut else "") + json.dumps(record) + "\n")  # never glue a record onto a cut line
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def run_cell(cell: dict) -> dict:
+    """Train and test one cell in this process; return its record."""
+    import torch
+
+    from recbole_genni import run_recbole_genni
+
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
+    start = time.time()
+    result = run_recbole_genni(cell["model"], cell["dataset"], config_dict=dict(cell["config"]))
+    history = result["history"]
+    epochs = len(history)
+    scores = [h.get("valid_score") for h in history]
+    best_epoch = max((i for i, s in enumerate(scores) if s is not None), key=lambda i: scores[i], default=None)
+    cuda = torch.cuda.is_available() and cell["config"].get("use_gpu", True)
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        **{k: cell[k] for k in ("key", "name", "model", "dataset", "seed")},
+        "test": {m: result["test_result"][m] for m in METRICS},
+        "best_valid": dict(result["best_valid_result"] or {}),
+        "best_epoch": best_epoch,
+        "epochs": epochs,
+        "seconds_per_epoch": result["train_seconds"] / max(epochs, 1),
+        "train_seconds_per_epoch": sum(h["train_seconds"] for h in history) / max(epochs, 1),
+        "sampling_seconds_per_epoch": sum(h.get("sampling_seconds", 0.0) for h in history) / max(epochs, 1),
+        "peak_memory_mb": peak / 2**20,
+        "peak_memory_kind": "cuda" if cuda else "process RSS",
+        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "wall_seconds": time.time() - start,
+        "history": history,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def convert_sources(grid):
+    from recbole_genni.data.convert import convert, dataset_name
+
+    data_path = Path(grid.get("shared", {}).get("data_path", "dataset/"))
+    for source in grid.get("convert", []):
+        name = dataset_name(Path(source))
+        if not (data_path / name / f"{name}.inter").exists():
+            stats = convert(source, data_path)
+            print(f"converted {source}: {stats}", flush=True)
+
+
+def report(records, title: str) -> str:
+    """Markdown: one row per cell name and dataset, mean +- std over seeds, the best mean per column in bold."""
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["name"]), []).append(r)
+    columns = [(m, lambda r, m=m: r["test"][m], True) for m in METRICS] + [
+        ("epochs", lambda r: r["epochs"], None),
+        ("best epoch", lambda r: r["best_epoch"], None),
+        ("s/epoch", lambda r: r["train_seconds_per_epoch"], False),
+        ("sampling s/epoch", lambda r: r["sampling_seconds_per_epoch"], None),
+        ("peak MB", lambda r: r["peak_memory_mb"], None),
+    ]
+    stats = {}
+    for key, rs in groups.items():
+        for col, get, _ in columns:
+            values = [get(r) for r in rs if get(r) is not None]
+            stats[key, col] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)) if values else None
+    lines = [f"## {title}", "", "| dataset | cell | seeds | " + " | ".join(c for c, _, _ in columns) + " | device |"]
+    lines.append("|" + "---|" * (len(columns) + 4))
+    for dataset in sorted({d for d, _ in groups}):
+        names = [n for d, n in groups if d == dataset]
+        best = {}
+        for col, _, bigger in columns:
+            vals = [stats[(dataset, n), col][0] for n in names if stats[(dataset, n), col]]
+            if bigger is not None and vals:
+                best[col] = max(vals) if bigger else min(vals)
+        for name in names:
+            cells = []
+            for col, _, _ in columns:
+                s = stats[(dataset, name), col]
+                if s is None:
+                    cells.append("-")
+                    continue
+                mean, std, n = s
+                text = f"{mean:.4f}" if col in METRICS else f"{mean:.1f}"
+                if n > 1:
+                    text += f" ± {std:.4f}" if col in METRICS else f" ± {std:.1f}"
+                cells.append(f"**{text}**" if best.get(col) == mean else text)
+            rs = groups[dataset, name]
+            lines.append(f"| {dataset} | {name} | {len(rs)} | " + " | ".join(cells) + f" | {rs[0]['device']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("grid", nargs="?", help="grid YAML")
+    parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<grid name>.jsonl)")
+    parser.add_argument("--report", help="Markdown report (default: next to --out, .md)")
+    parser.add_argument("--cell", help=argparse.SUPPRESS)  # internal: run one cell, print its record
+    args = parser.parse_args()
+    if args.cell:
+        print("RESULT " + json.dumps(run_cell(json.loads(args.cell))), flush=True)
+        return 0
+    grid = yaml.safe_load(Path(args.grid).read_text())
+    out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
+    report_path = Path(args.report or out.with_suffix(".md"))
+    convert_sources(grid)
+    done = {r["key"] for r in read_records(out)}
+    cells = list(expand(grid))
+    for i, cell in enumerate(cells, start=1):
+        if cell["key"] in done:
+            print(f"[{i}/{len(cells)}] {cell['key']}: done, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(cells)}] {cell['key']}: running", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--cell", json.dumps(cell)], capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            print(f"[{i}/{len(cells)}] {cell['key']}: FAILED\n{proc.stderr[-3000:]}", flush=True)
+            continue
+        record = json.loads(lines[-1][len("RESULT "):])
+        record["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+        append_result(out, record)
+        print(f"[{i}/{len(cells)}] {cell['key']}: test ndcg@10 {record['test']['ndcg@10']:.4f}, "
+              f"{record['epochs']} epochs, {record['train_seconds_per_epoch']:.1f} s/epoch", flush=True)
+        tmp = report_path.with_suffix(".tmp")
+        tmp.write_text(report(read_records(out), f"{Path(args.grid).stem}: test metrics at the best valid NDCG@10 epoch"))
+        os.replace(tmp, report_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Dataset conversion: exact atomic output, xz atomic input, malformed lines named with their line number."""
+
+import lzma
+
+import pytest
+
+from recbole_genni.data.convert import convert, main
+from recbole_genni.utils import GenNiConfigError
+
+
+def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):
+    source = tmp_path / "Toy.txt"
+    source.write_text("1 5 3 9\n2 3 3\n\n10 7\n")
+    stats = convert(source, tmp_path / "out")
+    assert stats == {"name": "Toy", "users": 3, "items": 4, "interactions": 6}
+    assert (tmp_path / "out" / "Toy" / "Toy.inter").read_text() == (
+        "user_id:token\titem_id:token\ttimestamp:float\n"
+        "1\t5\t0\n1\t3\t1\n1\t9\t2\n"
+        "2\t3\t0\n2\t3\t1\n"
+        "10\t7\t0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("1 2 3\n2 x 4\n", r"Bad.txt:2: token 'x' is not a non-negative integer id"),
+        ("1 2 3\n2 4\n3\n", r"Bad.txt:3: a line needs a user id and at least one item id"),
+        ("1 2.5 3\n", r"Bad.txt:1: token '2.5'"),
+    ],
+)
+def test_malformed_lines_are_rejected_with_file_and_line(tmp_path, text, match):
+    source = tmp_path / "Bad.txt"
+    source.write_text(text)
+    with pytest.raises(GenNiConfigError, match=match):
+        convert(source, tmp_path / "out")
+    assert not (tmp_path / "out" / "Bad" / "Bad.inter").exists()  # nothing half-written
+
+
+def test_xz_atomic_files_are_taken_as_they_are(tmp_path, capsys):
+    content = "user_id:token\titem_id:token\ttimestamp:float\nu1\tA\t1\nu1\tB\t2\nu2\tA\t5\n"
+    src = tmp_path / "src"
+    src.mkdir()
+    with lzma.open(src / "mini.inter.xz", "wt") as f:
+        f.write(content)
+    (src / "mini.item").write_text("item_id:token\nA\nB\n")
+    assert main([str(src / "mini.inter.xz"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "mini" / "mini.inter").read_text() == content
+    assert (tmp_path / "out" / "mini" / "mini.item").read_text() == "item_id:token\nA\nB\n"
+    assert "mini: 2 users, 2 items, 3 interactions, avg length 1.50" in capsys.readouterr().out
+
+
+def test_cli_reports_errors_in_one_line(tmp_path, capsys):
+    source = tmp_path / "Bad.txt"
+    source.write_text("1 a\n")
+    assert main([str(source), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {source}:1: token 'a' is not a non-negative integer id"

@@ -8,7 +8,7 @@ Any other ``--key=value`` overrides that config key, as in RecBole.
 import argparse
 import sys
 
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.utils import run_cli
 
 
 def main(argv=None):
@@ -21,12 +21,7 @@ def main(argv=None):
 
     from recbole_genni import run_recbole_genni
 
-    try:
-        run_recbole_genni(model=args.model, dataset=args.dataset, config_file_list=config_files)
-    except GenNiConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: run_recbole_genni(model=args.model, dataset=args.dataset, config_file_list=config_files))
 
 
 if __name__ == "__main__":

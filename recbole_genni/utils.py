@@ -2,6 +2,7 @@
 
 import importlib
 import pkgutil
+import sys
 
 import torch
 from recbole.utils import get_model as get_recbole_model
@@ -9,6 +10,17 @@ from recbole.utils import get_model as get_recbole_model
 
 class GenNiConfigError(ValueError):
     """Bad configuration or data, raised before training starts; the message names the key and the fix."""
+
+
+def run_cli(action) -> int:
+    """Run ``action()`` for a command-line tool: a :class:`GenNiConfigError` becomes one ``error:`` line on
+    stderr and exit code 2; success is 0."""
+    try:
+        action()
+    except GenNiConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _own_model_module(name: str):

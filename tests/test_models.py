@@ -72,6 +72,3 @@ def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_confi
             single.append(net.calculate_loss(batch))
     assert torch.allclose(joint, torch.stack(single).mean(), atol=1e-5)
 
-
-def test_repo_root_is_importable():
-    import run_recbole_genni  # noqa: F401

@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.utils import GenNiConfigError, run_cli
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 
@@ -115,15 +115,14 @@ def main(argv=None):
     parser.add_argument("paths", nargs="+", help="S3-Rec .txt files or RecBole .inter[.xz] files")
     parser.add_argument("--out", default="dataset/", help="data_path to write <name>/<name>.inter into")
     args = parser.parse_args(argv)
-    try:
+
+    def convert_all():
         for path in args.paths:
             s = convert(path, args.out)
             print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "
                   f"avg length {s['interactions'] / max(s['users'], 1):.2f} -> {Path(args.out) / s['name']}")
-    except GenNiConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_cli(convert_all)
 
 
 if __name__ == "__main__":

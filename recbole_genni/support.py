@@ -35,7 +35,7 @@ ONE_PASS_ENCODERS = {
 }
 
 #: models scored through ``full_sort_predict`` (exact, one pass per row, but |I| scores per row)
-GENERIC_MODELS = ("FPMC", "TransRec", "HGN", "NPE", "KSR")
+GENERIC_MODELS = ("FPMC", "TransRec", "HGN", "NPE")
 
 REFUSED_MODELS = {
     "CORE": "CORE trains with full-softmax CE only; use neg_sampler: none.",
@@ -47,6 +47,8 @@ REFUSED_MODELS = {
     "BERT4Rec": "BERT4Rec draws its own negatives for masked positions and ignores loader negatives; "
     "use neg_sampler: none (its CE loss).",
     "S3Rec": "S3Rec pre-trains with its own objective; generated negatives are not wired into it.",
+    "KSR": "RecBole 1.2.1's KSR builds its relation matrix in float64 and its forward fails with "
+    "'expected m1 and m2 to have the same dtype' on any loss; it cannot train here.",
 }
 
 

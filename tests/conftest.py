@@ -43,10 +43,49 @@ def write_atomic(folder, name, num_users=30, num_items=40, min_len=6, max_len=14
     return folder
 
 
+def write_knowledge(folder, name, num_items=40, dim=16, seed=0):
+    """Entity and relation files for the knowledge-aware sequential models: one entity per item, its pre-trained
+    embedding in ``.ent``, three relations with embeddings in ``.rel``, a ring-shaped ``.kg`` and the ``.link``."""
+    rng = np.random.default_rng(seed)
+    path = folder / name
+
+    def vectors(ids):
+        return "".join(f"{i}\t" + " ".join(f"{x:.4f}" for x in rng.normal(size=dim)) + "\n" for i in ids)
+
+    (path / f"{name}.ent").write_text("ent_id:token\tent_emb:float_seq\n" + vectors(range(1, num_items + 1)))
+    (path / f"{name}.rel").write_text("rel_id:token\trel_emb:float_seq\n" + vectors(f"r{i}" for i in range(1, 4)))
+    (path / f"{name}.link").write_text(
+        "item_id:token\tentity_id:token\n" + "".join(f"{i}\te{i}\n" for i in range(1, num_items + 1))
+    )
+    (path / f"{name}.kg").write_text(
+        "head_id:token\trelation_id:token\ttail_id:token\n"
+        + "".join(f"e{i}\tr{i % 3 + 1}\te{i % num_items + 1}\n" for i in range(1, num_items + 1))
+    )
+
+
+#: config for the knowledge-aware models (RecBole's own quick-start gives them no leave-one-out split)
+KNOWLEDGE_CONFIG = {
+    "load_col": {
+        "inter": ["user_id", "item_id", "timestamp"],
+        "ent": ["ent_id", "ent_emb"],
+        "rel": ["rel_id", "rel_emb"],
+        "kg": ["head_id", "relation_id", "tail_id"],
+        "link": ["item_id", "entity_id"],
+    },
+    "additional_feat_suffix": ["ent", "rel"],
+    "preload_weight": {"ent_id": "ent_emb", "rel_id": "rel_emb"},
+    "alias_of_item_id": ["ent_id"],
+    "alias_of_relation_id": ["rel_id"],
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
+}
+
+
 @pytest.fixture
 def tiny_data(tmp_path):
-    """``data_path`` holding the dataset ``tiny`` (with item features)."""
-    return write_atomic(tmp_path / "data", "tiny", item_features=True)
+    """``data_path`` holding the dataset ``tiny`` (with item features and a small knowledge graph)."""
+    folder = write_atomic(tmp_path / "data", "tiny", item_features=True)
+    write_knowledge(folder, "tiny")
+    return folder
 
 
 @pytest.fixture

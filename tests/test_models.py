@@ -12,11 +12,11 @@ from recbole_genni.quick_start import data_preparation
 from recbole_genni.scoring import multi_negative_loss, scorer_for
 from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, REFUSED_MODELS
 
-#: need pre-trained knowledge-graph embeddings (.ent/.rel files) that the tiny data does not have
-NEEDS_KG = {"GRU4RecKG", "KSR"}
-#: models whose own hyper-parameters need more than the tiny defaults
-MODEL_OVERRIDES = {"FEARec": {"n_layers": 2}}
-TRAINED = sorted((set(ONE_PASS_ENCODERS) | set(GENERIC_MODELS)) - NEEDS_KG)
+from conftest import KNOWLEDGE_CONFIG
+
+#: models whose own hyper-parameters or data need more than the tiny defaults
+MODEL_OVERRIDES = {"FEARec": {"n_layers": 2}, "GRU4RecKG": KNOWLEDGE_CONFIG}
+TRAINED = sorted(set(ONE_PASS_ENCODERS) | set(GENERIC_MODELS))
 
 
 @pytest.mark.parametrize("model", TRAINED)

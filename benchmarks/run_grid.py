@@ -156,6 +156,49 @@ def report(records, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(records, out_dir: Path, stem: str) -> list:
+    """PNG curves per dataset: valid NDCG@10 per epoch, seconds per epoch, and negative hardness per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("valid_score", "valid NDCG@10"),
+        ("train_seconds", "training seconds / epoch"),
+        ("pool_rank", "pool rank of the negatives (0 = hardest)"),
+        ("score_margin", "positive minus negative score"),
+    ]
+    paths = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+        for ax, (key, label) in zip(axes, panels):
+            for r in (r for r in records if r["dataset"] == dataset):
+                points = [(h["epoch"], h[key]) for h in r["history"] if h.get(key) is not None]
+                if points:
+                    ax.plot(*zip(*points), marker=".", label=f"{r['name']} (seed {r['seed']})")
+            ax.set_xlabel("epoch")
+            ax.set_title(label)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{stem}: {dataset}")
+        fig.tight_layout()
+        path = out_dir / f"{stem}-{dataset}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_report(out: Path, report_path: Path, title: str):
+    """Rewrite the Markdown table and its plots from everything finished so far (temporary file, then rename)."""
+    records = read_records(out)
+    images = plot(records, report_path.parent, report_path.stem)
+    text = report(records, f"{title}: test metrics at the best valid NDCG@10 epoch")
+    tmp = report_path.with_suffix(".tmp")
+    tmp.write_text(text + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
+    os.replace(tmp, report_path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("grid", nargs="?", help="grid YAML")
@@ -187,9 +230,9 @@ def main():
         append_result(out, record)
         print(f"[{i}/{len(cells)}] {cell['key']}: test ndcg@10 {record['test']['ndcg@10']:.4f}, "
               f"{record['epochs']} epochs, {record['train_seconds_per_epoch']:.1f} s/epoch", flush=True)
-        tmp = report_path.with_suffix(".tmp")
-        tmp.write_text(report(read_records(out), f"{Path(args.grid).stem}: test metrics at the best valid NDCG@10 epoch"))
-        os.replace(tmp, report_path)
+        write_report(out, report_path, Path(args.grid).stem)
+    if read_records(out):
+        write_report(out, report_path, Path(args.grid).stem)
     return 0
 
 

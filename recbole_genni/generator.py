@@ -6,6 +6,7 @@ It turns a ``score(pool) -> (pool_scores, target_scores)`` callback into K negat
 
 import time
 from dataclasses import dataclass
+from logging import getLogger
 
 import torch
 
@@ -132,6 +133,11 @@ class NegativeGenerator:
         valid = self.sampler.valid_mask(pool, users, targets).to(device)
         finite = torch.isfinite(scores).all(dim=1) & torch.isfinite(target_scores)
         if not bool(finite.all()):
+            if self.stats.nonfinite_rows == 0:  # once per epoch; the count goes to the epoch's telemetry
+                getLogger().warning(
+                    f"epoch {self.epoch}: the model gave NaN/inf scores; those rows get uniform negatives "
+                    "from their pool (counted as nonfinite_rows)"
+                )
             self.stats.nonfinite_rows += int((~finite).sum())
             scores = torch.where(finite.unsqueeze(1), scores, torch.zeros_like(scores))
         short = valid.sum(dim=1) < self.neg_num

@@ -88,3 +88,11 @@ def test_properties_are_installed_with_the_package():
     from recbole_genni.config import properties_dir
 
     assert (Path(properties_dir()) / "overall.yaml").is_file()
+
+
+def test_same_seed_same_losses_and_metrics(base_config):
+    config = {**base_config, "epochs": 2, "neg_num": 2, "seed": 11, "reproducibility": True}
+    first = run_recbole_genni("SASRec", "tiny", config_dict=dict(config))
+    second = run_recbole_genni("SASRec", "tiny", config_dict=dict(config))
+    assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in second["history"]]
+    assert first["test_result"] == second["test_result"]

@@ -37,7 +37,8 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 4 and all(0 <= r["test"]["ndcg@10"] <= 1 and r["epochs"] == 1 for r in records)
     report = (tmp_path / "res.md").read_text()
-    assert "GRU4Rec/genni" in report and "GRU4Rec/uniform" in report
+    assert "GRU4Rec/genni" in report and "GRU4Rec/uniform" in report and "![res-tiny](res-tiny.png)" in report
+    assert (tmp_path / "res-tiny.png").stat().st_size > 1000
 
     # a kill mid-write leaves a cut line: that cell (and only it) runs again
     lines = out.read_text().splitlines()

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from recbole.data import create_dataset
+from recbole.utils import init_seed
 
 from recbole_genni import sampling
 from recbole_genni.config import Config
@@ -13,6 +14,7 @@ from conftest import write_atomic
 
 def loader_for(base_config, model="SASRec", **overrides):
     config = Config(model, "tiny", config_dict={**base_config, **overrides})
+    init_seed(config["seed"], True)
     train, _, _ = data_preparation(config, create_dataset(config))
     net = config.model_class(config, train._dataset)
     train.get_model(net)
@@ -72,3 +74,21 @@ def test_model_is_left_in_train_mode_after_scoring(base_config):
     net.train()
     next(iter(train))
     assert net.training
+
+
+def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_config, caplog):
+    train, net = loader_for(base_config, neg_num=2)
+    with torch.no_grad():
+        net.item_embedding.weight[5] = float("nan")  # a diverged row of the scoring table
+    with caplog.at_level("WARNING"):
+        batches = list(train)
+    stats = train.negatives.pop_stats().summary()
+    assert stats["nonfinite_rows"] > 0 and "NaN/inf scores" in caplog.text
+    assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)
+
+
+def test_same_seed_gives_the_same_negatives(base_config):
+    first, _ = loader_for(base_config, neg_num=2)
+    second, _ = loader_for(base_config, neg_num=2)
+    for a, b in zip(first, second):
+        assert torch.equal(a[first.neg_item_id], b[second.neg_item_id])

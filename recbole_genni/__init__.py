@@ -1,9 +1,18 @@
 """recbole-genni: GenNi (model-generated negatives) for RecBole sequential recommenders.
 
 Reference: Chen et al., "Generating Negative Samples for Sequential Recommendation", arXiv 2208.03645.
-"""
 
-from recbole_genni.quick_start import run_recbole_genni
+``recbole_genni.sampling`` and ``recbole_genni.losses`` are plain PyTorch; importing them does not import RecBole.
+"""
 
 __version__ = "0.1.0"
 __all__ = ["run_recbole_genni"]
+
+
+def __getattr__(name):
+    # lazy, so that the pure modules stay importable without RecBole (and its numpy/ray import-time effects)
+    if name == "run_recbole_genni":
+        from recbole_genni.quick_start import run_recbole_genni
+
+        return run_recbole_genni
+    raise AttributeError(f"module 'recbole_genni' has no attribute {name!r}")

@@ -118,3 +118,12 @@ def test_pool_ranks_hardest_is_zero():
     scores = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
     ranks = sampling.pool_ranks(scores, torch.tensor([[0, 3]]))
     assert ranks.tolist() == [[0.0, 1.0]]
+
+
+def test_pure_modules_import_without_recbole():
+    import subprocess
+    import sys
+
+    code = "import sys, recbole_genni.sampling, recbole_genni.losses; print('recbole' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -116,11 +116,13 @@ class NegativeGenerator:
         self.stats.history_hits += int(sampling.in_history(keys, users, negatives, self.sampler.item_num).sum())
 
     def _generator(self, device):
-        if device not in self._device_generators:
-            gen = torch.Generator(device=device)
+        """The Gumbel-noise stream on ``device``, seeded from the sampler's stream on first use."""
+        key = str(device)
+        if key not in self._device_generators:
+            gen = torch.Generator(device=key)
             gen.manual_seed(int(torch.randint(2**62, (1,), generator=self.sampler.generator)))
-            self._device_generators[device] = gen
-        return self._device_generators[device]
+            self._device_generators[key] = gen
+        return self._device_generators[key]
 
     @torch.no_grad()
     def _from_model(self, users, targets, score, device, with_log_q):

@@ -1,8 +1,12 @@
 """RecBole ``Trainer`` that feeds the model to the negative generator, logs its telemetry, and loads its own
 checkpoints on torch >= 2.6."""
 
+import os
+import random
 import time
 
+import numpy as np
+import torch
 from recbole.trainer import Trainer as RecBole_Trainer
 from recbole.utils import set_color
 
@@ -24,11 +28,24 @@ class Trainer(RecBole_Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
+        self._train_data = None
+        self._resume_rng = None
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if isinstance(train_data, GenNiTrainDataLoader):
             train_data.get_model(self.model)
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        self._train_data = train_data
+        if self._resume_rng is not None:
+            self._set_rng_state(self._resume_rng)
+            self._resume_rng = None
+
+        def after_validation(epoch_idx, valid_score):
+            if saved:
+                self._save_last_checkpoint(epoch_idx)
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
 
     def _negative_generator(self, train_data):
         """The generator of this run's negatives: the model's own (GenNiSASRec) or the loader's, if any."""
@@ -84,14 +101,98 @@ class Trainer(RecBole_Trainer):
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
+    @property
+    def last_checkpoint_file(self):
+        """Where the state after each validated epoch goes, for :meth:`resume_checkpoint` after a kill."""
+        stem, ext = os.path.splitext(self.saved_model_file)
+        return f"{stem}-last{ext}"
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """RecBole's best-model checkpoint, written atomically (temporary file, then rename)."""
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        self._write_atomically(self._training_state(epoch), saved_model_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def _save_last_checkpoint(self, epoch):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        state = self._training_state(epoch)
+        state.update(
+            best_model_file=self.saved_model_file,
+            best_valid_result=self.best_valid_result,
+            history=self.history,
+            rng=self._rng_state(),
+        )
+        self._write_atomically(state, self.last_checkpoint_file)
+
+    def _training_state(self, epoch):
+        return {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    @staticmethod
+    def _write_atomically(state, path):
+        tmp = f"{path}.tmp"
+        torch.save(state, tmp, pickle_protocol=4)
+        os.replace(tmp, path)  # a kill leaves the old checkpoint whole, never a half-written one
+
+    def _generators(self):
+        """Every random stream that decides the next epoch: shuffling, negatives (CPU and device)."""
+        gens = {}
+        if self._train_data is not None:
+            gens["shuffle"] = self._train_data.generator
+        negatives = self._negative_generator(self._train_data) if self._train_data is not None else None
+        if negatives is not None:
+            gens["sampler"] = negatives.sampler.generator
+            gens.update({f"device:{d}": g for d, g in negatives._device_generators.items()})
+        return gens
+
+    def _rng_state(self):
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy": np.random.get_state(),
+            "random": random.getstate(),
+            "generators": {name: g.get_state() for name, g in self._generators().items()},
+        }
+
+    def _set_rng_state(self, state):
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["random"])
+        negatives = self._negative_generator(self._train_data)
+        saved = state["generators"]
+        for name, value in saved.items():  # device streams first: creating one draws its seed from "sampler"
+            if name.startswith("device:") and negatives is not None:
+                negatives._generator(name[len("device:"):]).set_state(value)
+        current = self._generators()
+        for name, value in saved.items():
+            if not name.startswith("device:") and name in current:
+                current[name].set_state(value)
+
     def resume_checkpoint(self, resume_file):
-        """Continue training from a checkpoint written by :meth:`_save_checkpoint`."""
+        """Continue training from a checkpoint: the ``-last`` one (:attr:`last_checkpoint_file`) continues
+        exactly where a killed run stopped, random streams included; a best-model one restarts after its epoch."""
         resume_file = str(resume_file)
         checkpoint = load_checkpoint(resume_file, self.device)
-        self.saved_model_file = resume_file
+        self.saved_model_file = checkpoint.get("best_model_file", resume_file)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint.get("best_valid_result")
+        self.history = list(checkpoint.get("history", []))
+        self._resume_rng = checkpoint.get("rng")
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])

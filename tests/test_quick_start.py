@@ -19,8 +19,9 @@ def test_run_returns_recbole_results_and_reloads_best_model(base_config, tmp_pat
     assert set(result) >= {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}
     assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
     assert result["best_valid_score"] == result["best_valid_result"]["ndcg@10"]
-    checkpoints = list((tmp_path / "saved").glob("SASRec-*.pth"))
-    assert len(checkpoints) == 1
+    best = [p for p in (tmp_path / "saved").glob("SASRec-*.pth") if not p.stem.endswith("-last")]
+    assert len(best) == 1  # and nothing else (no temporary file) but its -last twin
+    assert sorted((tmp_path / "saved").iterdir()) == sorted([best[0], best[0].with_name(best[0].stem + "-last.pth")])
 
 
 def test_best_model_reload_restores_saved_weights(base_config, tmp_path):

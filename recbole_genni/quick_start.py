@@ -6,12 +6,13 @@ from logging import getLogger
 
 from recbole.data import create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import ModelType, init_logger, init_seed, set_color
 
 from recbole_genni.config import Config
+from recbole_genni.data.checks import check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, UserSequenceDataLoader
 from recbole_genni.sampler import CandidatePoolSampler
-from recbole_genni.utils import get_trainer
+from recbole_genni.utils import GenNiConfigError, get_trainer
 
 SUMMARY_METRICS = ("hit@10", "ndcg@10")
 
@@ -21,6 +22,11 @@ def data_preparation(config, dataset):
     (whose :class:`CandidatePoolSampler` sees the training split only), or by :class:`UserSequenceDataLoader`
     for models that draw their own negatives at every position.
     """
+    real_items = dataset.item_num - 1
+    if config["eval_args"]["mode"]["test"] == "full" and max(config["topk"]) > real_items:
+        raise GenNiConfigError(
+            f"topk: {config['topk']} ranks more items than the catalogue has ({real_items}); lower topk"
+        )
     train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
     if hasattr(config.model_class, "loss_types"):
         train_data = UserSequenceDataLoader(config, train_data._dataset, None, shuffle=config["shuffle"])
@@ -64,6 +70,8 @@ def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_di
     logger.info(sys.argv)
     logger.info(config)
 
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        check_sequential_inter(config)
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)

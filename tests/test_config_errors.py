@@ -23,6 +23,7 @@ BAD_INPUTS = [
     ({"loss_type": "CE", "neg_sampler": "genni"}, r"loss_type: CE is full softmax and uses no negatives"),
     ({"loss_type": "BPR", "neg_sampler": "none"}, r"loss_type: BPR needs negatives but neg_sampler is none"),
     ({"worker": 2}, r"worker: 2 runs the collate step in other processes"),
+    ({"topk": [10, 50]}, r"topk: \[10, 50\] ranks more items than the catalogue has \(40\)"),
 ]
 
 
@@ -36,3 +37,38 @@ def test_bad_input_fails_before_training(overrides, message, base_config, tmp_pa
 def test_a_model_that_always_needs_negatives_refuses_none(base_config):
     with pytest.raises(GenNiConfigError, match="FPMC always trains on negatives"):
         run_recbole_genni("FPMC", "tiny", config_dict={**base_config, "neg_sampler": "none"})
+
+
+HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+BAD_FILES = [
+    ("user_id:token\ttimestamp:float\n1\t1\n", r"tiny.inter:1: no item column 'item_id'"),
+    ("item_id:token\ttimestamp:float\n1\t1\n", r"tiny.inter:1: no user column 'user_id'"),
+    ("user_id:token\titem_id:token\n1\t1\n", r"tiny.inter:1: no time column 'timestamp'"),
+    (HEADER, r"tiny.inter: no interactions after the header"),
+    (HEADER + "1\t1\t1\n1\t2\t2\n1\t3\tyesterday\n", r"tiny.inter:4: timestamp 'yesterday' is not a number"),
+    (HEADER + "1\t1\t1\n1\t2\t2\n1\t3\t3\n2\t1\t1\n", r"1 user\(s\) have fewer than 3 interactions .*\[3,inf\)"),
+]
+
+
+@pytest.mark.parametrize("content, message", BAD_FILES, ids=[m.split(":")[-1][:30] for _, m in BAD_FILES])
+def test_bad_atomic_file_fails_before_training(content, message, base_config, tmp_path):
+    (tmp_path / "bad" / "tiny").mkdir(parents=True)
+    (tmp_path / "bad" / "tiny" / "tiny.inter").write_text(content)
+    with pytest.raises(GenNiConfigError, match=message):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "data_path": str(tmp_path / "bad")})
+    assert not (tmp_path / "saved").exists() or not list((tmp_path / "saved").iterdir())
+
+
+def test_load_col_without_the_time_field_is_named(base_config):
+    with pytest.raises(GenNiConfigError, match=r"load_col: inter \['user_id', 'item_id'\] leaves out \['timestamp'\]"):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "load_col": {"inter": ["user_id", "item_id"]}})
+
+
+def test_short_users_pass_when_filtered(base_config, tmp_path):
+    (tmp_path / "ok" / "tiny").mkdir(parents=True)
+    rows = "".join(f"{u}\t{(u + t) % 25 + 1}\t{t}\n" for u in range(1, 31) for t in range(10)) + "99\t1\t1\n"
+    (tmp_path / "ok" / "tiny" / "tiny.inter").write_text(HEADER + rows)
+    result = run_recbole_genni("SASRec", "tiny", config_dict={
+        **base_config, "data_path": str(tmp_path / "ok"), "neg_pool_size": 3, "user_inter_num_interval": "[3,inf)",
+    })
+    assert 0 <= result["test_result"]["ndcg@10"] <= 1

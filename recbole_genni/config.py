@@ -54,6 +54,36 @@ class Config(RecBole_Config):
         self._resolve_loss_and_recbole_args(final)
         return final
 
+    def _init_device(self):
+        """RecBole's device set-up, with distributed runs on gloo (CPU) as well as NCCL (CUDA).
+
+        RecBole 1.2.1 hard-wires ``init_process_group(backend="nccl")`` and ``cuda:<local_rank>``.
+        """
+        final = self.final_config_dict
+        if "local_rank" not in final:
+            return super()._init_device()
+        import torch
+
+        use_cuda = torch.cuda.is_available() and final["use_gpu"]
+        if use_cuda:
+            gpu_id = ",".join(map(str, final["gpu_id"])) if isinstance(final["gpu_id"], tuple) else str(final["gpu_id"])
+            final["gpu_id"] = gpu_id
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+            if len(gpu_id.split(",")) < final["nproc"]:
+                raise GenNiConfigError(f"gpu_id: '{gpu_id}' names fewer GPUs than nproc: {final['nproc']}.")
+        torch.distributed.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            rank=final["local_rank"] + final["offset"],
+            world_size=final["world_size"],
+            init_method=f"tcp://{final['ip']}:{final['port']}",
+        )
+        final["device"] = torch.device("cuda", final["local_rank"]) if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(final["local_rank"])
+        final["single_spec"] = False
+        if final["local_rank"] != 0:
+            final.update(state="error", show_progress=False, verbose=False)
+
     def _translate_recbole_neg_args(self, final):
         """Map a user's ``train_neg_sample_args`` (and nothing of ours) onto the ``neg_*`` keys."""
         ext = self.external_config_dict

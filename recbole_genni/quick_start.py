@@ -4,6 +4,9 @@ import sys
 import time
 from logging import getLogger
 
+import torch
+import torch.multiprocessing as mp
+
 from recbole.data import create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
 from recbole.utils import ModelType, init_logger, init_seed, set_color
@@ -48,8 +51,15 @@ def summary_table(best_valid_result, test_result, train_seconds) -> str:
     return "\n".join(rows)
 
 
-def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
-    """Train and test a model, as RecBole's ``run_recbole`` does, with the package's negative sampling.
+def run_recbole_genni(
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
+    nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0,
+):
+    """Train and test a model, as RecBole's ``run``/``run_recbole`` do, with the package's negative sampling.
+
+    ``nproc`` > 1 (or ``world_size`` > 0) trains with DistributedDataParallel: ``nproc`` processes here, ranks
+    ``group_offset .. group_offset + nproc - 1`` of ``world_size`` across machines that meet at ``ip:port``;
+    gloo on CPU, NCCL on CUDA. Each rank generates the negatives of its own rows with its local model.
 
     Args:
         model (str): RecBole model name (``SASRec``, ``GRU4Rec``, ...) or this package's (``GenNiSASRec``).
@@ -57,12 +67,32 @@ def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_di
         config_file_list (list of str): YAML files.
         config_dict (dict): overrides; the command line (``--key=value``) overrides both.
         saved (bool): save the best model and reload it for the test.
+        nproc, world_size, ip, port, group_offset: distributed training, as RecBole's ``run``.
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
         (as RecBole's ``run_recbole``), plus ``train_seconds`` and ``history`` (one dict per epoch: seconds,
-        loss, negatives telemetry, valid score).
+        loss, negatives telemetry, valid score); from rank 0 in a distributed run.
     """
+    if nproc > 1 or world_size > 0:
+        config_dict = {
+            **(config_dict or {}),
+            "world_size": world_size if world_size > 0 else nproc,
+            "ip": ip, "port": port, "nproc": nproc, "offset": group_offset,
+        }
+        queue = mp.get_context("spawn").SimpleQueue()
+        mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc, join=True)
+        return None if queue.empty() else queue.get()
+    return _run(model, dataset, config_file_list, config_dict, saved)
+
+
+def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
+    result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
+    if local_rank == 0:
+        queue.put(result)
+
+
+def _run(model, dataset, config_file_list, config_dict, saved):
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
@@ -93,6 +123,8 @@ def run_recbole_genni(model=None, dataset=None, config_file_list=None, config_di
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     logger.info(set_color("summary", "yellow") + "\n" + summary_table(best_valid_result, test_result, train_seconds))
+    if not config["single_spec"]:
+        torch.distributed.destroy_process_group()
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],

@@ -32,7 +32,7 @@ class CandidatePoolSampler(AbstractSampler):
         self.iid_field = train_dataset.iid_field
         self.item_num = train_dataset.item_num
         self.exclude = config["neg_exclude"]
-        self.generator = torch.Generator().manual_seed(config["seed"])
+        self.generator = torch.Generator().manual_seed(config["seed"] + config["local_rank"])  # a stream per rank
         self.fallback_rows = 0
         super().__init__(distribution=distribution, alpha=config["neg_popularity_alpha"])
         self.pool_probs = self.popularity_probs() if config["neg_pool_proposal"] == "popularity" else None

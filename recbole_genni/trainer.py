@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from recbole.trainer import Trainer as RecBole_Trainer
 from recbole.utils import set_color
 
@@ -26,7 +27,19 @@ class Trainer(RecBole_Trainer):
     """
 
     def __init__(self, config, model):
-        super().__init__(config, model)
+        if not config["single_spec"] and config["device"].type == "cpu":
+            config["single_spec"] = True  # RecBole's DDP wrapper passes CUDA device_ids; wrap for CPU below
+            try:
+                super().__init__(config, model)
+            finally:
+                config["single_spec"] = False
+            self.distributed_model = DistributedDataParallel(self.model)
+        else:
+            super().__init__(config, model)
+        if not config["single_spec"]:  # one checkpoint name for all ranks: rank 0's (RecBole: each its own clock)
+            name = [self.saved_model_file]
+            torch.distributed.broadcast_object_list(name, src=0)
+            self.saved_model_file = name[0]
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
         self._train_data = None
         self._resume_rng = None
@@ -94,6 +107,8 @@ class Trainer(RecBole_Trainer):
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
+            if not self.config["single_spec"]:
+                torch.distributed.barrier()  # rank 0 writes the checkpoint that every rank loads
             checkpoint_file = model_file or self.saved_model_file
             checkpoint = load_checkpoint(checkpoint_file, self.device)
             self.model.load_state_dict(checkpoint["state_dict"])

@@ -54,7 +54,7 @@ def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_c
     data = write_atomic(tmp_path / "full", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
     inter.write_text(inter.read_text() + "".join(f"99\t{i % 12 + 1}\t{100 + i}\n" for i in range(14)))
-    config = {**base_config, "data_path": str(data), "neg_pool_size": 10}
+    config = {**base_config, "data_path": str(data), "neg_pool_size": 10, "topk": [5, 10]}
     for sampler in ("uniform", "genni"):
         train, _ = loader_for(config, neg_sampler=sampler)
         for _ in train:
@@ -92,3 +92,18 @@ def test_same_seed_gives_the_same_negatives(base_config):
     second, _ = loader_for(base_config, neg_num=2)
     for a, b in zip(first, second):
         assert torch.equal(a[first.neg_item_id], b[second.neg_item_id])
+
+
+@pytest.mark.timeout(60)
+def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config):
+    data = write_atomic(tmp_path / "one", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
+    inter = data / "tiny" / "tiny.inter"
+    # user 99 trains on items 1..11 (then valid 1, test 2): item 12 is its only allowed negative
+    inter.write_text(inter.read_text() + "".join(f"99\t{i}\t{100 + t}\n" for t, i in enumerate([*range(1, 12), 1, 2])))
+    config = {**base_config, "data_path": str(data), "neg_pool_size": 10, "topk": [5, 10]}
+    for sampler in ("uniform", "genni"):
+        train, _ = loader_for(config, neg_sampler=sampler)
+        uid = train._dataset.token2id(train.uid_field, "99")
+        item12 = train._dataset.token2id(train.iid_field, "12")
+        negatives = torch.cat([b[train.neg_item_id][b[train.uid_field] == uid] for b in train])
+        assert negatives.numel() > 0 and bool((negatives == item12).all())

@@ -13,7 +13,7 @@ Item id 0 is padding everywhere (RecBole's convention); real items are ``1 .. nu
 Reference: Chen et al., "Generating Negative Samples for Sequential Recommendation", arXiv 2208.03645.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -25,6 +25,7 @@ __all__ = [
     "sample_negatives",
     "pool_ranks",
     "draw_log_probs",
+    "sample_negatives_streaming",
 ]
 
 
@@ -195,3 +196,50 @@ def draw_log_probs(
     if valid is not None:
         logits = logits.masked_fill(~valid, float("-inf"))
     return torch.log_softmax(logits, dim=1).gather(1, chosen)
+
+
+def sample_negatives_streaming(
+    score_chunk: Callable[[int, int], torch.Tensor],
+    num_columns: int,
+    num_samples: int,
+    temperature: float = 1.0,
+    chunk_size: int = 4096,
+    valid_chunk: Optional[Callable[[int, int], torch.Tensor]] = None,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """:func:`sample_negatives` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``.
+
+    A running Gumbel-top-k: each chunk's perturbed keys are merged with the best K so far, which is exactly the
+    top-K of the perturbed keys of all columns, so the draws follow the same distribution as the dense call.
+    Peak memory is O(N x (chunk_size + K)).
+
+    Args:
+        score_chunk: ``score_chunk(start, end)`` -> float ``[N, end - start]``, the scores of columns ``start:end``.
+        valid_chunk: optional ``valid_chunk(start, end)`` -> bool ``[N, end - start]``.
+        (other arguments as in :func:`sample_negatives`)
+
+    Returns:
+        LongTensor ``[N, K]`` of column indices in ``0 .. num_columns - 1``.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not 1 <= num_samples <= num_columns:
+        raise ValueError(f"num_samples must be in [1, {num_columns}] for {num_columns} columns, got {num_samples}")
+    best_keys = best_cols = None
+    for start in range(0, num_columns, chunk_size):
+        end = min(start + chunk_size, num_columns)
+        keys = score_chunk(start, end).float()  # [N, C]
+        if temperature > 0:
+            uniform = torch.rand(keys.shape, generator=generator, device=keys.device)
+            keys = keys / temperature - torch.log(-torch.log(uniform.clamp_(min=1e-20)))
+        if valid_chunk is not None:
+            keys = keys.masked_fill(~valid_chunk(start, end), float("-inf"))
+        cols = torch.arange(start, end, device=keys.device).expand_as(keys)
+        if best_keys is not None:
+            keys, cols = torch.cat([best_keys, keys], dim=1), torch.cat([best_cols, cols], dim=1)
+        top = keys.topk(min(num_samples, keys.shape[1]), dim=1)
+        best_keys, best_cols = top.values, cols.gather(1, top.indices)
+    short = torch.isinf(best_keys).any(dim=1)  # a masked column made it into a row's top K
+    if bool(short.any()):
+        raise ValueError(f"{int(short.sum())} row(s) have fewer than {num_samples} valid columns")
+    return best_cols

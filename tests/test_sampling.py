@@ -127,3 +127,40 @@ def test_pure_modules_import_without_recbole():
     code = "import sys, recbole_genni.sampling, recbole_genni.losses; print('recbole' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_streaming_draws_follow_the_dense_softmax():
+    scores = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, 3.0, 0.2]])
+    valid = torch.tensor([[True, True, True, True, True, False, True]])
+    draws = 30_000
+    rows, mask = scores.expand(draws, -1), valid.expand(draws, -1)
+    gen = torch.Generator().manual_seed(5)
+    cols = sampling.sample_negatives_streaming(
+        lambda a, b: rows[:, a:b], 7, 1, 0.7, chunk_size=3, valid_chunk=lambda a, b: mask[:, a:b], generator=gen
+    )[:, 0]
+    counts = torch.bincount(cols, minlength=7)
+    assert counts[5] == 0
+    keep = valid[0]
+    probs = torch.softmax(scores[0, keep].double() / 0.7, dim=0)
+    _, p_value = chisquare(counts[keep].numpy(), (probs * draws).numpy())
+    assert p_value > 1e-3
+
+
+def test_streaming_top_k_equals_dense_and_chunking_never_changes_it():
+    gen = torch.Generator().manual_seed(9)
+    scores = torch.randn(50, 23, generator=gen)
+    valid = torch.rand(50, 23, generator=gen) < 0.7
+    valid[:, :3] = True
+    dense = sampling.sample_negatives(scores, 3, 0.0, valid)
+    for chunk in (1, 4, 23, 100):
+        streamed = sampling.sample_negatives_streaming(
+            lambda a, b: scores[:, a:b], 23, 3, 0.0, chunk_size=chunk, valid_chunk=lambda a, b: valid[:, a:b]
+        )
+        assert torch.equal(streamed, dense)
+
+
+def test_streaming_short_row_raises():
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    valid[1, 1:] = False
+    with pytest.raises(ValueError, match="1 row"):
+        sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 2, 1.0, 4, lambda a, b: valid[:, a:b])

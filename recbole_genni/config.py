@@ -117,11 +117,7 @@ class Config(RecBole_Config):
                     f"neg_sampler: none trains with full-softmax CE, but {model} always trains on negatives; "
                     "set neg_sampler to uniform, popularity, dns or genni."
                 )
-            if user_loss not in (None, "CE"):
-                raise GenNiConfigError(
-                    f"loss_type: {user_loss} needs negatives but neg_sampler is none; "
-                    "set neg_sampler (e.g. genni) or loss_type: CE."
-                )
+            _check_ce_pairing(user_loss, sampler, "loss_type: BPR")
             final["loss_type"] = "CE"
             final["train_neg_sample_args"] = None
             return
@@ -132,11 +128,7 @@ class Config(RecBole_Config):
                 f"neg_sampler: {sampler} is for sequential models; {model} is {final['MODEL_TYPE'].name.lower()}."
             )
         if uses_loss_type:
-            if user_loss == "CE":
-                raise GenNiConfigError(
-                    f"loss_type: CE is full softmax and uses no negatives, but neg_sampler is {sampler}; "
-                    "set neg_sampler: none for CE, or loss_type: BPR to train on the sampled negatives."
-                )
+            _check_ce_pairing(user_loss, sampler, "loss_type: BPR")
             final["loss_type"] = user_loss or "BPR"
         final["train_neg_sample_args"] = dict(_RECBOLE_PAIRWISE_ARGS)
 
@@ -147,19 +139,10 @@ class Config(RecBole_Config):
         loss = final["loss_type"]
         if loss not in allowed:
             raise GenNiConfigError(f"loss_type: {loss!r} is invalid for {self.model}; expected {' | '.join(allowed)}.")
+        _check_ce_pairing(user_loss, sampler, "another loss_type")
         if sampler == "none":
-            if user_loss not in (None, "CE"):
-                raise GenNiConfigError(
-                    f"loss_type: {user_loss} needs negatives but neg_sampler is none; "
-                    "set neg_sampler (e.g. genni) or loss_type: CE."
-                )
             final["loss_type"] = "CE"
         elif loss == "CE":
-            if user_loss == "CE":
-                raise GenNiConfigError(
-                    f"loss_type: CE is full softmax and uses no negatives, but neg_sampler is {sampler}; "
-                    "set neg_sampler: none for CE, or another loss_type to train on the sampled negatives."
-                )
             final["loss_type"] = "BCE"
         if final["loss_type"] == "SSM" and sampler == "dns":
             raise GenNiConfigError(
@@ -167,6 +150,19 @@ class Config(RecBole_Config):
                 "use neg_sampler: genni with a small neg_temperature instead."
             )
         final["train_neg_sample_args"] = None
+
+
+def _check_ce_pairing(user_loss, sampler, sampled_loss):
+    """Full-softmax CE and sampled negatives exclude each other: say which key to change."""
+    if sampler == "none" and user_loss not in (None, "CE"):
+        raise GenNiConfigError(
+            f"loss_type: {user_loss} needs negatives but neg_sampler is none; set neg_sampler (e.g. genni) or loss_type: CE."
+        )
+    if sampler != "none" and user_loss == "CE":
+        raise GenNiConfigError(
+            f"loss_type: CE is full softmax and uses no negatives, but neg_sampler is {sampler}; "
+            f"set neg_sampler: none for CE, or {sampled_loss} to train on the sampled negatives."
+        )
 
 
 def _is_number(value) -> bool:

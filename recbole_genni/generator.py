@@ -109,6 +109,18 @@ class NegativeGenerator:
         self._count_hits(users_cpu, targets_cpu, negatives.cpu())
         return negatives, log_q
 
+    def random_state(self) -> dict:
+        """The generator's random streams (the sampler's and the per-device Gumbel streams), for checkpoints."""
+        return {
+            "sampler": self.sampler.generator.get_state(),
+            "devices": {key: gen.get_state() for key, gen in self._device_generators.items()},
+        }
+
+    def set_random_state(self, state):
+        for device, value in state["devices"].items():  # first: creating a device stream draws a seed from the sampler's
+            self._generator(device).set_state(value)
+        self.sampler.generator.set_state(state["sampler"])
+
     def _count_hits(self, users, targets, negatives):
         self.stats.negatives += negatives.numel()
         self.stats.target_hits += int((negatives == targets.unsqueeze(1)).sum())

@@ -160,24 +160,16 @@ class Trainer(RecBole_Trainer):
         torch.save(state, tmp, pickle_protocol=4)
         os.replace(tmp, path)  # a kill leaves the old checkpoint whole, never a half-written one
 
-    def _generators(self):
-        """Every random stream that decides the next epoch: shuffling, negatives (CPU and device)."""
-        gens = {}
-        if self._train_data is not None:
-            gens["shuffle"] = self._train_data.generator
-        negatives = self._negative_generator(self._train_data) if self._train_data is not None else None
-        if negatives is not None:
-            gens["sampler"] = negatives.sampler.generator
-            gens.update({f"device:{d}": g for d, g in negatives._device_generators.items()})
-        return gens
-
     def _rng_state(self):
+        """Every random stream that decides the next epoch: dropout, shuffling and the negatives."""
+        negatives = self._negative_generator(self._train_data)
         return {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "numpy": np.random.get_state(),
             "random": random.getstate(),
-            "generators": {name: g.get_state() for name, g in self._generators().items()},
+            "shuffle": self._train_data.generator.get_state(),
+            "negatives": negatives.random_state() if negatives is not None else None,
         }
 
     def _set_rng_state(self, state):
@@ -186,15 +178,10 @@ class Trainer(RecBole_Trainer):
             torch.cuda.set_rng_state_all(state["cuda"])
         np.random.set_state(state["numpy"])
         random.setstate(state["random"])
+        self._train_data.generator.set_state(state["shuffle"])
         negatives = self._negative_generator(self._train_data)
-        saved = state["generators"]
-        for name, value in saved.items():  # device streams first: creating one draws its seed from "sampler"
-            if name.startswith("device:") and negatives is not None:
-                negatives._generator(name[len("device:"):]).set_state(value)
-        current = self._generators()
-        for name, value in saved.items():
-            if not name.startswith("device:") and name in current:
-                current[name].set_state(value)
+        if negatives is not None and state["negatives"] is not None:
+            negatives.set_random_state(state["negatives"])
 
     def resume_checkpoint(self, resume_file):
         """Continue training from a checkpoint: the ``-last`` one (:attr:`last_checkpoint_file`) continues

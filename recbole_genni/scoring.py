@@ -6,6 +6,16 @@ from recbole.data.interaction import Interaction
 from recbole_genni.support import ONE_PASS_ENCODERS
 
 
+def dot_scores(hidden, table, candidates, targets):
+    """Dot-product scores of ``candidates`` (``[M]`` shared or ``[N, M]``) and of each row's target (``[N]``),
+    for hidden states ``[N, H]`` and an item table ``[|I|, H]``."""
+    if candidates.dim() == 1:
+        scores = hidden @ table[candidates].t()  # [N, M]
+    else:
+        scores = torch.bmm(table[candidates], hidden.unsqueeze(2)).squeeze(2)  # [N, M]
+    return scores, (hidden * table[targets]).sum(dim=1)  # [N, M], [N]
+
+
 class DotProductScorer:
     """One encoder pass per row, dotted with the candidates' item embeddings (the model's own scoring head)."""
 
@@ -20,14 +30,7 @@ class DotProductScorer:
 
     def score(self, interaction, candidates, targets):
         """Scores of ``candidates`` (``[M]`` shared or ``[N, M]``) and of each row's target (``[N]``)."""
-        hidden = self.encode(interaction)  # [N, H]
-        table = self.model.item_embedding.weight
-        if candidates.dim() == 1:
-            scores = hidden @ table[candidates].t()  # [N, M]
-        else:
-            scores = torch.bmm(table[candidates], hidden.unsqueeze(2)).squeeze(2)  # [N, M]
-        target_scores = (hidden * table[targets]).sum(dim=1)  # [N]
-        return scores, target_scores
+        return dot_scores(self.encode(interaction), self.model.item_embedding.weight, candidates, targets)
 
 
 class FullSortScorer:

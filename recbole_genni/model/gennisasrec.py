@@ -12,6 +12,7 @@ from recbole.utils import InputType
 from recbole_genni import losses
 from recbole_genni.generator import NegativeGenerator
 from recbole_genni.sampler import CandidatePoolSampler
+from recbole_genni.scoring import dot_scores
 
 LOSS_TYPES = ("BCE", "BPR", "gBCE", "SSM", "CE")
 
@@ -67,13 +68,8 @@ class GenNiSASRec(SASRec):
         if self.loss_type == "CE":
             return losses.full_softmax_loss(hidden @ table.t(), pos_items, torch.ones_like(pos_items, dtype=torch.bool))
         users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[real]  # [P]
-        detached = hidden.detach()
-
-        def score(pool):  # the current model's scores of the candidate pool, from the same encoder pass
-            pool_emb = table.detach()[pool]
-            scores = detached @ pool_emb.t() if pool.dim() == 1 else torch.bmm(pool_emb, detached.unsqueeze(2)).squeeze(2)
-            return scores, (detached * table.detach()[pos_items]).sum(dim=1)
-
+        # the current model's scores of the candidate pool, from the same encoder pass
+        score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
         neg_items, neg_log_q = self.negatives.generate(users, pos_items, score, with_log_q=self.loss_type == "SSM")
         pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
         neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]

@@ -1,5 +1,6 @@
 """``run_recbole_genni``: RecBole's quick start for this package, without ``recbole.quick_start`` (it imports ray)."""
 
+import os
 import sys
 import time
 from logging import getLogger
@@ -92,8 +93,15 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
         queue.put(result)
 
 
+def _make_log_dir(config):
+    """Create RecBole's ``./log/<model>`` race-free: its ``ensure_dir`` checks, then creates, so two ranks starting
+    together can both see the folder missing and one fails with ``FileExistsError``."""
+    os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
+
+
 def _run(model, dataset, config_file_list, config_dict, saved):
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    _make_log_dir(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -192,6 +192,9 @@ def _validate_neg_keys(final):
     warmup = final["neg_warmup_epochs"]
     if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
         raise bad("neg_warmup_epochs", "an integer >= 0")
+    chunk = final["neg_score_chunk"]
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise bad("neg_score_chunk", "an integer >= 1 (candidates scored at once; memory is rows x chunk)")
     if not isinstance(final["neg_pool_shared"], bool):
         raise bad("neg_pool_shared", "True or False")
     pool = final["neg_pool_size"]

@@ -34,17 +34,18 @@ class GenNiTrainDataLoader(TrainDataLoader):
             if self.scorer is None:
                 raise RuntimeError("neg_sampler needs the model: call get_model(model) before iterating")
             device = self.model.device
-            batch = inter_feat.to(device)
-            score = lambda pool: self._score(batch, pool, targets.to(device))  # noqa: E731
+            score = self._bind_scorer(inter_feat.to(device), targets.to(device))
         negatives = self.negatives.generate(users, targets, score)[0].cpu()
         inter_feat.update(Interaction({self.neg_item_id: negatives[:, 0] if negatives.shape[1] == 1 else negatives}))
         return inter_feat
 
-    def _score(self, batch, pool, targets):
+    @torch.no_grad()
+    def _bind_scorer(self, batch, targets):
+        """The model's scoring callback for this batch, encoded in eval mode (no dropout), train mode restored."""
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.scorer.score(batch, pool, targets)
+            return self.scorer.bind(batch, targets)
         finally:
             self.model.train(was_training)
 

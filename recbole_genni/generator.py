@@ -21,7 +21,8 @@ class NegativeStats:
     sampling_seconds: float = 0.0
     scored_rows: int = 0
     margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
-    rank_sum: float = 0.0  # sum over scored rows of the mean normalised pool rank (0 = hardest)
+    rank_sum: float = 0.0  # sum over ranked rows of the mean normalised pool rank (0 = hardest)
+    ranked_rows: int = 0  # scored rows whose pool was dense enough to rank (not streamed in chunks)
     fallback_rows: int = 0  # rows with too few allowed candidates, given proposal negatives instead
     nonfinite_rows: int = 0  # rows with NaN/inf scores, given uniform draws over the pool
     negatives: int = 0
@@ -33,15 +34,14 @@ class NegativeStats:
         out = {
             "sampling_seconds": self.sampling_seconds,
             "fallback_rows": self.fallback_rows,
+            "nonfinite_rows": self.nonfinite_rows,
             "target_hit_share": self.target_hits / total,
             "history_hit_share": self.history_hits / total,
         }
         if self.scored_rows:
-            out.update(
-                score_margin=self.margin_sum / self.scored_rows,
-                pool_rank=self.rank_sum / self.scored_rows,
-                nonfinite_rows=self.nonfinite_rows,
-            )
+            out["score_margin"] = self.margin_sum / self.scored_rows
+        if self.ranked_rows:
+            out["pool_rank"] = self.rank_sum / self.ranked_rows
         return out
 
 
@@ -50,8 +50,14 @@ class NegativeGenerator:
 
     ``genni`` scores a pool of M candidates through the caller's ``score`` callback and draws from
     softmax(score / neg_temperature) over the allowed candidates; ``dns`` takes the top-K; ``uniform`` and
-    ``popularity`` (and the warm-up epochs) need no model. Rows with NaN/inf scores are drawn uniformly from the
-    pool and rows with too few allowed candidates get proposal negatives; both are counted in :attr:`stats`.
+    ``popularity`` (and the warm-up epochs) need no model. ``neg_pool_size: all`` makes the pool the whole
+    catalogue, each item once: exact GenNi. A pool larger than ``neg_score_chunk`` is scored chunk by chunk with a
+    running Gumbel-top-k (:func:`~recbole_genni.sampling.sample_negatives_streaming`), so memory stays
+    O(rows x chunk) whatever the catalogue size.
+
+    Rows with NaN/inf scores get uniform draws from their pool (a streamed pool: proposal negatives) and rows with
+    too few allowed candidates get proposal negatives; both are counted in :attr:`stats` (``nonfinite_rows``,
+    ``fallback_rows``).
     """
 
     def __init__(self, config, sampler):
@@ -63,6 +69,8 @@ class NegativeGenerator:
         self.warmup_epochs = config["neg_warmup_epochs"]
         self.uniform_mix = float(config["neg_uniform_mix"])
         self.pool_size = resolve_pool_size(config["neg_pool_size"], sampler.item_num)
+        self.exact = config["neg_pool_size"] == "all"
+        self.score_chunk = config["neg_score_chunk"]
         self.epoch = 0
         self.stats = NegativeStats()
         self._device_generators = {}
@@ -141,18 +149,18 @@ class NegativeGenerator:
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
         n = len(users)
-        pool = self.sampler.draw_pool(self.pool_size, None if self.pool_shared else n)  # [M] or [N, M]
+        if self.exact:
+            pool = torch.arange(1, self.sampler.item_num)  # every item once
+        else:
+            pool = self.sampler.draw_pool(self.pool_size, None if self.pool_shared else n)  # [M] or [N, M]
+        if pool.shape[-1] > self.score_chunk:
+            return self._streamed(pool, users, targets, score, device, with_log_q)
         scores, target_scores = score(pool.to(device))
         scores, target_scores = scores.float(), target_scores.float()
         valid = self.sampler.valid_mask(pool, users, targets).to(device)
         finite = torch.isfinite(scores).all(dim=1) & torch.isfinite(target_scores)
         if not bool(finite.all()):
-            if self.stats.nonfinite_rows == 0:  # once per epoch; the count goes to the epoch's telemetry
-                getLogger().warning(
-                    f"epoch {self.epoch}: the model gave NaN/inf scores; those rows get uniform negatives "
-                    "from their pool (counted as nonfinite_rows)"
-                )
-            self.stats.nonfinite_rows += int((~finite).sum())
+            self._warn_nonfinite(int((~finite).sum()))
             scores = torch.where(finite.unsqueeze(1), scores, torch.zeros_like(scores))
         short = valid.sum(dim=1) < self.neg_num
         sample_valid = valid | short.unsqueeze(1)
@@ -160,17 +168,73 @@ class NegativeGenerator:
         pool_rows = pool.to(device).expand(n, -1) if pool.dim() == 1 else pool.to(device)
         negatives = pool_rows.gather(1, cols)
         log_q = sampling.draw_log_probs(scores, cols, self.temperature, sample_valid) if with_log_q else None
-        if bool(short.any()):
-            short_cpu = short.cpu()
-            self.stats.fallback_rows += int(short_cpu.sum())
-            negatives[short] = self.sampler.draw(users[short_cpu], targets[short_cpu], self.neg_num).to(device)
-            if with_log_q:
-                log_q[short] = self.sampler.log_proposal(negatives[short].cpu()).to(device)
+        self.stats.fallback_rows += int(short.sum())
+        self._replace_rows(short, users, targets, negatives, log_q)
         ok = finite & ~short
         if bool(ok.any()):
             margin = target_scores.unsqueeze(1) - scores.gather(1, cols)  # [N, K]
             ranks = sampling.pool_ranks(scores[ok], cols[ok], valid[ok])  # [n_ok, K]
             self.stats.margin_sum += float(margin[ok].mean(dim=1).sum())
             self.stats.rank_sum += float(ranks.mean(dim=1).sum())
+            self.stats.ranked_rows += int(ok.sum())
             self.stats.scored_rows += int(ok.sum())
         return negatives, log_q
+
+    def _streamed(self, pool, users, targets, score, device, with_log_q):
+        """:meth:`_from_model` for a pool scored ``neg_score_chunk`` columns at a time; never holds [N, M]."""
+        n = len(users)
+        bad_rows = torch.zeros(n, dtype=torch.bool, device=device)
+        target_scores = []
+
+        def score_chunk(start, end):
+            chunk_scores, chunk_target_scores = score(pool[..., start:end].to(device))
+            if not target_scores:
+                target_scores.append(chunk_target_scores.float())
+            finite = torch.isfinite(chunk_scores)
+            bad_rows.logical_or_(~finite.all(dim=1))
+            return chunk_scores.float().masked_fill(~finite, 0.0)
+
+        if self.exact:  # pool[i] == i + 1: mask id ranges from the rows' histories
+            id_range_mask = self.sampler.range_mask(users, targets, device)
+
+            def valid_chunk(start, end):
+                return id_range_mask(start + 1, end + 1)
+        else:
+            def valid_chunk(start, end):
+                return self.sampler.valid_mask(pool[..., start:end], users, targets).to(device)
+
+        draw = sampling.sample_negatives_streaming(
+            score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
+            self._generator(device), with_log_q,
+        )
+        bad_rows |= ~torch.isfinite(target_scores[0])
+        if bool(bad_rows.any()):
+            self._warn_nonfinite(int(bad_rows.sum()))
+        pool_rows = pool.to(device).expand(n, -1) if pool.dim() == 1 else pool.to(device)
+        negatives = pool_rows.gather(1, draw.columns)
+        self.stats.fallback_rows += int((draw.short & ~bad_rows).sum())
+        self._replace_rows(draw.short | bad_rows, users, targets, negatives, draw.log_q)
+        ok = ~(draw.short | bad_rows)
+        if bool(ok.any()):
+            margin = target_scores[0].unsqueeze(1) - draw.scores  # [N, K]
+            self.stats.margin_sum += float(margin[ok].mean(dim=1).sum())
+            self.stats.scored_rows += int(ok.sum())
+        return negatives, draw.log_q
+
+    def _warn_nonfinite(self, rows):
+        if self.stats.nonfinite_rows == 0:  # once per epoch; the count goes to the epoch's telemetry
+            getLogger().warning(
+                f"epoch {self.epoch}: the model gave NaN/inf scores; those rows get negatives that ignore the "
+                "scores (counted as nonfinite_rows)"
+            )
+        self.stats.nonfinite_rows += rows
+
+    def _replace_rows(self, rows, users, targets, negatives, log_q):
+        """Give ``rows`` (bool [N]) proposal negatives in place (and their log-probabilities): rows whose scores
+        cannot be used (too few allowed candidates; NaN/inf in a streamed pool)."""
+        if not bool(rows.any()):
+            return
+        rows_cpu = rows.cpu()
+        negatives[rows] = self.sampler.draw(users[rows_cpu], targets[rows_cpu], self.neg_num).to(negatives.device)
+        if log_q is not None:
+            log_q[rows] = self.sampler.log_proposal(negatives[rows].cpu()).to(log_q.device)

@@ -96,6 +96,15 @@ class CandidatePoolSampler(AbstractSampler):
             num_rows=users.shape[0],
         )
 
+    def range_mask(self, users, targets, device=None):
+        """``mask(start, end)`` -> bool ``[N, end - start]``: :meth:`valid_mask` for the item ids ``start .. end - 1``,
+        built from these rows' histories once, so streaming the whole catalogue never tests every (row, item) pair."""
+        history = None
+        if self.exclude == "history":
+            history = tuple(t.to(device) for t in sampling.history_pairs(self.used_ids, users, self.item_num))
+        targets = targets.to(device) if self.exclude != "none" else None
+        return lambda start, end: sampling.range_exclusion_mask(start, end, users.shape[0], targets, history, device)
+
     def draw(self, users, targets, num, distribution=None):
         """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per config."""
         n = users.shape[0]

@@ -13,7 +13,7 @@ Item id 0 is padding everywhere (RecBole's convention); real items are ``1 .. nu
 Reference: Chen et al., "Generating Negative Samples for Sequential Recommendation", arXiv 2208.03645.
 """
 
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
@@ -22,9 +22,12 @@ __all__ = [
     "history_keys",
     "in_history",
     "exclusion_mask",
+    "history_pairs",
+    "range_exclusion_mask",
     "sample_negatives",
     "pool_ranks",
     "draw_log_probs",
+    "StreamedDraw",
     "sample_negatives_streaming",
 ]
 
@@ -107,6 +110,46 @@ def exclusion_mask(
         valid &= cand != targets.unsqueeze(1)
     if keys is not None:
         valid &= ~in_history(keys, users, cand, num_items)
+    return valid
+
+
+def history_pairs(keys: torch.Tensor, users: torch.Tensor, num_items: int):
+    """``(rows, items)``: every item in the history of each ``users[row]``, as two flat LongTensors.
+
+    ``keys`` from :func:`history_keys`; the cost is the size of these users' histories, not of the catalogue.
+    """
+    users = users.long().to(keys.device)
+    lo = torch.searchsorted(keys, users * num_items)
+    counts = torch.searchsorted(keys, (users + 1) * num_items) - lo
+    rows = torch.repeat_interleave(torch.arange(users.shape[0], device=keys.device), counts)
+    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    index = torch.repeat_interleave(lo, counts) + torch.arange(rows.shape[0], device=keys.device) - first
+    return rows, keys[index] - users[rows] * num_items
+
+
+def range_exclusion_mask(
+    start: int,
+    end: int,
+    num_rows: int,
+    targets: Optional[torch.Tensor] = None,
+    history: Optional[tuple] = None,
+    device=None,
+) -> torch.Tensor:
+    """:func:`exclusion_mask` for the contiguous candidates ``start .. end - 1`` (a chunk of the whole catalogue).
+
+    Bool ``[num_rows, end - start]``; ``history`` is ``(rows, items)`` from :func:`history_pairs`. Marks the few
+    excluded pairs instead of testing every (row, item) pair: cheap when streaming over a large catalogue.
+    """
+    valid = torch.ones(num_rows, end - start, dtype=torch.bool, device=device)
+    if start <= 0 < end:
+        valid[:, -start] = False  # padding
+    if targets is not None:
+        hit = (targets >= start) & (targets < end)
+        valid[hit.nonzero().squeeze(1), targets[hit] - start] = False
+    if history is not None:
+        rows, items = history
+        hit = (items >= start) & (items < end)
+        valid[rows[hit], items[hit] - start] = False
     return valid
 
 
@@ -198,6 +241,15 @@ def draw_log_probs(
     return torch.log_softmax(logits, dim=1).gather(1, chosen)
 
 
+class StreamedDraw(NamedTuple):
+    """What :func:`sample_negatives_streaming` returns, all ``[N, K]`` but ``short``."""
+
+    columns: torch.Tensor  # LongTensor: column indices in 0 .. num_columns - 1
+    scores: torch.Tensor  # the chosen columns' scores (telemetry: how hard the negatives are)
+    log_q: Optional[torch.Tensor]  # first-draw log-probability, as draw_log_probs; None unless with_log_q
+    short: torch.Tensor  # bool [N]: rows with fewer than K valid columns; their columns include masked ones
+
+
 def sample_negatives_streaming(
     score_chunk: Callable[[int, int], torch.Tensor],
     num_columns: int,
@@ -206,40 +258,48 @@ def sample_negatives_streaming(
     chunk_size: int = 4096,
     valid_chunk: Optional[Callable[[int, int], torch.Tensor]] = None,
     generator: Optional[torch.Generator] = None,
-) -> torch.Tensor:
+    with_log_q: bool = False,
+) -> StreamedDraw:
     """:func:`sample_negatives` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``.
 
     A running Gumbel-top-k: each chunk's perturbed keys are merged with the best K so far, which is exactly the
     top-K of the perturbed keys of all columns, so the draws follow the same distribution as the dense call.
-    Peak memory is O(N x (chunk_size + K)).
+    ``with_log_q`` also keeps a running log-sum-exp of the valid logits, for the draws' log-probabilities.
+    Peak memory is O(N x (chunk_size + K)). Rows with too few valid columns are flagged in ``short`` instead of
+    raising, since that is known only after the last chunk: the caller replaces them.
 
     Args:
         score_chunk: ``score_chunk(start, end)`` -> float ``[N, end - start]``, the scores of columns ``start:end``.
         valid_chunk: optional ``valid_chunk(start, end)`` -> bool ``[N, end - start]``.
+        with_log_q: compute ``log_q`` (needs ``temperature > 0``).
         (other arguments as in :func:`sample_negatives`)
-
-    Returns:
-        LongTensor ``[N, K]`` of column indices in ``0 .. num_columns - 1``.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if with_log_q and temperature == 0:
+        raise ValueError("draw probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     if not 1 <= num_samples <= num_columns:
         raise ValueError(f"num_samples must be in [1, {num_columns}] for {num_columns} columns, got {num_samples}")
-    best_keys = best_cols = None
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    best_keys = best_cols = best_scores = log_z = None
     for start in range(0, num_columns, chunk_size):
         end = min(start + chunk_size, num_columns)
-        keys = score_chunk(start, end).float()  # [N, C]
-        if temperature > 0:
-            uniform = torch.rand(keys.shape, generator=generator, device=keys.device)
-            keys = keys / temperature - torch.log(-torch.log(uniform.clamp_(min=1e-20)))
+        scores = score_chunk(start, end).float()  # [N, C]
+        keys = scores / temperature if temperature > 0 else scores
         if valid_chunk is not None:
             keys = keys.masked_fill(~valid_chunk(start, end), float("-inf"))
+        if with_log_q:
+            chunk_z = torch.logsumexp(keys, dim=1)
+            log_z = chunk_z if log_z is None else torch.logaddexp(log_z, chunk_z)
+        if temperature > 0:
+            uniform = torch.rand(keys.shape, generator=generator, device=keys.device)
+            keys = keys - torch.log(-torch.log(uniform.clamp_(min=1e-20)))
         cols = torch.arange(start, end, device=keys.device).expand_as(keys)
         if best_keys is not None:
             keys, cols = torch.cat([best_keys, keys], dim=1), torch.cat([best_cols, cols], dim=1)
+            scores = torch.cat([best_scores, scores], dim=1)
         top = keys.topk(min(num_samples, keys.shape[1]), dim=1)
-        best_keys, best_cols = top.values, cols.gather(1, top.indices)
-    short = torch.isinf(best_keys).any(dim=1)  # a masked column made it into a row's top K
-    if bool(short.any()):
-        raise ValueError(f"{int(short.sum())} row(s) have fewer than {num_samples} valid columns")
-    return best_cols
+        best_keys, best_cols, best_scores = top.values, cols.gather(1, top.indices), scores.gather(1, top.indices)
+    log_q = best_scores / temperature - log_z.unsqueeze(1) if with_log_q else None
+    return StreamedDraw(best_cols, best_scores, log_q, torch.isinf(best_keys).any(dim=1))

@@ -28,9 +28,11 @@ class DotProductScorer:
     def encode(self, interaction):
         return self.model.forward(*(interaction[f] for f in self.fields))  # [N, H]
 
-    def score(self, interaction, candidates, targets):
-        """Scores of ``candidates`` (``[M]`` shared or ``[N, M]``) and of each row's target (``[N]``)."""
-        return dot_scores(self.encode(interaction), self.model.item_embedding.weight, candidates, targets)
+    def bind(self, interaction, targets):
+        """Encode the rows once; return ``score(candidates) -> (scores [N, M], target_scores [N])`` for
+        candidates ``[M]`` (shared) or ``[N, M]``, callable chunk after chunk at no further encoder pass."""
+        hidden, table = self.encode(interaction), self.model.item_embedding.weight
+        return lambda candidates: dot_scores(hidden, table, candidates, targets)
 
 
 class FullSortScorer:
@@ -41,10 +43,15 @@ class FullSortScorer:
     def __init__(self, model):
         self.model = model
 
-    def score(self, interaction, candidates, targets):
+    def bind(self, interaction, targets):
+        """As :meth:`DotProductScorer.bind`; the ``[N, |I|]`` scores are held while the callback lives."""
         full = self.model.full_sort_predict(interaction)  # [N, |I|]
-        scores = full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)  # [N, M]
-        return scores, full.gather(1, targets.unsqueeze(1)).squeeze(1)
+        target_scores = full.gather(1, targets.unsqueeze(1)).squeeze(1)
+
+        def score(candidates):
+            return (full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)), target_scores
+
+        return score
 
 
 def scorer_for(model):

@@ -137,7 +137,7 @@ def test_streaming_draws_follow_the_dense_softmax():
     gen = torch.Generator().manual_seed(5)
     cols = sampling.sample_negatives_streaming(
         lambda a, b: rows[:, a:b], 7, 1, 0.7, chunk_size=3, valid_chunk=lambda a, b: mask[:, a:b], generator=gen
-    )[:, 0]
+    ).columns[:, 0]
     counts = torch.bincount(cols, minlength=7)
     assert counts[5] == 0
     keep = valid[0]
@@ -156,11 +156,49 @@ def test_streaming_top_k_equals_dense_and_chunking_never_changes_it():
         streamed = sampling.sample_negatives_streaming(
             lambda a, b: scores[:, a:b], 23, 3, 0.0, chunk_size=chunk, valid_chunk=lambda a, b: valid[:, a:b]
         )
-        assert torch.equal(streamed, dense)
+        assert torch.equal(streamed.columns, dense)
+        assert torch.equal(streamed.scores, scores.gather(1, dense))
+        assert not streamed.short.any()
 
 
-def test_streaming_short_row_raises():
+def test_streaming_log_q_and_scores_equal_the_dense_computation():
+    gen = torch.Generator().manual_seed(3)
+    scores = torch.randn(40, 37, generator=gen)
+    valid = torch.rand(40, 37, generator=gen) < 0.6
+    valid[:, :2] = True
+    for chunk in (5, 37, 64):
+        draw = sampling.sample_negatives_streaming(
+            lambda a, b: scores[:, a:b], 37, 2, 0.8, chunk, lambda a, b: valid[:, a:b], gen, with_log_q=True
+        )
+        assert valid.gather(1, draw.columns).all()
+        assert torch.equal(draw.scores, scores.gather(1, draw.columns))
+        dense_log_q = sampling.draw_log_probs(scores, draw.columns, 0.8, valid)
+        assert torch.allclose(draw.log_q, dense_log_q, atol=1e-5)
+
+
+def test_streaming_flags_short_rows_instead_of_raising():
     valid = torch.ones(2, 6, dtype=torch.bool)
     valid[1, 1:] = False
-    with pytest.raises(ValueError, match="1 row"):
-        sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 2, 1.0, 4, lambda a, b: valid[:, a:b])
+    draw = sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 2, 1.0, 4, lambda a, b: valid[:, a:b])
+    assert draw.short.tolist() == [False, True]
+    assert valid[0, draw.columns[0]].all()
+    with pytest.raises(ValueError, match="temperature > 0"):
+        sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 1, 0.0, with_log_q=True)
+
+
+def test_range_exclusion_mask_equals_the_pairwise_mask_on_every_chunk():
+    gen = torch.Generator().manual_seed(4)
+    num_items = 30
+    users_all, items_all = torch.randint(1, 6, (60,), generator=gen), torch.randint(1, num_items, (60,), generator=gen)
+    keys = sampling.history_keys(users_all, items_all, num_items)
+    users = torch.tensor([1, 3, 3, 5, 2, 4, 1])
+    targets = torch.randint(1, num_items, (7,), generator=gen)
+    rows, items = sampling.history_pairs(keys, users, num_items)
+    assert sorted(zip(rows.tolist(), items.tolist())) == sorted(
+        (r, i) for r, u in enumerate(users.tolist()) for i in range(num_items)
+        if bool(((users_all == u) & (items_all == i)).any())
+    )
+    for start, end in ((0, 30), (0, 7), (7, 19), (19, 30)):
+        pairwise = sampling.exclusion_mask(torch.arange(start, end), targets, keys, users, num_items)
+        ranged = sampling.range_exclusion_mask(start, end, 7, targets, (rows, items))
+        assert torch.equal(ranged, pairwise)

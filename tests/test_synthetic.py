@@ -24,5 +24,7 @@ def test_sequences_follow_the_rule_and_popularity_is_long_tailed():
 
 def test_cli_writes_atomic_files_recbole_trains_on(tmp_path, base_config):
     assert main(["--items", "60", "--users", "40", "--out", str(tmp_path), "--name", "synth"]) == 0
+    catalogue = (tmp_path / "synth" / "synth.item").read_text().split()
+    assert catalogue == ["item_id:token"] + [str(i) for i in range(1, 61)]  # the whole catalogue, drawn or not
     result = run_recbole_genni("GenNiSASRec", "synth", config_dict={**base_config, "data_path": str(tmp_path)})
     assert 0 <= result["test_result"]["ndcg@10"] <= 1

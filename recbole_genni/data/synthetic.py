@@ -5,7 +5,8 @@
 Each item ``i`` has a fixed successor ``next_of[i]`` (a random permutation). A user's sequence starts at a
 popularity draw (Zipf, exponent ``--zipf``); each next item follows the rule with probability ``--signal``, else it is
 a fresh popularity draw. A sequential model can learn the rule, and the popularity head is long-tailed.
-Writes ``OUT/<name>/<name>.inter`` atomically.
+Writes ``OUT/<name>/<name>.inter`` and ``OUT/<name>/<name>.item`` (every id ``1..items``, so RecBole's catalogue is
+the whole ``--items`` even where the tail is never drawn) atomically.
 """
 
 import argparse
@@ -39,13 +40,19 @@ def generate(num_items, num_users, min_len=5, max_len=30, zipf=1.0, signal=0.6, 
     return users, items, positions
 
 
-def write(out, name, users, items, positions):
+def write(out, name, num_items, users, items, positions):
+    """The ``.inter`` file, and the ``.item`` file listing the whole catalogue; returns the ``.inter`` path."""
     path = Path(out) / name / f"{name}.inter"
+
+    def catalogue(f):
+        f.write("item_id:token\n")
+        np.savetxt(f, np.arange(1, num_items + 1), fmt="%d")
 
     def body(f):
         f.write(INTER_HEADER + "\n")
         np.savetxt(f, np.stack([users, items, positions], axis=1), fmt="%d", delimiter="\t")
 
+    _atomic_write(path.with_suffix(".item"), catalogue)
     _atomic_write(path, body)
     return path
 
@@ -63,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--out", default="dataset/")
     args = parser.parse_args(argv)
     data = generate(args.items, args.users, args.min_len, args.max_len, args.zipf, args.signal, args.seed)
-    path = write(args.out, args.name or f"synth-{args.items}", *data)
+    path = write(args.out, args.name or f"synth-{args.items}", args.items, *data)
     print(f"{path}: {args.users:,} users, {len(np.unique(data[1])):,} items used of {args.items:,}, {len(data[0]):,} interactions")
     return 0
 

@@ -1,0 +1,101 @@
+"""Exact GenNi (``neg_pool_size: all``) and chunked pool scoring: memory bounded by the chunk, same draws as dense."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from recbole_genni import sampling
+
+from test_gennisasrec import prepared
+from test_sampler import loader_for
+
+
+class RecordingScores:
+    """A ``score(pool)`` callback over a fixed ``[N, |I|]`` score table that records every pool it is asked for."""
+
+    def __init__(self, table, targets):
+        self.table, self.targets, self.calls = table, targets, []
+
+    def __call__(self, pool):
+        self.calls.append(pool.clone())
+        scores = self.table[:, pool] if pool.dim() == 1 else self.table.gather(1, pool)
+        return scores, self.table.gather(1, self.targets.unsqueeze(1)).squeeze(1)
+
+
+def first_batch(train):
+    batch = next(iter(train))
+    return batch[train.uid_field], batch[train.iid_field]
+
+
+def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(base_config):
+    train, _ = loader_for(base_config, neg_pool_size="all", neg_score_chunk=7, neg_num=2)
+    users, targets = first_batch(train)
+    scores = RecordingScores(torch.randn(len(users), train._sampler.item_num), targets)
+    negatives, _ = train.negatives.generate(users, targets, scores)
+    assert max(call.shape[-1] for call in scores.calls) <= 7
+    scored = torch.cat(scores.calls)
+    assert sorted(scored.tolist()) == list(range(1, train._sampler.item_num))  # each real item exactly once
+    allowed = sampling.exclusion_mask(
+        negatives, targets, train._sampler.used_ids, users, train._sampler.item_num
+    )
+    assert allowed.all()
+
+
+@pytest.mark.parametrize("pool_size", ["all", 30])
+def test_chunked_scoring_equals_dense_scoring(pool_size, base_config):
+    """DNS (temperature 0) is deterministic given the pool: chunked and one-shot scoring pick the same items."""
+    negatives = {}
+    for chunk in (5, 4096):
+        train, _ = loader_for(base_config, neg_sampler="dns", neg_pool_size=pool_size, neg_score_chunk=chunk,
+                              neg_num=3, neg_pool_shared=False)
+        users, targets = first_batch(train)
+        table = torch.randn(len(users), train._sampler.item_num, generator=torch.Generator().manual_seed(1))
+        negatives[chunk] = train.negatives.generate(users, targets, RecordingScores(table, targets))[0]
+    assert torch.equal(negatives[5], negatives[4096])
+
+
+def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(base_config):
+    train, _ = loader_for(base_config, neg_pool_size="all", neg_score_chunk=6, neg_temperature=0.5)
+    users, targets = first_batch(train)
+    rows = 20_000
+    user, target = users[:1].expand(rows), targets[:1].expand(rows)
+    row_scores = torch.randn(1, train._sampler.item_num, generator=torch.Generator().manual_seed(2))
+    negatives, log_q = train.negatives.generate(
+        user, target, RecordingScores(row_scores.expand(rows, -1), target), with_log_q=True
+    )
+    catalogue = torch.arange(train._sampler.item_num)
+    allowed = sampling.exclusion_mask(catalogue, target[:1], train._sampler.used_ids, user[:1],
+                                      train._sampler.item_num)[0]
+    probs = torch.softmax(row_scores[0].double().masked_fill(~allowed, float("-inf")) / 0.5, dim=0)
+    counts = torch.bincount(negatives[:, 0], minlength=len(catalogue))
+    assert counts[~allowed].sum() == 0
+    _, p_value = chisquare(counts[allowed].numpy(), (probs[allowed] * rows).numpy())
+    assert p_value > 1e-3
+    assert torch.allclose(log_q[:, 0].double(), probs.log()[negatives[:, 0]], atol=1e-5)
+
+
+@pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
+def test_gennisasrec_trains_with_exact_genni(loss_type, base_config):
+    config, (train, _, _) = prepared(base_config, loss_type=loss_type, neg_pool_size="all", neg_score_chunk=8,
+                                     neg_num=2)
+    model = config.model_class(config, train._dataset)
+    for batch in train:
+        loss = model.calculate_loss(batch)
+        assert math.isfinite(loss.item())
+        loss.backward()
+    stats = model.negatives.pop_stats().summary()
+    assert stats["target_hit_share"] == 0 and stats["history_hit_share"] == 0
+    assert math.isfinite(stats["score_margin"]) and "pool_rank" not in stats  # no rank without the dense matrix
+
+
+def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog):
+    train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=9, neg_num=2)
+    with torch.no_grad():
+        net.item_embedding.weight[5] = float("nan")
+    with caplog.at_level("WARNING"):
+        batches = list(train)
+    stats = train.negatives.pop_stats().summary()
+    assert stats["nonfinite_rows"] > 0 and "NaN/inf scores" in caplog.text
+    assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)

@@ -190,18 +190,20 @@ class NegativeGenerator:
             chunk_scores, chunk_target_scores = score(pool[..., start:end].to(device))
             if not target_scores:
                 target_scores.append(chunk_target_scores.float())
-            finite = torch.isfinite(chunk_scores)
-            bad_rows.logical_or_(~finite.all(dim=1))
-            return chunk_scores.float().masked_fill(~finite, 0.0)
+            finite = torch.isfinite(chunk_scores.sum(dim=1))  # one reduction, no [N, C] mask; NaN/inf propagate
+            if bool(finite.all()):
+                return chunk_scores
+            bad_rows.logical_or_(~finite)
+            return torch.nan_to_num(chunk_scores.float(), nan=0.0, posinf=0.0, neginf=0.0)
 
-        if self.exact:  # pool[i] == i + 1: mask id ranges from the rows' histories
-            id_range_mask = self.sampler.range_mask(users, targets, device)
+        if pool.dim() == 1:
+            shared_pool_mask = self.sampler.pool_mask(users, targets, device)
 
             def valid_chunk(start, end):
-                return id_range_mask(start + 1, end + 1)
+                return shared_pool_mask(pool[start:end])
         else:
             def valid_chunk(start, end):
-                return self.sampler.valid_mask(pool[..., start:end], users, targets).to(device)
+                return self.sampler.valid_mask(pool[:, start:end], users, targets).to(device)
 
         draw = sampling.sample_negatives_streaming(
             score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,

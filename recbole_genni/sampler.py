@@ -86,7 +86,9 @@ class CandidatePoolSampler(AbstractSampler):
         return sampling.draw_pool(self.item_num, pool_size, num_rows, self.pool_probs, self.generator)
 
     def valid_mask(self, candidates, users, targets):
-        """Bool ``[N, M]``: candidates allowed as negatives under ``neg_exclude``."""
+        """Bool ``[N, M]``: candidates (``[M]`` shared or ``[N, M]``) allowed as negatives under ``neg_exclude``."""
+        if candidates.dim() == 1:
+            return self.pool_mask(users, targets)(candidates)
         return sampling.exclusion_mask(
             candidates,
             targets=targets if self.exclude != "none" else None,
@@ -96,14 +98,14 @@ class CandidatePoolSampler(AbstractSampler):
             num_rows=users.shape[0],
         )
 
-    def range_mask(self, users, targets, device=None):
-        """``mask(start, end)`` -> bool ``[N, end - start]``: :meth:`valid_mask` for the item ids ``start .. end - 1``,
-        built from these rows' histories once, so streaming the whole catalogue never tests every (row, item) pair."""
+    def pool_mask(self, users, targets, device=None):
+        """``mask(pool)`` -> bool ``[N, M]`` for shared pools ``[M]`` on ``device``: :meth:`valid_mask` with these
+        rows' histories gathered once, so a catalogue streamed chunk by chunk costs O(history) per chunk."""
         history = None
         if self.exclude == "history":
             history = tuple(t.to(device) for t in sampling.history_pairs(self.used_ids, users, self.item_num))
         targets = targets.to(device) if self.exclude != "none" else None
-        return lambda start, end: sampling.range_exclusion_mask(start, end, users.shape[0], targets, history, device)
+        return lambda pool: sampling.pool_exclusion_mask(pool.to(device), users.shape[0], targets, history)
 
     def draw(self, users, targets, num, distribution=None):
         """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per config."""

@@ -23,7 +23,7 @@ __all__ = [
     "in_history",
     "exclusion_mask",
     "history_pairs",
-    "range_exclusion_mask",
+    "pool_exclusion_mask",
     "sample_negatives",
     "pool_ranks",
     "draw_log_probs",
@@ -113,6 +113,13 @@ def exclusion_mask(
     return valid
 
 
+def _expand_ranges(starts: torch.Tensor, counts: torch.Tensor):
+    """``(owner, position)`` of every element of the ranges ``starts[j] .. starts[j] + counts[j] - 1``, flat."""
+    owner = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
+    offset = torch.arange(owner.shape[0], device=counts.device) - (torch.cumsum(counts, 0) - counts)[owner]
+    return owner, starts[owner] + offset
+
+
 def history_pairs(keys: torch.Tensor, users: torch.Tensor, num_items: int):
     """``(rows, items)``: every item in the history of each ``users[row]``, as two flat LongTensors.
 
@@ -120,36 +127,29 @@ def history_pairs(keys: torch.Tensor, users: torch.Tensor, num_items: int):
     """
     users = users.long().to(keys.device)
     lo = torch.searchsorted(keys, users * num_items)
-    counts = torch.searchsorted(keys, (users + 1) * num_items) - lo
-    rows = torch.repeat_interleave(torch.arange(users.shape[0], device=keys.device), counts)
-    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    index = torch.repeat_interleave(lo, counts) + torch.arange(rows.shape[0], device=keys.device) - first
+    rows, index = _expand_ranges(lo, torch.searchsorted(keys, (users + 1) * num_items) - lo)
     return rows, keys[index] - users[rows] * num_items
 
 
-def range_exclusion_mask(
-    start: int,
-    end: int,
-    num_rows: int,
-    targets: Optional[torch.Tensor] = None,
-    history: Optional[tuple] = None,
-    device=None,
+def pool_exclusion_mask(
+    pool: torch.Tensor, num_rows: int, targets: Optional[torch.Tensor] = None, history: Optional[tuple] = None
 ) -> torch.Tensor:
-    """:func:`exclusion_mask` for the contiguous candidates ``start .. end - 1`` (a chunk of the whole catalogue).
+    """:func:`exclusion_mask` for one pool ``[M]`` shared by ``num_rows`` rows (duplicates allowed).
 
-    Bool ``[num_rows, end - start]``; ``history`` is ``(rows, items)`` from :func:`history_pairs`. Marks the few
-    excluded pairs instead of testing every (row, item) pair: cheap when streaming over a large catalogue.
+    ``history`` is ``(rows, items)`` from :func:`history_pairs`. The rows' history items are looked up in the sorted
+    pool, O(pairs x log M), instead of every (row, candidate) pair in the histories, O(N x M x log |keys|).
     """
-    valid = torch.ones(num_rows, end - start, dtype=torch.bool, device=device)
-    if start <= 0 < end:
-        valid[:, -start] = False  # padding
+    valid = (pool != 0).unsqueeze(0).expand(num_rows, -1)
     if targets is not None:
-        hit = (targets >= start) & (targets < end)
-        valid[hit.nonzero().squeeze(1), targets[hit] - start] = False
+        valid = valid & (pool.unsqueeze(0) != targets.unsqueeze(1))
+    else:
+        valid = valid.clone()
     if history is not None:
         rows, items = history
-        hit = (items >= start) & (items < end)
-        valid[rows[hit], items[hit] - start] = False
+        sorted_pool, order = pool.sort()
+        lo = torch.searchsorted(sorted_pool, items)
+        pair, index = _expand_ranges(lo, torch.searchsorted(sorted_pool, items, right=True) - lo)
+        valid[rows[pair], order[index]] = False
     return valid
 
 
@@ -201,14 +201,24 @@ def sample_negatives(
             )
     if n == 0:
         return torch.empty(0, num_samples, dtype=torch.long, device=scores.device)
-    keys = scores.float()
+    keys = _masked_logits(scores, temperature, valid)
     if temperature > 0:
-        uniform = torch.rand(keys.shape, generator=generator, device=keys.device, dtype=keys.dtype)
-        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20)))  # standard Gumbel noise
-        keys = keys / temperature + gumbel
-    if valid is not None:
-        keys = keys.masked_fill(~valid, float("-inf"))
+        _add_gumbel_(keys, generator)
     return keys.topk(num_samples, dim=1).indices
+
+
+def _masked_logits(scores, temperature, valid):
+    """``scores / temperature`` (the scores, for temperature 0) with masked columns at -inf, in a fresh buffer."""
+    logits = scores.float() / temperature if temperature > 0 else scores.float().clone()
+    if valid is not None:
+        logits.masked_fill_(~valid, float("-inf"))
+    return logits
+
+
+def _add_gumbel_(keys, generator):
+    """Add standard Gumbel noise, -log(-log u), in place (one random number per entry, no extra buffers)."""
+    noise = torch.rand(keys.shape, generator=generator, device=keys.device)
+    return keys.sub_(noise.clamp_(min=1e-20).log_().neg_().log_())
 
 
 def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -235,10 +245,7 @@ def draw_log_probs(
     """
     if temperature <= 0:
         raise ValueError("draw probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
-    logits = scores.float() / temperature
-    if valid is not None:
-        logits = logits.masked_fill(~valid, float("-inf"))
-    return torch.log_softmax(logits, dim=1).gather(1, chosen)
+    return torch.log_softmax(_masked_logits(scores, temperature, valid), dim=1).gather(1, chosen)
 
 
 class StreamedDraw(NamedTuple):
@@ -286,20 +293,22 @@ def sample_negatives_streaming(
     for start in range(0, num_columns, chunk_size):
         end = min(start + chunk_size, num_columns)
         scores = score_chunk(start, end).float()  # [N, C]
-        keys = scores / temperature if temperature > 0 else scores
-        if valid_chunk is not None:
-            keys = keys.masked_fill(~valid_chunk(start, end), float("-inf"))
+        keys = _masked_logits(scores, temperature, valid_chunk(start, end) if valid_chunk is not None else None)
         if with_log_q:
             chunk_z = torch.logsumexp(keys, dim=1)
             log_z = chunk_z if log_z is None else torch.logaddexp(log_z, chunk_z)
         if temperature > 0:
-            uniform = torch.rand(keys.shape, generator=generator, device=keys.device)
-            keys = keys - torch.log(-torch.log(uniform.clamp_(min=1e-20)))
-        cols = torch.arange(start, end, device=keys.device).expand_as(keys)
-        if best_keys is not None:
-            keys, cols = torch.cat([best_keys, keys], dim=1), torch.cat([best_cols, cols], dim=1)
-            scores = torch.cat([best_scores, scores], dim=1)
-        top = keys.topk(min(num_samples, keys.shape[1]), dim=1)
-        best_keys, best_cols, best_scores = top.values, cols.gather(1, top.indices), scores.gather(1, top.indices)
+            _add_gumbel_(keys, generator)
+        # the top K of (best so far, this chunk) is the top K of (best so far, this chunk's top K): merge only those
+        top = keys.topk(min(num_samples, end - start), dim=1)
+        cols, chunk_scores = top.indices + start, scores.gather(1, top.indices)
+        if best_keys is None:
+            best_keys, best_cols, best_scores = top.values, cols, chunk_scores
+            continue
+        merged = torch.cat([best_keys, top.values], dim=1)
+        merged = merged.topk(min(num_samples, merged.shape[1]), dim=1)
+        best_keys = merged.values
+        best_cols = torch.cat([best_cols, cols], dim=1).gather(1, merged.indices)
+        best_scores = torch.cat([best_scores, chunk_scores], dim=1).gather(1, merged.indices)
     log_q = best_scores / temperature - log_z.unsqueeze(1) if with_log_q else None
     return StreamedDraw(best_cols, best_scores, log_q, torch.isinf(best_keys).any(dim=1))

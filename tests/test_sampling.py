@@ -186,7 +186,7 @@ def test_streaming_flags_short_rows_instead_of_raising():
         sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 1, 0.0, with_log_q=True)
 
 
-def test_range_exclusion_mask_equals_the_pairwise_mask_on_every_chunk():
+def test_shared_pool_mask_from_history_pairs_equals_the_pairwise_mask():
     gen = torch.Generator().manual_seed(4)
     num_items = 30
     users_all, items_all = torch.randint(1, 6, (60,), generator=gen), torch.randint(1, num_items, (60,), generator=gen)
@@ -198,7 +198,8 @@ def test_range_exclusion_mask_equals_the_pairwise_mask_on_every_chunk():
         (r, i) for r, u in enumerate(users.tolist()) for i in range(num_items)
         if bool(((users_all == u) & (items_all == i)).any())
     )
-    for start, end in ((0, 30), (0, 7), (7, 19), (19, 30)):
-        pairwise = sampling.exclusion_mask(torch.arange(start, end), targets, keys, users, num_items)
-        ranged = sampling.range_exclusion_mask(start, end, 7, targets, (rows, items))
-        assert torch.equal(ranged, pairwise)
+    pools = [torch.arange(0, 30), torch.arange(7, 19), torch.randint(0, num_items, (50,), generator=gen)]  # + repeats
+    for pool in pools:
+        for row_targets in (targets, None):
+            pairwise = sampling.exclusion_mask(pool, row_targets, keys, users, num_items)
+            assert torch.equal(sampling.pool_exclusion_mask(pool, 7, row_targets, (rows, items)), pairwise)

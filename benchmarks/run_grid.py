@@ -36,7 +36,8 @@ def expand(grid):
             (f"{model}/{sampler}", model, {**grid.get("model_config", {}).get(model, {}), **config})
             for model, (sampler, config) in itertools.product(grid["models"], grid["samplers"].items())
         ]
-    for (name, model, config), dataset, seed in itertools.product(base, grid["datasets"], grid["seeds"]):
+    # dataset, then seed, then cell: a grid cut short still compares every cell on the first dataset and seed
+    for dataset, seed, (name, model, config) in itertools.product(grid["datasets"], grid["seeds"], base):
         yield {
             "key": f"{name}|{dataset}|{seed}",
             "name": name,

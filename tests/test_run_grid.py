@@ -24,7 +24,7 @@ def grid_file(tmp_path, base_config):
 def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
     cells = list(run_grid.expand(yaml.safe_load(grid_file(tmp_path, base_config).read_text())))
     assert [c["key"] for c in cells] == [
-        "GRU4Rec/uniform|tiny|1", "GRU4Rec/uniform|tiny|2", "GRU4Rec/genni|tiny|1", "GRU4Rec/genni|tiny|2",
+        "GRU4Rec/uniform|tiny|1", "GRU4Rec/genni|tiny|1", "GRU4Rec/uniform|tiny|2", "GRU4Rec/genni|tiny|2",
     ]
     assert cells[3]["config"]["neg_sampler"] == "genni" and cells[3]["config"]["seed"] == 2
 

@@ -6,9 +6,9 @@
 Per catalogue size: a synthetic dataset (:mod:`recbole_genni.data.synthetic`, whole catalogue in its ``.item`` file,
 written to ``dataset/`` once). Per sampler, a fresh process builds GenNiSASRec and its all-position loader, takes one
 warm-up step, then times ``--steps`` training steps (negatives, loss, backward, Adam) at the same batch size.
-Memory: on CUDA ``max_memory_allocated``; on CPU the peak resident set during the timed steps (Linux ``VmHWM``,
-reset after the warm-up), in total and above the resident set before the steps (model, gradients, Adam state and
-data), which is what the negatives and the loss add. A cell that cannot allocate under ``--memory_limit_gb``
+Memory: on CUDA ``max_memory_allocated``; on CPU the peak resident set (Linux ``VmHWM``, reset before each step):
+the whole step's peak, and the peak while the encoder runs, the negatives are generated and the loss is computed,
+above the memory held before the step (model, gradients, Adam state and data): what the sampler and loss cost. A cell that cannot allocate under ``--memory_limit_gb``
 (address space, CPU only) or on the GPU is reported as out of memory. Writes ``--out`` (JSON), a Markdown table and
 a PNG plot beside it.
 """
@@ -68,31 +68,43 @@ def run_cell(cell):
         if len(batches) == cell["steps"] + 1:
             break
 
+    def reset_peak():
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak resident set (VmHWM) to the current one
+
+    def peak():
+        return torch.cuda.max_memory_allocated() if cuda else _status_kb("VmHWM") * 1024
+
     def step(batch):
+        """One training step; returns (peak while negatives are generated and the loss computed, whole step's peak)."""
         optimizer.zero_grad(set_to_none=False)  # gradients stay allocated: part of the baseline, not of the step
-        model.calculate_loss(batch).backward()
-        optimizer.step()
+        reset_peak()
+        loss = model.calculate_loss(batch)
         if cuda:
             torch.cuda.synchronize()
+        forward_peak = peak()
+        loss.backward()  # the item table's gradient is dense: table-sized temporaries, whatever the sampler
+        optimizer.step()  # so are Adam's
+        if cuda:
+            torch.cuda.synchronize()
+        return forward_peak, peak()
 
     record = {"rows_per_step": [int((b[model.TARGET_SEQ] > 0).sum()) for b in batches[1:]],
               "catalogue": train._dataset.item_num - 1}
     try:
         step(batches[0])  # warm-up: allocator, Adam state
         gc.collect()
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-            baseline = torch.cuda.memory_allocated()
-        else:
-            baseline = _status_kb("VmRSS") * 1024
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset the peak resident set (VmHWM) to the current one
-        seconds = []
+        baseline = torch.cuda.memory_allocated() if cuda else _status_kb("VmRSS") * 1024
+        seconds, forward_peaks, step_peaks = [], [], []
         for batch in batches[1:]:
             start = time.perf_counter()
-            step(batch)
+            forward_peak, step_peak = step(batch)
             seconds.append(time.perf_counter() - start)
-        peak = torch.cuda.max_memory_allocated() if cuda else _status_kb("VmHWM") * 1024
+            forward_peaks.append(forward_peak)
+            step_peaks.append(step_peak)
     except (MemoryError, torch.OutOfMemoryError, RuntimeError) as error:
         if not isinstance(error, (MemoryError, torch.OutOfMemoryError)) and "memory" not in str(error).lower():
             raise
@@ -101,8 +113,9 @@ def run_cell(cell):
         **record,
         "oom": False,
         "seconds_per_step": statistics.median(seconds),
-        "peak_mb": peak / 2**20,
-        "peak_above_baseline_mb": (peak - baseline) / 2**20,
+        "baseline_mb": baseline / 2**20,
+        "peak_mb": max(step_peaks) / 2**20,
+        "forward_mb": (max(forward_peaks) - baseline) / 2**20,
         "memory_kind": "cuda max_memory_allocated" if cuda else "process peak RSS (VmHWM)",
     }
 
@@ -122,19 +135,22 @@ def report(results, meta):
         "",
         f"{meta['date']}; `{meta['command']}`; batch {meta['batch_size']} users x up to {meta['max_len']} positions "
         f"(about {meta['rows']} scored rows per step), hidden 64, `neg_score_chunk` {meta['chunk']}, "
-        f"median of {meta['steps']} steps after one warm-up. Memory: {meta['memory_kind']}; 'step' = above the "
-        "resident model, gradients, Adam state and data.",
+        f"median of {meta['steps']} steps after one warm-up. Memory: {meta['memory_kind']}. *baseline*: model, "
+        "gradients, Adam state and data before the step; *negatives + loss*: the peak above the baseline while the "
+        "encoder runs, the negatives are generated and the loss is computed (what the sampler costs); *step peak*: "
+        "the whole step's peak, backward and Adam included (both make item-table-sized temporaries, whatever the "
+        "sampler: the table's gradient is dense).",
         "",
-        "| items | sampler | s/step | peak MB | step MB |",
-        "|---:|---|---:|---:|---:|",
+        "| items | sampler | s/step | baseline MB | negatives + loss MB | step peak MB |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
         if r["oom"]:
             limit = "" if meta["device"].startswith("cuda") else f" (> {meta['memory_limit_gb']:g} GiB limit)"
-            lines.append(f"| {r['catalogue']:,} | {r['sampler']} | - | out of memory{limit} | - |")
+            lines.append(f"| {r['catalogue']:,} | {r['sampler']} | - | - | out of memory{limit} | - |")
         else:
             lines.append(f"| {r['catalogue']:,} | {r['sampler']} | {r['seconds_per_step']:.3f} | "
-                         f"{r['peak_mb']:,.0f} | {r['peak_above_baseline_mb']:,.0f} |")
+                         f"{r['baseline_mb']:,.0f} | {r['forward_mb']:,.0f} | {r['peak_mb']:,.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -150,11 +166,13 @@ def plot(results, path):
         if not rs:
             continue
         x = [r["catalogue"] for r in rs]
-        for ax, key in zip(axes, ("peak_mb", "peak_above_baseline_mb", "seconds_per_step")):
+        for ax, key in zip(axes, ("peak_mb", "forward_mb", "seconds_per_step")):
             ax.plot(x, [r[key] for r in rs], marker="o", label=sampler)
-        for r in (r for r in results if r["sampler"] == sampler and r["oom"]):
-            axes[0].annotate("OOM", (r["catalogue"], axes[0].get_ylim()[1]), fontsize=8)
-    titles = ("peak memory (MB)", "memory the step adds (MB)", "seconds per training step")
+    for r in (r for r in results if r["oom"]):
+        for ax in axes[:2]:
+            ax.annotate(f"{r['sampler']}: out of memory", (r["catalogue"], ax.get_ylim()[1]), fontsize=8,
+                        ha="right", va="top", color="red")
+    titles = ("step peak memory (MB)", "negatives + loss (forward) above the model (MB)", "seconds per training step")
     for ax, title in zip(axes, titles):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -212,7 +230,7 @@ def main():
             results.append(record)
             print(f"{items} {sampler}: " + ("out of memory" if record["oom"] else
                   f"{record['seconds_per_step']:.3f} s/step, peak {record['peak_mb']:.0f} MB, "
-                  f"step {record['peak_above_baseline_mb']:.0f} MB"), flush=True)
+                  f"negatives + loss {record['forward_mb']:.0f} MB"), flush=True)
     import torch
 
     measured = [r for r in results if not r["oom"]]

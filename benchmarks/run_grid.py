@@ -16,11 +16,13 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script or imported
+from cells import parse_args_or_run_cell, run_cell_process  # noqa: E402
 
 import yaml
 
@@ -205,11 +207,7 @@ def main():
     parser.add_argument("grid", nargs="?", help="grid YAML")
     parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<grid name>.jsonl)")
     parser.add_argument("--report", help="Markdown report (default: next to --out, .md)")
-    parser.add_argument("--cell", help=argparse.SUPPRESS)  # internal: run one cell, print its record
-    args = parser.parse_args()
-    if args.cell:
-        print("RESULT " + json.dumps(run_cell(json.loads(args.cell))), flush=True)
-        return 0
+    args = parse_args_or_run_cell(parser, run_cell)
     grid = yaml.safe_load(Path(args.grid).read_text())
     out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
     report_path = Path(args.report or out.with_suffix(".md"))
@@ -221,12 +219,10 @@ def main():
             print(f"[{i}/{len(cells)}] {cell['key']}: done, skipped", flush=True)
             continue
         print(f"[{i}/{len(cells)}] {cell['key']}: running", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--cell", json.dumps(cell)], capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
+        record, proc = run_cell_process(__file__, cell)
+        if proc.returncode != 0 or record is None:
             print(f"[{i}/{len(cells)}] {cell['key']}: FAILED\n{proc.stderr[-3000:]}", flush=True)
             continue
-        record = json.loads(lines[-1][len("RESULT "):])
         record["command"] = " ".join([Path(sys.executable).name, *sys.argv])
         append_result(out, record)
         print(f"[{i}/{len(cells)}] {cell['key']}: test ndcg@10 {record['test']['ndcg@10']:.4f}, "

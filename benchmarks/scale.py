@@ -20,11 +20,13 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script or imported
+from cells import parse_args_or_run_cell, run_cell_process  # noqa: E402
 
 SAMPLERS = {
     "uniform": {"neg_sampler": "uniform", "loss_type": "BCE"},
@@ -196,11 +198,7 @@ def main():
     parser.add_argument("--memory_limit_gb", type=float, default=16.0)
     parser.add_argument("--data_path", default="dataset/")
     parser.add_argument("--out", default="benchmarks/results/scale.json")
-    parser.add_argument("--cell", help=argparse.SUPPRESS)  # internal: run one cell, print its record
-    args = parser.parse_args()
-    if args.cell:
-        print("RESULT " + json.dumps(run_cell(json.loads(args.cell))), flush=True)
-        return 0
+    args = parse_args_or_run_cell(parser, run_cell)
     results = []
     for items in args.items:
         dataset = ensure_dataset(args.data_path, items, args.users, seed=0)
@@ -215,17 +213,13 @@ def main():
                     **SAMPLERS[sampler],
                 },
             }
-            proc = subprocess.run([sys.executable, __file__, "--cell", json.dumps(cell)], capture_output=True, text=True,
-                                  env={**os.environ, **FREED_MEMORY_LEAVES})
-            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-            if not lines:  # killed (e.g. by the kernel's OOM killer) or crashed: report, never invent a number
+            record, proc = run_cell_process(__file__, cell, env={**os.environ, **FREED_MEMORY_LEAVES})
+            if record is None:  # killed (e.g. by the kernel's OOM killer) or crashed: report, never invent a number
                 tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
                 print(f"{items} {sampler}: FAILED ({tail[0][:200]})", flush=True)
                 record = {"catalogue": items, "oom": proc.returncode in (-9, 137), "error": tail[0][:200]}
                 if not record["oom"]:
                     continue
-            else:
-                record = json.loads(lines[-1][len("RESULT "):])
             record["sampler"] = sampler
             results.append(record)
             print(f"{items} {sampler}: " + ("out of memory" if record["oom"] else

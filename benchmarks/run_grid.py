@@ -160,7 +160,8 @@ def report(records, title: str) -> str:
 
 
 def plot(records, out_dir: Path, stem: str) -> list:
-    """PNG curves per dataset: valid NDCG@10 per epoch, seconds per epoch, and negative hardness per epoch."""
+    """PNG curves per dataset, one line per cell (mean over its seeds): valid NDCG@10, training seconds and
+    negative hardness per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,17 +175,24 @@ def plot(records, out_dir: Path, stem: str) -> list:
     ]
     paths = []
     for dataset in sorted({r["dataset"] for r in records}):
-        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
+        names = sorted({r["name"] for r in records if r["dataset"] == dataset})
         for ax, (key, label) in zip(axes, panels):
-            for r in (r for r in records if r["dataset"] == dataset):
-                points = [(h["epoch"], h[key]) for h in r["history"] if h.get(key) is not None]
-                if points:
-                    ax.plot(*zip(*points), marker=".", label=f"{r['name']} (seed {r['seed']})")
+            for index, name in enumerate(names):
+                per_epoch = {}
+                seeds = [r for r in records if r["dataset"] == dataset and r["name"] == name]
+                for h in (h for r in seeds for h in r["history"] if h.get(key) is not None):
+                    per_epoch.setdefault(h["epoch"], []).append(h[key])
+                if per_epoch:
+                    epochs = sorted(per_epoch)
+                    ax.plot(epochs, [statistics.mean(per_epoch[e]) for e in epochs], marker=".", color=f"C{index % 10}",
+                            label=f"{name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
             ax.set_xlabel("epoch")
             ax.set_title(label)
-        axes[0].legend(fontsize=7)
-        fig.suptitle(f"{stem}: {dataset}")
-        fig.tight_layout()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(5, max(len(labels), 1)), fontsize=8)
+        fig.suptitle(f"{stem}: {dataset} (mean over seeds)")
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         path = out_dir / f"{stem}-{dataset}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)

@@ -205,8 +205,12 @@ def write_report(out: Path, report_path: Path, title: str):
     records = read_records(out)
     images = plot(records, report_path.parent, report_path.stem)
     text = report(records, f"{title}: test metrics at the best valid NDCG@10 epoch")
+    finished = sorted(r["finished"] for r in records)
+    commands = sorted({r.get("command", "?") for r in records})
+    provenance = (f"Cells finished {finished[0]} to {finished[-1]} (UTC); command: "
+                  + ", ".join(f"`{c}`" for c in commands) + "; device in the last column.\n")
     tmp = report_path.with_suffix(".tmp")
-    tmp.write_text(text + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
+    tmp.write_text(text + "\n" + provenance + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
     os.replace(tmp, report_path)
 
 

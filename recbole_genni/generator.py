@@ -69,7 +69,6 @@ class NegativeGenerator:
         self.warmup_epochs = config["neg_warmup_epochs"]
         self.uniform_mix = float(config["neg_uniform_mix"])
         self.pool_size = resolve_pool_size(config["neg_pool_size"], sampler.item_num)
-        self.exact = config["neg_pool_size"] == "all"
         self.score_chunk = config["neg_score_chunk"]
         self.epoch = 0
         self.stats = NegativeStats()
@@ -149,13 +148,12 @@ class NegativeGenerator:
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
         n = len(users)
-        if self.exact:
-            pool = torch.arange(1, self.sampler.item_num)  # every item once
-        else:
-            pool = self.sampler.draw_pool(self.pool_size, None if self.pool_shared else n)  # [M] or [N, M]
+        pool = self.sampler.draw_pool(self.pool_size, None if self.pool_shared else n)  # [M] or [N, M]
+        device_pool = pool.to(device)  # once per batch, not per chunk
+        pool_rows = device_pool.expand(n, -1) if pool.dim() == 1 else device_pool
         if pool.shape[-1] > self.score_chunk:
-            return self._streamed(pool, users, targets, score, device, with_log_q)
-        scores, target_scores = score(pool.to(device))
+            return self._streamed(pool, device_pool, pool_rows, users, targets, score, device, with_log_q)
+        scores, target_scores = score(device_pool)
         scores, target_scores = scores.float(), target_scores.float()
         valid = self.sampler.valid_mask(pool, users, targets).to(device)
         finite = torch.isfinite(scores).all(dim=1) & torch.isfinite(target_scores)
@@ -165,7 +163,6 @@ class NegativeGenerator:
         short = valid.sum(dim=1) < self.neg_num
         sample_valid = valid | short.unsqueeze(1)
         cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
-        pool_rows = pool.to(device).expand(n, -1) if pool.dim() == 1 else pool.to(device)
         negatives = pool_rows.gather(1, cols)
         log_q = sampling.draw_log_probs(scores, cols, self.temperature, sample_valid) if with_log_q else None
         self.stats.fallback_rows += int(short.sum())
@@ -180,14 +177,14 @@ class NegativeGenerator:
             self.stats.scored_rows += int(ok.sum())
         return negatives, log_q
 
-    def _streamed(self, pool, users, targets, score, device, with_log_q):
+    def _streamed(self, pool, device_pool, pool_rows, users, targets, score, device, with_log_q):
         """:meth:`_from_model` for a pool scored ``neg_score_chunk`` columns at a time; never holds [N, M]."""
         n = len(users)
         bad_rows = torch.zeros(n, dtype=torch.bool, device=device)
         target_scores = []
 
         def score_chunk(start, end):
-            chunk_scores, chunk_target_scores = score(pool[..., start:end].to(device))
+            chunk_scores, chunk_target_scores = score(device_pool[..., start:end])
             if not target_scores:
                 target_scores.append(chunk_target_scores.float())
             finite = torch.isfinite(chunk_scores.sum(dim=1))  # one reduction, no [N, C] mask; NaN/inf propagate
@@ -200,7 +197,7 @@ class NegativeGenerator:
             shared_pool_mask = self.sampler.pool_mask(users, targets, device)
 
             def valid_chunk(start, end):
-                return shared_pool_mask(pool[start:end])
+                return shared_pool_mask(device_pool[start:end])
         else:
             def valid_chunk(start, end):
                 return self.sampler.valid_mask(pool[:, start:end], users, targets).to(device)
@@ -212,7 +209,6 @@ class NegativeGenerator:
         bad_rows |= ~torch.isfinite(target_scores[0])
         if bool(bad_rows.any()):
             self._warn_nonfinite(int(bad_rows.sum()))
-        pool_rows = pool.to(device).expand(n, -1) if pool.dim() == 1 else pool.to(device)
         negatives = pool_rows.gather(1, draw.columns)
         self.stats.fallback_rows += int((draw.short & ~bad_rows).sum())
         self._replace_rows(draw.short | bad_rows, users, targets, negatives, draw.log_q)

@@ -80,8 +80,9 @@ class CandidatePoolSampler(AbstractSampler):
         return probs / probs.sum()
 
     def draw_pool(self, pool_size, num_rows=None):
-        """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal; all items when M covers them."""
-        if num_rows is None and pool_size >= self.item_num - 1:
+        """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal. When M covers the catalogue
+        the pool is every item once, shared by all rows (``neg_pool_size: all`` is exact GenNi)."""
+        if pool_size >= self.item_num - 1:
             return torch.arange(1, self.item_num)
         return sampling.draw_pool(self.item_num, pool_size, num_rows, self.pool_probs, self.generator)
 

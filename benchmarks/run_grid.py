@@ -18,6 +18,7 @@ import resource
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def run_cell(cell: dict) -> dict:
         "best_valid": dict(result["best_valid_result"] or {}),
         "best_epoch": best_epoch,
         "epochs": epochs,
+        "stop_reason": result["stop_reason"],
         "seconds_per_epoch": result["train_seconds"] / max(epochs, 1),
         "train_seconds_per_epoch": sum(h["train_seconds"] for h in history) / max(epochs, 1),
         "sampling_seconds_per_epoch": sum(h.get("sampling_seconds", 0.0) for h in history) / max(epochs, 1),
@@ -214,32 +216,55 @@ def write_report(out: Path, report_path: Path, title: str):
     os.replace(tmp, report_path)
 
 
+def parse_setting(text: str):
+    """``KEY=VALUE`` from the command line, the value read as YAML (``epochs=2``, ``train_time_budget=420``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(value)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("grid", nargs="?", help="grid YAML")
     parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<grid name>.jsonl)")
     parser.add_argument("--report", help="Markdown report (default: next to --out, .md)")
+    parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a shared config key for every cell (repeatable)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only the cells of this name (repeatable)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="cells run at once, each in its own process (on one GPU they share it: time them apart)")
     args = parse_args_or_run_cell(parser, run_cell)
     grid = yaml.safe_load(Path(args.grid).read_text())
+    grid.setdefault("shared", {}).update(dict(args.settings))
     out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
     report_path = Path(args.report or out.with_suffix(".md"))
     convert_sources(grid)
     done = {r["key"] for r in read_records(out)}
-    cells = list(expand(grid))
+    cells = [c for c in expand(grid) if not args.only or c["name"] in args.only]
+    if not cells:
+        parser.error(f"--only {args.only}: no cell of {args.grid} has that name")
+    todo = []
     for i, cell in enumerate(cells, start=1):
-        if cell["key"] in done:
-            print(f"[{i}/{len(cells)}] {cell['key']}: done, skipped", flush=True)
-            continue
-        print(f"[{i}/{len(cells)}] {cell['key']}: running", flush=True)
-        record, proc = run_cell_process(__file__, cell)
-        if proc.returncode != 0 or record is None:
-            print(f"[{i}/{len(cells)}] {cell['key']}: FAILED\n{proc.stderr[-3000:]}", flush=True)
-            continue
-        record["command"] = " ".join([Path(sys.executable).name, *sys.argv])
-        append_result(out, record)
-        print(f"[{i}/{len(cells)}] {cell['key']}: test ndcg@10 {record['test']['ndcg@10']:.4f}, "
-              f"{record['epochs']} epochs, {record['train_seconds_per_epoch']:.1f} s/epoch", flush=True)
-        write_report(out, report_path, Path(args.grid).stem)
+        print(f"[{i}/{len(cells)}] {cell['key']}: " + ("done, skipped" if cell["key"] in done else "to run"), flush=True)
+        if cell["key"] not in done:
+            todo.append((i, cell))
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        running = {pool.submit(run_cell_process, __file__, cell): (i, cell) for i, cell in todo}
+        for future in as_completed(running):  # results are written here, in this thread, one at a time
+            i, cell = running[future]
+            record, proc = future.result()
+            if proc.returncode != 0 or record is None:
+                print(f"[{i}/{len(cells)}] {cell['key']}: FAILED\n{proc.stderr[-3000:]}", flush=True)
+                continue
+            record["command"] = command
+            append_result(out, record)
+            print(f"[{i}/{len(cells)}] {cell['key']}: test ndcg@10 {record['test']['ndcg@10']:.4f}, "
+                  f"{record['epochs']} epochs ({record['stop_reason']}), "
+                  f"{record['train_seconds_per_epoch']:.1f} s/epoch", flush=True)
+            write_report(out, report_path, Path(args.grid).stem)
     if read_records(out):
         write_report(out, report_path, Path(args.grid).stem)
     return 0

@@ -195,6 +195,9 @@ def _validate_neg_keys(final):
     chunk = final["neg_score_chunk"]
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         raise bad("neg_score_chunk", "an integer >= 1 (candidates scored at once; memory is rows x chunk)")
+    budget = final["train_time_budget"]
+    if budget is not None and (not _is_number(budget) or not budget > 0):
+        raise bad("train_time_budget", "a number of seconds > 0, or ~ (None) for no limit")
     if not isinstance(final["neg_pool_shared"], bool):
         raise bad("neg_pool_shared", "True or False")
     pool = final["neg_pool_size"]

@@ -17,12 +17,22 @@ from recbole_genni.scoring import multi_negative_loss
 from recbole_genni.utils import load_checkpoint
 
 
+class _TimeBudgetSpent(Exception):
+    """Raised after a validation once ``train_time_budget`` is spent, to leave RecBole's epoch loop."""
+
+    def __init__(self, epoch):
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
 class Trainer(RecBole_Trainer):
     """RecBole's trainer for sequential models trained with :class:`GenNiTrainDataLoader` negatives.
 
     - attaches the local model to the train loader before training (RecBole does so only for ``dynamic``);
     - K > 1 negatives per row reach the model's own loss through :func:`multi_negative_loss`;
     - per epoch, logs and writes to TensorBoard the sampling seconds and the hardness of the negatives;
+    - stops after ``train_time_budget`` seconds (checked after each validation), keeping the best model, and
+      says why training stopped (:attr:`stop_reason`);
     - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
     """
 
@@ -45,6 +55,7 @@ class Trainer(RecBole_Trainer):
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
         self._train_data = None
         self._resume_rng = None
+        self.stop_reason = None  # "patience", "time budget" or "epochs", once fit returns
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if isinstance(train_data, GenNiTrainDataLoader):
@@ -54,13 +65,27 @@ class Trainer(RecBole_Trainer):
             self._set_rng_state(self._resume_rng)
             self._resume_rng = None
 
+        budget, start = self.config["train_time_budget"], time.time()
+
         def after_validation(epoch_idx, valid_score):
             if saved:
                 self._save_last_checkpoint(epoch_idx)
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
+            if budget is not None and time.time() - start > budget and epoch_idx + 1 < self.epochs:
+                raise _TimeBudgetSpent(epoch_idx)
 
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
+        self.stop_reason = "epochs"
+        try:
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
+        except _TimeBudgetSpent as spent:
+            self.stop_reason = "time budget"
+            self.logger.info(f"Stopped after epoch {spent.epoch}: train_time_budget ({budget} s) is spent")
+            self._add_hparam_to_tensorboard(self.best_valid_score)
+            return self.best_valid_score, self.best_valid_result
+        if self.cur_step > self.stopping_step:
+            self.stop_reason = "patience"
+        return result
 
     def _negative_generator(self, train_data):
         """The generator of this run's negatives: the model's own (GenNiSASRec) or the loader's, if any."""

@@ -20,6 +20,7 @@ BAD_INPUTS = [
     ({"neg_uniform_mix": 2}, r"neg_uniform_mix: 2 is invalid; expected a number in \[0, 1\]"),
     ({"neg_warmup_epochs": -1}, r"neg_warmup_epochs: -1 is invalid"),
     ({"neg_score_chunk": 0}, r"neg_score_chunk: 0 is invalid; expected an integer >= 1"),
+    ({"train_time_budget": 0}, r"train_time_budget: 0 is invalid; expected a number of seconds > 0"),
     ({"neg_pool_proposal": "zipf"}, r"neg_pool_proposal: 'zipf' is invalid"),
     ({"loss_type": "CE", "neg_sampler": "genni"}, r"loss_type: CE is full softmax and uses no negatives"),
     ({"loss_type": "BPR", "neg_sampler": "none"}, r"loss_type: BPR needs negatives but neg_sampler is none"),

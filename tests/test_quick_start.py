@@ -24,6 +24,20 @@ def test_run_returns_recbole_results_and_reloads_best_model(base_config, tmp_pat
     assert sorted((tmp_path / "saved").iterdir()) == sorted([best[0], best[0].with_name(best[0].stem + "-last.pth")])
 
 
+def test_stop_reasons_patience_epochs_and_time_budget(base_config):
+    """Patience and the epoch cap stop as RecBole does; a spent ``train_time_budget`` stops after the epoch it
+    was spent in, and the best model so far is tested."""
+    capped = run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "epochs": 2, "stopping_step": 10})
+    assert capped["stop_reason"] == "epochs" and len(capped["history"]) == 2
+    patient = run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "epochs": 50, "stopping_step": 0})
+    scores = [h["valid_score"] for h in patient["history"]]
+    assert patient["stop_reason"] == "patience" and len(scores) < 50 and scores[-1] < max(scores)
+    timed = run_recbole_genni("SASRec", "tiny", config_dict={
+        **base_config, "epochs": 50, "stopping_step": 100, "train_time_budget": 1e-6})
+    assert timed["stop_reason"] == "time budget" and len(timed["history"]) == 1
+    assert timed["best_valid_result"] is not None and 0.0 <= timed["test_result"]["ndcg@10"] <= 1.0
+
+
 def test_best_model_reload_restores_saved_weights(base_config, tmp_path):
     """Trainer.evaluate(load_best_model=True) must load RecBole's pickled checkpoint on torch >= 2.6."""
     from recbole.data import create_dataset

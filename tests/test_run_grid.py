@@ -1,8 +1,10 @@
 """The benchmark grid runner: cells expand as declared, results append as they finish, a rerun resumes."""
 
+import argparse
 import json
 import sys
 
+import pytest
 import yaml
 
 from benchmarks import run_grid
@@ -21,6 +23,13 @@ def grid_file(tmp_path, base_config):
     return path
 
 
+def test_set_parses_yaml_values_and_refuses_a_bare_key():
+    assert run_grid.parse_setting("train_time_budget=420") == ("train_time_budget", 420)
+    assert run_grid.parse_setting("neg_pool_size=all") == ("neg_pool_size", "all")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+        run_grid.parse_setting("epochs")
+
+
 def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
     cells = list(run_grid.expand(yaml.safe_load(grid_file(tmp_path, base_config).read_text())))
     assert [c["key"] for c in cells] == [
@@ -32,10 +41,12 @@ def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
 def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, capsys):
     grid = grid_file(tmp_path, base_config)
     out = tmp_path / "res.jsonl"
-    monkeypatch.setattr(sys, "argv", ["run_grid.py", str(grid), "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", ["run_grid.py", str(grid), "--out", str(out), "--parallel", "2",
+                                      "--set", "epochs=2", "--set", "stopping_step=5"])
     assert run_grid.main() == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(records) == 4 and all(0 <= r["test"]["ndcg@10"] <= 1 and r["epochs"] == 1 for r in records)
+    assert len(records) == 4 and all(0 <= r["test"]["ndcg@10"] <= 1 for r in records)
+    assert all(r["epochs"] == 2 and r["stop_reason"] == "epochs" for r in records)  # --set reached every cell
     report = (tmp_path / "res.md").read_text()
     assert "GRU4Rec/genni" in report and "GRU4Rec/uniform" in report and "![res-tiny](res-tiny.png)" in report
     assert (tmp_path / "res-tiny.png").stat().st_size > 1000
@@ -44,7 +55,8 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
     capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["run_grid.py", str(grid), "--out", str(out)])
     assert run_grid.main() == 0
     printed = capsys.readouterr().out
-    assert printed.count("done, skipped") == 3 and printed.count(": running") == 1
+    assert printed.count("done, skipped") == 3 and printed.count(": to run") == 1
     assert sorted(r["key"] for r in run_grid.read_records(out)) == sorted(r["key"] for r in records)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The S3-Rec grid (benchmarks/grids/s3_device.yaml) on one GPU lent by the `device` tool, within 10 minutes.
+# A benchmark grid on the GPU lent by the `device` tool, within one 10-minute call.
 #
-#   here (network, ../shared/datasets):  bash benchmarks/device_s3.sh prepare
-#   on the device:  run(command="bash benchmarks/device_s3.sh run", carry=[".whl", ".device_data"], timeout_s=600)
+#   here (network, ../shared/datasets):  bash benchmarks/device.sh prepare
+#   on the device:  run(command="bash benchmarks/device.sh run GRID [run_grid.py options]",
+#                       carry=[".whl", ".device_data"], timeout_s=600)
 #
 # The device machine has Python 3.12 with PyTorch and numpy 2, no RecBole and no network: `prepare` downloads
 # RecBole 1.2.1's stack as wheels for it into .whl/ (numpy<2, pandas<2.3; about 33 MB) and xz-compresses the five
 # S3 sequence files into .device_data/ (both git-ignored, carried). `run` installs them and this package under
-# /tmp/site, converts the data, and runs the grid for at most 9 minutes: finished cells are appended to
-# $OUT/s3_device.jsonl and reported in $OUT/s3_device.md with plots as they finish, so a cut grid keeps them.
+# /tmp/site, converts the data, and runs the grid for at most DEVICE_GRID_SECONDS (default 540): finished cells are
+# appended to $OUT/<grid>.jsonl and reported in $OUT/<grid>.md with plots as they finish, so a cut grid keeps them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -23,16 +24,18 @@ prepare)
   du -sh .whl .device_data
   ;;
 run)
+  grid="${2:?usage: bash benchmarks/device.sh run GRID [run_grid.py options]}"
   python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir --target /tmp/site \
     .whl/*.whl .
   export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
   python3 -c "import numpy, torch, recbole; print('numpy', numpy.__version__, 'torch', torch.__version__, torch.cuda.get_device_name())"
-  for f in .device_data/*.txt.xz; do python3 -m recbole_genni.data.convert "$f" --out dataset/; done
-  timeout 540 python3 benchmarks/run_grid.py benchmarks/grids/s3_device.yaml --out "${OUT:-benchmarks/results}/s3_device.jsonl" \
-    || echo "grid stopped (exit $?): the finished cells are in s3_device.jsonl"
+  for f in .device_data/*.txt.xz; do python3 -m recbole_genni.data.convert "$f" --out dataset/ >/dev/null & done; wait
+  out="${OUT:-benchmarks/results}/$(basename "$grid" .yaml).jsonl"
+  timeout "${DEVICE_GRID_SECONDS:-540}" python3 benchmarks/run_grid.py "$grid" --out "$out" "${@:3}" \
+    || echo "grid stopped (exit $?): the finished cells are in $out"
   ;;
 *)
-  echo "usage: bash benchmarks/device_s3.sh prepare|run" >&2
+  echo "usage: bash benchmarks/device.sh prepare | run GRID [run_grid.py options]" >&2
   exit 2
   ;;
 esac

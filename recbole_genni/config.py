@@ -7,7 +7,9 @@ from recbole.config import Config as RecBole_Config
 from recbole.utils import ModelType
 
 from recbole_genni.support import REFUSED_MODELS
-from recbole_genni.utils import GenNiConfigError, get_model
+from recbole_genni.utils import GenNiConfigError, get_model, restore_numpy_aliases
+
+restore_numpy_aliases()  # before any RecBole Config runs
 
 NEG_SAMPLERS = ("uniform", "popularity", "dns", "genni", "none")
 MODEL_BASED_SAMPLERS = ("dns", "genni")

@@ -227,13 +227,15 @@ def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch
     Used as telemetry of how hard the generated negatives are. ``scores`` ``[N, M]``, ``chosen`` ``[N, K]``.
     """
     chosen_scores = scores.gather(1, chosen)  # [N, K]
-    higher = scores.unsqueeze(1) > chosen_scores.unsqueeze(2)  # [N, K, M]
     if valid is not None:
-        higher &= valid.unsqueeze(1)
+        scores = scores.masked_fill(~valid, float("-inf"))  # never above a chosen (finite) score
         denom = (valid.sum(dim=1, keepdim=True) - 1).clamp(min=1)
     else:
         denom = torch.full_like(chosen_scores, max(scores.shape[1] - 1, 1))
-    return higher.sum(dim=2).float() / denom.float()
+    # columns scoring strictly higher, by binary search in the sorted row: O(N M log M) time, no [N, K, M] tensor
+    ascending = scores.sort(dim=1).values.contiguous()
+    higher = scores.shape[1] - torch.searchsorted(ascending, chosen_scores.contiguous(), right=True)
+    return higher.float() / denom.float()
 
 
 def draw_log_probs(

@@ -72,6 +72,16 @@ def get_trainer(model_type, model_name):
     return get_recbole_trainer(model_type, model_name)
 
 
+def restore_numpy_aliases():
+    """RecBole 1.2.1's ``Config`` runs ``np.float = np.float_`` (also ``complex_``, ``unicode_``): names NumPy 2
+    removed. Give them back under NumPy 2 so RecBole runs there too; a no-op under NumPy 1."""
+    import numpy as np
+
+    for removed, current in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if not hasattr(np, removed):
+            setattr(np, removed, getattr(np, current))
+
+
 def disable_anomaly_detection():
     """RecBole's ``sine.py`` switches autograd anomaly detection on for the whole process at import (about a
     third of CPU training time); every sequential-model import reaches it, so switch it back off."""

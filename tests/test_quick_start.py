@@ -111,3 +111,15 @@ def test_same_seed_same_losses_and_metrics(base_config):
     second = run_recbole_genni("SASRec", "tiny", config_dict=dict(config))
     assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in second["history"]]
     assert first["test_result"] == second["test_result"]
+
+
+def test_numpy_aliases_that_recbole_sets_are_restored_when_missing(monkeypatch):
+    """NumPy 2 removed ``np.float_``/``complex_``/``unicode_``; RecBole's Config assigns from them."""
+    import numpy as np
+
+    from recbole_genni.utils import restore_numpy_aliases
+
+    for name in ("float_", "complex_", "unicode_"):
+        monkeypatch.delattr(np, name, raising=False)
+    restore_numpy_aliases()
+    assert (np.float_, np.complex_, np.unicode_) == (np.float64, np.complex128, np.str_)

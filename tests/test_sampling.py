@@ -120,6 +120,22 @@ def test_pool_ranks_hardest_is_zero():
     assert ranks.tolist() == [[0.0, 1.0]]
 
 
+def test_pool_ranks_count_strictly_higher_valid_columns():
+    """Binary search in sorted rows gives the pairwise count, with ties and masked columns (never [N, K, M])."""
+    gen = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 6, (50, 40), generator=gen).float()  # many ties
+    valid = torch.rand(50, 40, generator=gen) < 0.7
+    valid[:, 0] = True
+    chosen = torch.randint(0, 40, (50, 5), generator=gen)
+    chosen[:, 0] = 0
+    chosen_scores = scores.gather(1, chosen)
+    higher = ((scores.unsqueeze(1) > chosen_scores.unsqueeze(2)) & valid.unsqueeze(1)).sum(dim=2).float()
+    expected = higher / (valid.sum(dim=1, keepdim=True) - 1).clamp(min=1).float()
+    assert torch.equal(sampling.pool_ranks(scores, chosen, valid), expected)
+    unmasked = (scores.unsqueeze(1) > chosen_scores.unsqueeze(2)).sum(dim=2).float() / 39
+    assert torch.equal(sampling.pool_ranks(scores, chosen), unmasked)
+
+
 def test_pure_modules_import_without_recbole():
     import subprocess
     import sys

@@ -4,6 +4,7 @@ checkpoints on torch >= 2.6."""
 import os
 import random
 import time
+import uuid
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ class Trainer(RecBole_Trainer):
     - per epoch, logs and writes to TensorBoard the sampling seconds and the hardness of the negatives;
     - stops after ``train_time_budget`` seconds (checked after each validation), keeping the best model, and
       says why training stopped (:attr:`stop_reason`);
+    - names each run's checkpoint uniquely, also for runs started in the same second;
     - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
     """
 
@@ -48,6 +50,11 @@ class Trainer(RecBole_Trainer):
             self.distributed_model = DistributedDataParallel(self.model)
         else:
             super().__init__(config, model)
+        # RecBole names the checkpoint <model>-<time to the second>.pth: runs started in the same second (a parallel
+        # grid) would share it and test each other's models; a random suffix, as RecBole's log files have, keeps
+        # them apart
+        stem, ext = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:6]}{ext}"
         if not config["single_spec"]:  # one checkpoint name for all ranks: rank 0's (RecBole: each its own clock)
             name = [self.saved_model_file]
             torch.distributed.broadcast_object_list(name, src=0)

@@ -59,6 +59,19 @@ def test_best_model_reload_restores_saved_weights(base_config, tmp_path):
     assert reloaded == trainer.evaluate(test, load_best_model=False)
 
 
+def test_runs_started_in_the_same_second_get_their_own_checkpoints(base_config):
+    """RecBole names checkpoints by the second; parallel grid cells must never test each other's models."""
+    from recbole.data import create_dataset
+
+    from recbole_genni.quick_start import data_preparation
+    from recbole_genni.trainer import Trainer
+
+    config = Config("SASRec", "tiny", config_dict={**base_config, "epochs": 1})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    names = {Trainer(config, config.model_class(config, train._dataset)).saved_model_file for _ in range(3)}
+    assert len(names) == 3 and all(n.endswith(".pth") for n in names)
+
+
 def test_unknown_model_fails_with_the_supported_list():
     with pytest.raises(GenNiConfigError, match=r"unknown model 'NoSuchModel'; supported sequential models: .*SASRec"):
         Config("NoSuchModel", "tiny")

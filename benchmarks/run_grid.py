@@ -124,6 +124,7 @@ def report(records, title: str) -> str:
     for r in records:
         groups.setdefault((r["dataset"], r["name"]), []).append(r)
     columns = [(m, lambda r, m=m: r["test"][m], True) for m in METRICS] + [
+        ("valid ndcg@10", lambda r: r["best_valid"].get("ndcg@10"), True),
         ("epochs", lambda r: r["epochs"], None),
         ("best epoch", lambda r: r["best_epoch"], None),
         ("s/epoch", lambda r: r["train_seconds_per_epoch"], False),
@@ -152,9 +153,10 @@ def report(records, title: str) -> str:
                     cells.append("-")
                     continue
                 mean, std, n = s
-                text = f"{mean:.4f}" if col in METRICS else f"{mean:.1f}"
+                precise = col in METRICS or col.startswith("valid")
+                text = f"{mean:.4f}" if precise else f"{mean:.1f}"
                 if n > 1:
-                    text += f" ± {std:.4f}" if col in METRICS else f" ± {std:.1f}"
+                    text += f" ± {std:.4f}" if precise else f" ± {std:.1f}"
                 cells.append(f"**{text}**" if best.get(col) == mean else text)
             rs = groups[dataset, name]
             lines.append(f"| {dataset} | {name} | {len(rs)} | " + " | ".join(cells) + f" | {rs[0]['device']} |")

@@ -4,6 +4,7 @@ It turns a ``score(pool) -> (pool_scores, target_scores)`` callback into K negat
 ``neg_*`` keys, and keeps the telemetry of the current epoch.
 """
 
+import math
 import time
 from dataclasses import dataclass
 from logging import getLogger
@@ -86,25 +87,30 @@ class NegativeGenerator:
         self.sampler.fallback_rows = 0
         return stats
 
-    def generate(self, users, targets, score=None, with_log_q=False):
-        """``(negatives [N, K], log_q [N, K] or None)`` on the device of ``targets``.
+    def generate(self, users, targets, score=None, with_log_count=False):
+        """``(negatives [N, K], log_count [N, K] or None)`` on the device of ``targets``.
 
         Args:
             users, targets: LongTensor ``[N]``.
             score: ``score(pool) -> (pool_scores [N, M], target_scores [N])`` for ``pool`` ``[M]`` or ``[N, M]``
                 on ``targets``' device; needed when :attr:`generates`.
-            with_log_q: also compute the log-probability with which each negative was drawn (for logQ losses).
+            with_log_count: also return, for each negative, the log of the number of times it is expected among
+                the row's K draws, over the whole catalogue: what a sampled softmax subtracts (logQ correction).
+                Proposal draws: ``log(K q)``. Model draws: the log inclusion probability given the pool
+                (:func:`~recbole_genni.sampling.sample_negatives_with_inclusion`) plus the log of the item's
+                expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
+                With ``neg_uniform_mix``, the mixture of the two.
         """
         start = time.perf_counter()
         device = targets.device
         users_cpu, targets_cpu = users.cpu(), targets.cpu()
-        log_q = None
+        log_count = None
         if self.generates:
-            negatives, log_q = self._from_model(users_cpu, targets_cpu, score, device, with_log_q)
+            negatives, log_count = self._from_model(users_cpu, targets_cpu, score, device, with_log_count)
         else:
             negatives = self.sampler.draw(users_cpu, targets_cpu, self.neg_num).to(device)
-            if with_log_q:
-                log_q = self.sampler.log_proposal(negatives.cpu()).to(device)
+            if with_log_count:
+                log_count = self._proposal_log_count(negatives)
         if self.uniform_mix > 0:
             mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix).to(device)
             rows = mixed.any(dim=1)
@@ -112,9 +118,23 @@ class NegativeGenerator:
                 rows_cpu = rows.cpu()
                 uniform = self.sampler.draw(users_cpu[rows_cpu], targets_cpu[rows_cpu], self.neg_num, "uniform")
                 negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
+            if log_count is not None:
+                log_count = self._mixed_log_count(log_count)
         self.stats.sampling_seconds += time.perf_counter() - start
         self._count_hits(users_cpu, targets_cpu, negatives.cpu())
-        return negatives, log_q
+        return negatives, log_count
+
+    def _mixed_log_count(self, log_count):
+        """Each of the K draws is replaced by a uniform one with probability ``neg_uniform_mix``, so an item's
+        expected count is ``(1 - mix) * count + mix * K / (|I| - 1)``."""
+        uniform = torch.full_like(log_count, math.log(self.uniform_mix * self.neg_num / (self.sampler.item_num - 1)))
+        if self.uniform_mix == 1:
+            return uniform
+        return torch.logaddexp(log_count + math.log1p(-self.uniform_mix), uniform)
+
+    def _proposal_log_count(self, negatives):
+        """``log(K q)`` of proposal draws (uniform or popularity), on the device of ``negatives``."""
+        return (self.sampler.log_proposal(negatives.cpu()) + math.log(self.neg_num)).to(negatives.device)
 
     def random_state(self) -> dict:
         """The generator's random streams (the sampler's and the per-device Gumbel streams), for checkpoints."""
@@ -144,7 +164,7 @@ class NegativeGenerator:
         return self._device_generators[key]
 
     @torch.no_grad()
-    def _from_model(self, users, targets, score, device, with_log_q):
+    def _from_model(self, users, targets, score, device, with_log_count):
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
         n = len(users)
@@ -152,7 +172,7 @@ class NegativeGenerator:
         device_pool = pool.to(device)  # once per batch, not per chunk
         pool_rows = device_pool.expand(n, -1) if pool.dim() == 1 else device_pool
         if pool.shape[-1] > self.score_chunk:
-            return self._streamed(pool, device_pool, pool_rows, users, targets, score, device, with_log_q)
+            return self._streamed(pool, device_pool, pool_rows, users, targets, score, device, with_log_count)
         scores, target_scores = score(device_pool)
         scores, target_scores = scores.float(), target_scores.float()
         valid = self.sampler.valid_mask(pool, users, targets).to(device)
@@ -162,11 +182,17 @@ class NegativeGenerator:
             scores = torch.where(finite.unsqueeze(1), scores, torch.zeros_like(scores))
         short = valid.sum(dim=1) < self.neg_num
         sample_valid = valid | short.unsqueeze(1)
-        cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
+        log_count = None
+        if with_log_count:
+            cols, log_count = sampling.sample_negatives_with_inclusion(
+                scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
+        else:
+            cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
         negatives = pool_rows.gather(1, cols)
-        log_q = sampling.draw_log_probs(scores, cols, self.temperature, sample_valid) if with_log_q else None
+        if log_count is not None:
+            log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
         self.stats.fallback_rows += int(short.sum())
-        self._replace_rows(short, users, targets, negatives, log_q)
+        self._replace_rows(short, users, targets, negatives, log_count)
         ok = finite & ~short
         if bool(ok.any()):
             margin = target_scores.unsqueeze(1) - scores.gather(1, cols)  # [N, K]
@@ -175,9 +201,9 @@ class NegativeGenerator:
             self.stats.rank_sum += float(ranks.mean(dim=1).sum())
             self.stats.ranked_rows += int(ok.sum())
             self.stats.scored_rows += int(ok.sum())
-        return negatives, log_q
+        return negatives, log_count
 
-    def _streamed(self, pool, device_pool, pool_rows, users, targets, score, device, with_log_q):
+    def _streamed(self, pool, device_pool, pool_rows, users, targets, score, device, with_log_count):
         """:meth:`_from_model` for a pool scored ``neg_score_chunk`` columns at a time; never holds [N, M]."""
         n = len(users)
         bad_rows = torch.zeros(n, dtype=torch.bool, device=device)
@@ -204,20 +230,23 @@ class NegativeGenerator:
 
         draw = sampling.sample_negatives_streaming(
             score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
-            self._generator(device), with_log_q,
+            self._generator(device), with_log_count,
         )
         bad_rows |= ~torch.isfinite(target_scores[0])
         if bool(bad_rows.any()):
             self._warn_nonfinite(int(bad_rows.sum()))
         negatives = pool_rows.gather(1, draw.columns)
+        log_count = draw.log_inclusion
+        if log_count is not None:
+            log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
         self.stats.fallback_rows += int((draw.short & ~bad_rows).sum())
-        self._replace_rows(draw.short | bad_rows, users, targets, negatives, draw.log_q)
+        self._replace_rows(draw.short | bad_rows, users, targets, negatives, log_count)
         ok = ~(draw.short | bad_rows)
         if bool(ok.any()):
             margin = target_scores[0].unsqueeze(1) - draw.scores  # [N, K]
             self.stats.margin_sum += float(margin[ok].mean(dim=1).sum())
             self.stats.scored_rows += int(ok.sum())
-        return negatives, draw.log_q
+        return negatives, log_count
 
     def _warn_nonfinite(self, rows):
         if self.stats.nonfinite_rows == 0:  # once per epoch; the count goes to the epoch's telemetry
@@ -227,12 +256,12 @@ class NegativeGenerator:
             )
         self.stats.nonfinite_rows += rows
 
-    def _replace_rows(self, rows, users, targets, negatives, log_q):
-        """Give ``rows`` (bool [N]) proposal negatives in place (and their log-probabilities): rows whose scores
+    def _replace_rows(self, rows, users, targets, negatives, log_count):
+        """Give ``rows`` (bool [N]) proposal negatives in place (and their log expected counts): rows whose scores
         cannot be used (too few allowed candidates; NaN/inf in a streamed pool)."""
         if not bool(rows.any()):
             return
         rows_cpu = rows.cpu()
         negatives[rows] = self.sampler.draw(users[rows_cpu], targets[rows_cpu], self.neg_num).to(negatives.device)
-        if log_q is not None:
-            log_q[rows] = self.sampler.log_proposal(negatives[rows].cpu()).to(log_q.device)
+        if log_count is not None:
+            log_count[rows] = self._proposal_log_count(negatives[rows])

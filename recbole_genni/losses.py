@@ -4,8 +4,6 @@ All take ``pos`` ``[...]``, ``neg`` ``[..., K]`` logits and a bool ``mask`` ``[.
 positions, and return the mean over the real positions. Pure tensor functions, like :mod:`recbole_genni.sampling`.
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -40,22 +38,23 @@ def gbce_loss(pos, neg, mask, beta: float):
     return _masked_mean(beta * F.softplus(-pos64) + F.softplus(neg64).sum(dim=-1), mask).to(pos.dtype)
 
 
-def sampled_softmax_loss(pos, neg, mask, neg_log_q):
+def sampled_softmax_loss(pos, neg, mask, neg_log_count):
     """Sampled softmax over the positive and K negatives with the logQ correction.
 
-    With K negatives drawn from a proposal q, ``E[sum_k exp(s_k - log(K q(k)))]`` estimates the partition sum over
-    the catalogue, so each negative logit becomes ``s_k - log(K q(k))`` (Bengio & Senecal 2008; Jean et al. 2015).
-    ``neg_log_q`` ``[..., K]`` is ``log q`` of each drawn negative. For a uniform proposal over ``|I| - 1`` items
-    this is the known constant shift ``s_k + log((|I| - 1) / K)``.
+    If negative ``k`` is expected ``c(k)`` times among a row's draws, ``sum_k exp(s_k) / c(k)`` estimates the
+    partition sum over the catalogue, so each negative logit becomes ``s_k - log c(k)`` (Bengio & Senecal 2008;
+    Jean et al. 2015). ``neg_log_count`` ``[..., K]`` is ``log c``. For K draws with replacement from a proposal q,
+    ``c = K q``; a uniform proposal over ``|I| - 1`` items gives the known constant shift ``s_k + log((|I| - 1) / K)``.
 
-    GenNi's proposal depends on the model: conditional on the candidate pool, a negative is drawn with
-    ``q(i | pool) = c_i exp(s_i / tau) / sum_j exp(s_j / tau)`` over the allowed pool columns (``c_i`` copies of
-    ``i`` in the pool), so ``log q`` is the log-softmax of the (detached) pool scores at the drawn column, as
-    returned by :func:`recbole_genni.sampling.draw_log_probs`. Without replacement (K > 1) this is
-    the first-draw probability, the usual approximation.
+    GenNi's proposal depends on the model, and its K draws are without replacement (Gumbel-top-k over the pool's
+    softmax(score / tau)), so the likeliest items, the hardest negatives, appear at most once while ``K q`` can
+    exceed 1: ``1 / (K q)`` would underweight exactly them (and overweight the rest). The generator therefore gives
+    ``c = P(drawn | pool) x E[copies in the pool]``: the inclusion probability of the Gumbel-top-k draw given its
+    (K + 1)-th key (:func:`recbole_genni.sampling.sample_negatives_with_inclusion`; unbiased, as in priority
+    sampling) times the pool's coverage of the catalogue (``M / (|I| - 1)`` for a uniform pool, 1 for
+    ``neg_pool_size: all``). Scores enter the proposal detached: the correction is a constant for the gradient.
     """
-    k = neg.shape[-1]
-    corrected = neg - (neg_log_q + math.log(k))
+    corrected = neg - neg_log_count
     logits = torch.cat([pos.unsqueeze(-1), corrected], dim=-1)  # [..., 1 + K]
     return _masked_mean(-torch.log_softmax(logits, dim=-1)[..., 0], mask)
 

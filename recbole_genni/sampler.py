@@ -130,6 +130,15 @@ class CandidatePoolSampler(AbstractSampler):
             out[row] = self._draw_from_complement(int(users[row]), int(targets[row]), num, probs)
         return out
 
+    def log_pool_rate(self, items, pool_size):
+        """Log of the expected copies of each item in a pool of ``pool_size`` drawn by :meth:`draw_pool`: the
+        factor from a sum over the pool to a sum over the catalogue. 0 for the whole catalogue (each item once)."""
+        if pool_size >= self.item_num - 1:
+            return torch.zeros(items.shape, device=items.device)
+        if self.pool_probs is None:
+            return torch.full(items.shape, math.log(pool_size / (self.item_num - 1)), device=items.device)
+        return (pool_size * self.pool_probs.to(items.device)[items]).float().log()
+
     def log_proposal(self, negatives):
         """``log q`` of negatives drawn by :meth:`draw` (exclusions ignored: they change q by a tiny factor)."""
         if self.distribution == "popularity":

@@ -25,8 +25,9 @@ __all__ = [
     "history_pairs",
     "pool_exclusion_mask",
     "sample_negatives",
+    "sample_negatives_with_inclusion",
+    "log_inclusion_probs",
     "pool_ranks",
-    "draw_log_probs",
     "StreamedDraw",
     "sample_negatives_streaming",
 ]
@@ -180,13 +181,61 @@ def sample_negatives(
         ValueError: on a bad shape or temperature, or when a row has fewer than K valid columns
             (the caller decides the fallback; this function never returns a masked column).
     """
+    keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
+    return keys.topk(num_samples, dim=1).indices
+
+
+def sample_negatives_with_inclusion(
+    scores: torch.Tensor,
+    num_samples: int,
+    temperature: float = 1.0,
+    valid: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+):
+    """:func:`sample_negatives` (temperature > 0) that also returns each draw's log inclusion probability.
+
+    Returns ``(columns [N, K], log_inclusion [N, K])``: ``log P(column among the row's K draws | threshold)``
+    (:func:`log_inclusion_probs`), the threshold being the row's (K + 1)-th largest perturbed key. Weighting
+    each drawn column by 1 / inclusion estimates a sum over all valid columns without bias (priority sampling:
+    Duffield, Lund & Thorup 2007; Kool, van Hoof & Welling 2019), which is what a sampled softmax needs. The
+    with-replacement weight 1 / (K q) is biased for these draws: it underweights the likeliest columns, which are
+    drawn at most once, and overweights the rest.
+    """
+    if temperature <= 0:
+        raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
+    keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
+    top = keys.topk(min(num_samples + 1, keys.shape[1]), dim=1)
+    cols = top.indices[:, :num_samples]
+    threshold = _threshold(top.values, num_samples)
+    return cols, log_inclusion_probs(scores.gather(1, cols).float() / temperature, threshold)
+
+
+def log_inclusion_probs(logits: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """``log P(logit + Gumbel > threshold) = log(1 - exp(-exp(logit - threshold)))``, ``[N, K]`` and ``[N]``.
+
+    A threshold of -inf (no (K + 1)-th valid column: every valid column is drawn) gives probability 1.
+    """
+    x = logits - threshold.unsqueeze(1)
+    tiny = x < -60  # exp(x) underflows; there 1 - exp(-exp(x)) = exp(x) to first order
+    return torch.where(tiny, x, torch.log(-torch.expm1(-torch.exp(x.clamp(min=-60)))))
+
+
+def _threshold(sorted_keys: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """The (K + 1)-th largest key per row of keys sorted in descending order; -inf where there is none."""
+    if sorted_keys.shape[1] > num_samples:
+        return sorted_keys[:, num_samples]
+    return sorted_keys.new_full((sorted_keys.shape[0],), float("-inf"))
+
+
+def _perturbed_keys(scores, num_samples, temperature, valid, generator):
+    """The checked arguments of :func:`sample_negatives`, as masked ``scores / temperature`` + Gumbel noise."""
     if scores.dim() != 2:
         raise ValueError(f"scores must be [N, M], got shape {list(scores.shape)}")
     if not scores.is_floating_point():
         raise ValueError(f"scores must be floating point, got {scores.dtype}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    n, m = scores.shape
+    m = scores.shape[1]
     if not 1 <= num_samples <= m:
         raise ValueError(f"num_samples must be in [1, {m}] for {m} columns, got {num_samples}")
     if valid is not None:
@@ -199,12 +248,10 @@ def sample_negatives(
                 f"{int(short.sum())} row(s) have fewer than {num_samples} valid columns (first: row {row} "
                 f"with {int(valid[row].sum())})"
             )
-    if n == 0:
-        return torch.empty(0, num_samples, dtype=torch.long, device=scores.device)
     keys = _masked_logits(scores, temperature, valid)
     if temperature > 0:
         _add_gumbel_(keys, generator)
-    return keys.topk(num_samples, dim=1).indices
+    return keys
 
 
 def _masked_logits(scores, temperature, valid):
@@ -238,24 +285,12 @@ def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch
     return higher.float() / denom.float()
 
 
-def draw_log_probs(
-    scores: torch.Tensor, chosen: torch.Tensor, temperature: float, valid: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """``log q`` of each chosen column under softmax(scores / temperature) over the valid columns ``[N, K]``.
-
-    The first-draw probability of :func:`sample_negatives`; what a logQ-corrected loss subtracts.
-    """
-    if temperature <= 0:
-        raise ValueError("draw probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
-    return torch.log_softmax(_masked_logits(scores, temperature, valid), dim=1).gather(1, chosen)
-
-
 class StreamedDraw(NamedTuple):
     """What :func:`sample_negatives_streaming` returns, all ``[N, K]`` but ``short``."""
 
     columns: torch.Tensor  # LongTensor: column indices in 0 .. num_columns - 1
     scores: torch.Tensor  # the chosen columns' scores (telemetry: how hard the negatives are)
-    log_q: Optional[torch.Tensor]  # first-draw log-probability, as draw_log_probs; None unless with_log_q
+    log_inclusion: Optional[torch.Tensor]  # as sample_negatives_with_inclusion; None unless with_log_inclusion
     short: torch.Tensor  # bool [N]: rows with fewer than K valid columns; their columns include masked ones
 
 
@@ -267,50 +302,54 @@ def sample_negatives_streaming(
     chunk_size: int = 4096,
     valid_chunk: Optional[Callable[[int, int], torch.Tensor]] = None,
     generator: Optional[torch.Generator] = None,
-    with_log_q: bool = False,
+    with_log_inclusion: bool = False,
 ) -> StreamedDraw:
     """:func:`sample_negatives` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``.
 
     A running Gumbel-top-k: each chunk's perturbed keys are merged with the best K so far, which is exactly the
     top-K of the perturbed keys of all columns, so the draws follow the same distribution as the dense call.
-    ``with_log_q`` also keeps a running log-sum-exp of the valid logits, for the draws' log-probabilities.
-    Peak memory is O(N x (chunk_size + K)). Rows with too few valid columns are flagged in ``short`` instead of
-    raising, since that is known only after the last chunk: the caller replaces them.
+    ``with_log_inclusion`` keeps the best K + 1, for the inclusion probabilities of
+    :func:`sample_negatives_with_inclusion`. Peak memory is O(N x (chunk_size + K)). Rows with too few valid
+    columns are flagged in ``short`` instead of raising, since that is known only after the last chunk: the
+    caller replaces them.
 
     Args:
         score_chunk: ``score_chunk(start, end)`` -> float ``[N, end - start]``, the scores of columns ``start:end``.
         valid_chunk: optional ``valid_chunk(start, end)`` -> bool ``[N, end - start]``.
-        with_log_q: compute ``log_q`` (needs ``temperature > 0``).
+        with_log_inclusion: compute ``log_inclusion`` (needs ``temperature > 0``).
         (other arguments as in :func:`sample_negatives`)
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if with_log_q and temperature == 0:
-        raise ValueError("draw probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
+    if with_log_inclusion and temperature == 0:
+        raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     if not 1 <= num_samples <= num_columns:
         raise ValueError(f"num_samples must be in [1, {num_columns}] for {num_columns} columns, got {num_samples}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    best_keys = best_cols = best_scores = log_z = None
+    kept = num_samples + 1 if with_log_inclusion else num_samples
+    best_keys = best_cols = best_scores = None
     for start in range(0, num_columns, chunk_size):
         end = min(start + chunk_size, num_columns)
         scores = score_chunk(start, end).float()  # [N, C]
         keys = _masked_logits(scores, temperature, valid_chunk(start, end) if valid_chunk is not None else None)
-        if with_log_q:
-            chunk_z = torch.logsumexp(keys, dim=1)
-            log_z = chunk_z if log_z is None else torch.logaddexp(log_z, chunk_z)
         if temperature > 0:
             _add_gumbel_(keys, generator)
         # the top K of (best so far, this chunk) is the top K of (best so far, this chunk's top K): merge only those
-        top = keys.topk(min(num_samples, end - start), dim=1)
+        top = keys.topk(min(kept, end - start), dim=1)
         cols, chunk_scores = top.indices + start, scores.gather(1, top.indices)
         if best_keys is None:
             best_keys, best_cols, best_scores = top.values, cols, chunk_scores
             continue
         merged = torch.cat([best_keys, top.values], dim=1)
-        merged = merged.topk(min(num_samples, merged.shape[1]), dim=1)
+        merged = merged.topk(min(kept, merged.shape[1]), dim=1)
         best_keys = merged.values
         best_cols = torch.cat([best_cols, cols], dim=1).gather(1, merged.indices)
         best_scores = torch.cat([best_scores, chunk_scores], dim=1).gather(1, merged.indices)
-    log_q = best_scores / temperature - log_z.unsqueeze(1) if with_log_q else None
-    return StreamedDraw(best_cols, best_scores, log_q, torch.isinf(best_keys).any(dim=1))
+    log_inclusion = None
+    if with_log_inclusion:
+        threshold = _threshold(best_keys, num_samples)
+        log_inclusion = log_inclusion_probs(best_scores[:, :num_samples] / temperature, threshold)
+    chosen = slice(0, num_samples)
+    return StreamedDraw(best_cols[:, chosen], best_scores[:, chosen], log_inclusion,
+                        torch.isinf(best_keys[:, chosen]).any(dim=1))

@@ -1,5 +1,7 @@
 """The pure sampling module: distributions, masks, shapes, determinism and failure modes."""
 
+import math
+
 import pytest
 import torch
 from scipy.stats import chisquare
@@ -177,19 +179,51 @@ def test_streaming_top_k_equals_dense_and_chunking_never_changes_it():
         assert not streamed.short.any()
 
 
-def test_streaming_log_q_and_scores_equal_the_dense_computation():
-    gen = torch.Generator().manual_seed(3)
-    scores = torch.randn(40, 37, generator=gen)
-    valid = torch.rand(40, 37, generator=gen) < 0.6
-    valid[:, :2] = True
-    for chunk in (5, 37, 64):
+def horvitz_thompson(draw_columns, log_inclusion, weights):
+    """Per row: sum over the drawn columns of weight / inclusion probability."""
+    return (weights.gather(1, draw_columns) / log_inclusion.double().exp()).sum(dim=1)
+
+
+def test_inclusion_weights_estimate_a_sum_over_the_valid_columns_without_bias():
+    """Gumbel-top-k draws weighted by 1 / inclusion (threshold: the (K + 1)-th key) estimate sum_j exp(s_j) over
+    the valid columns, for the dense and the streamed draw alike; 1 / (K q), the with-replacement weight, does
+    not: it underweights the likeliest columns, which are drawn at most once, and overweights the rest."""
+    gen = torch.Generator().manual_seed(5)
+    rows, k, tau = 40_000, 4, 0.7
+    row = torch.tensor([3.0, 2.5, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0, 1.5, 0.2, -3.0])
+    valid = torch.ones(12, dtype=torch.bool)
+    valid[[1, 7]] = False
+    scores, valid = row.expand(rows, -1), valid.expand(rows, -1)
+    weights = scores.double().exp()
+    truth = float(weights[0][valid[0]].sum())
+    cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, gen)
+    assert valid.gather(1, cols).all() and (log_inclusion <= 0).all()
+    assert float(horvitz_thompson(cols, log_inclusion, weights).mean()) == pytest.approx(truth, rel=0.02)
+    for chunk in (1, 5, 64):
         draw = sampling.sample_negatives_streaming(
-            lambda a, b: scores[:, a:b], 37, 2, 0.8, chunk, lambda a, b: valid[:, a:b], gen, with_log_q=True
+            lambda a, b: scores[:, a:b], 12, k, tau, chunk, lambda a, b: valid[:, a:b], gen, with_log_inclusion=True
         )
-        assert valid.gather(1, draw.columns).all()
-        assert torch.equal(draw.scores, scores.gather(1, draw.columns))
-        dense_log_q = sampling.draw_log_probs(scores, draw.columns, 0.8, valid)
-        assert torch.allclose(draw.log_q, dense_log_q, atol=1e-5)
+        assert torch.equal(draw.scores, scores.gather(1, draw.columns)) and not draw.short.any()
+        assert float(horvitz_thompson(draw.columns, draw.log_inclusion, weights).mean()) == pytest.approx(truth, rel=0.02)
+    q = torch.softmax((row / tau).masked_fill(~valid[0], float("-inf")), dim=0)
+    first_draw = horvitz_thompson(cols, (k * q[cols]).log(), weights).mean()
+    assert abs(float(first_draw) - truth) > 0.2 * truth
+
+
+def test_every_valid_column_drawn_has_inclusion_one():
+    scores = torch.tensor([[0.3, 5.0, -1.0, 2.0]])
+    valid = torch.tensor([[True, False, True, True]])
+    cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, 3, 1.0, valid)
+    assert sorted(cols[0].tolist()) == [0, 2, 3] and torch.equal(log_inclusion, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="temperature > 0"):
+        sampling.sample_negatives_with_inclusion(scores, 1, 0.0)
+
+
+def test_log_inclusion_is_stable_far_from_the_threshold():
+    logits = torch.tensor([[-200.0, -20.0, 0.0, 30.0]])
+    out = sampling.log_inclusion_probs(logits, torch.zeros(1))
+    assert torch.isfinite(out).all() and out[0, 0] == pytest.approx(-200.0) and out[0, 3] == 0.0
+    assert out[0, 2] == pytest.approx(math.log(1 - math.exp(-1)))
 
 
 def test_streaming_flags_short_rows_instead_of_raising():
@@ -199,7 +233,7 @@ def test_streaming_flags_short_rows_instead_of_raising():
     assert draw.short.tolist() == [False, True]
     assert valid[0, draw.columns[0]].all()
     with pytest.raises(ValueError, match="temperature > 0"):
-        sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 1, 0.0, with_log_q=True)
+        sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 1, 0.0, with_log_inclusion=True)
 
 
 def test_shared_pool_mask_from_history_pairs_equals_the_pairwise_mask():

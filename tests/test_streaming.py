@@ -62,8 +62,8 @@ def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(base_co
     rows = 20_000
     user, target = users[:1].expand(rows), targets[:1].expand(rows)
     row_scores = torch.randn(1, train._sampler.item_num, generator=torch.Generator().manual_seed(2))
-    negatives, log_q = train.negatives.generate(
-        user, target, RecordingScores(row_scores.expand(rows, -1), target), with_log_q=True
+    negatives, log_count = train.negatives.generate(
+        user, target, RecordingScores(row_scores.expand(rows, -1), target), with_log_count=True
     )
     catalogue = torch.arange(train._sampler.item_num)
     allowed = sampling.exclusion_mask(catalogue, target[:1], train._sampler.used_ids, user[:1],
@@ -73,7 +73,9 @@ def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(base_co
     assert counts[~allowed].sum() == 0
     _, p_value = chisquare(counts[allowed].numpy(), (probs[allowed] * rows).numpy())
     assert p_value > 1e-3
-    assert torch.allclose(log_q[:, 0].double(), probs.log()[negatives[:, 0]], atol=1e-5)
+    # the logQ weights estimate the partition sum over the allowed catalogue without bias
+    estimate = (row_scores[0].double().exp()[negatives[:, 0]] / log_count[:, 0].double().exp()).mean()
+    assert float(estimate) == pytest.approx(float(row_scores[0].double().exp()[allowed].sum()), rel=0.03)
 
 
 @pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
@@ -92,3 +94,24 @@ def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog):
     stats = train.negatives.pop_stats().summary()
     assert stats["nonfinite_rows"] > 0 and "NaN/inf scores" in caplog.text
     assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)
+
+
+@pytest.mark.parametrize("pool_size, pool_proposal", [(12, "uniform"), (12, "popularity"), ("all", "uniform")])
+def test_logq_counts_estimate_the_catalogue_sum_for_pools_and_the_exact_catalogue(pool_size, pool_proposal, base_config):
+    """Over fresh pools, sum_k exp(s_k) / count_k over a row's K = 3 GenNi negatives estimates the sum of exp(s)
+    over the row's allowed catalogue: inclusion given the pool, times the pool's expected copies of the item."""
+    train, _ = loader_for(base_config, neg_pool_size=pool_size, neg_pool_proposal=pool_proposal, neg_num=3,
+                          neg_temperature=0.8)
+    users, targets = first_batch(train)
+    user, target = users[:1].expand(100), targets[:1].expand(100)
+    row_scores = torch.randn(1, train._sampler.item_num, generator=torch.Generator().manual_seed(4))
+    weights = row_scores[0].double().exp()
+    estimates = []
+    for _ in range(250):  # one shared pool per call
+        negatives, log_count = train.negatives.generate(
+            user, target, RecordingScores(row_scores.expand(100, -1), target), with_log_count=True)
+        estimates.append((weights[negatives] / log_count.double().exp()).sum(dim=1))
+    catalogue = torch.arange(train._sampler.item_num)
+    allowed = sampling.exclusion_mask(catalogue, target[:1], train._sampler.used_ids, user[:1],
+                                      train._sampler.item_num)[0]
+    assert float(torch.cat(estimates).mean()) == pytest.approx(float(weights[allowed].sum()), rel=0.04)

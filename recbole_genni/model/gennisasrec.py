@@ -70,7 +70,8 @@ class GenNiSASRec(SASRec):
         users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[real]  # [P]
         # the current model's scores of the candidate pool, from the same encoder pass
         score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
-        neg_items, neg_log_q = self.negatives.generate(users, pos_items, score, with_log_q=self.loss_type == "SSM")
+        neg_items, neg_log_count = self.negatives.generate(
+            users, pos_items, score, with_log_count=self.loss_type == "SSM")
         pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
         neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
         mask = torch.ones_like(pos, dtype=torch.bool)
@@ -80,4 +81,4 @@ class GenNiSASRec(SASRec):
             return losses.bpr_loss(pos, neg, mask)
         if self.loss_type == "gBCE":
             return losses.gbce_loss(pos, neg, mask, self.gbce_beta)
-        return losses.sampled_softmax_loss(pos, neg, mask, neg_log_q)
+        return losses.sampled_softmax_loss(pos, neg, mask, neg_log_count)

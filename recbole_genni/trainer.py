@@ -79,7 +79,7 @@ class Trainer(RecBole_Trainer):
                 self._save_last_checkpoint(epoch_idx)
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
-            if budget is not None and time.time() - start > budget and epoch_idx + 1 < self.epochs:
+            if budget is not None and epoch_idx + 1 < self.epochs and self._agreed(time.time() - start > budget):
                 raise _TimeBudgetSpent(epoch_idx)
 
         self.stop_reason = "epochs"
@@ -93,6 +93,14 @@ class Trainer(RecBole_Trainer):
         if self.cur_step > self.stopping_step:
             self.stop_reason = "patience"
         return result
+
+    def _agreed(self, decision: bool) -> bool:
+        """Rank 0's ``decision`` on every rank of a distributed run (their clocks differ), else ``decision``."""
+        if self.config["single_spec"]:
+            return decision
+        shared = [decision]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        return shared[0]
 
     def _negative_generator(self, train_data):
         """The generator of this run's negatives: the model's own (GenNiSASRec) or the loader's, if any."""

@@ -60,3 +60,12 @@ def test_run_recbole_genni_with_nproc_two(base_config):
     result = run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "neg_sampler": "genni"},
                                nproc=2, ip="127.0.0.1", port=free_port())
     assert 0 <= result["test_result"]["ndcg@10"] <= 1
+
+
+@pytest.mark.timeout(300)
+def test_ranks_stop_together_on_the_time_budget(base_config):
+    """Rank 0 decides when the budget is spent, so no rank waits for another at a collective."""
+    result = run_recbole_genni("SASRec", "tiny", config_dict={
+        **base_config, "neg_sampler": "genni", "epochs": 5, "stopping_step": 100, "train_time_budget": 1e-6,
+    }, nproc=2, ip="127.0.0.1", port=free_port())
+    assert result["stop_reason"] == "time budget" and len(result["history"]) == 1

@@ -79,10 +79,14 @@ class CandidatePoolSampler(AbstractSampler):
         probs[counts == 0] = 0.0
         return probs / probs.sum()
 
+    def covers_catalogue(self, pool_size) -> bool:
+        """Whether a pool of ``pool_size`` is the whole catalogue, each item once (exact GenNi)."""
+        return pool_size >= self.item_num - 1
+
     def draw_pool(self, pool_size, num_rows=None):
         """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal. When M covers the catalogue
         the pool is every item once, shared by all rows (``neg_pool_size: all`` is exact GenNi)."""
-        if pool_size >= self.item_num - 1:
+        if self.covers_catalogue(pool_size):
             return torch.arange(1, self.item_num)
         return sampling.draw_pool(self.item_num, pool_size, num_rows, self.pool_probs, self.generator)
 
@@ -133,7 +137,7 @@ class CandidatePoolSampler(AbstractSampler):
     def log_pool_rate(self, items, pool_size):
         """Log of the expected copies of each item in a pool of ``pool_size`` drawn by :meth:`draw_pool`: the
         factor from a sum over the pool to a sum over the catalogue. 0 for the whole catalogue (each item once)."""
-        if pool_size >= self.item_num - 1:
+        if self.covers_catalogue(pool_size):
             return torch.zeros(items.shape, device=items.device)
         if self.pool_probs is None:
             return torch.full(items.shape, math.log(pool_size / (self.item_num - 1)), device=items.device)

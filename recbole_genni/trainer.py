@@ -54,11 +54,8 @@ class Trainer(RecBole_Trainer):
         # grid) would share it and test each other's models; a random suffix, as RecBole's log files have, keeps
         # them apart
         stem, ext = os.path.splitext(self.saved_model_file)
-        self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:6]}{ext}"
-        if not config["single_spec"]:  # one checkpoint name for all ranks: rank 0's (RecBole: each its own clock)
-            name = [self.saved_model_file]
-            torch.distributed.broadcast_object_list(name, src=0)
-            self.saved_model_file = name[0]
+        # one checkpoint name for all ranks: rank 0's (RecBole: each its own clock)
+        self.saved_model_file = self._from_rank_zero(f"{stem}-{uuid.uuid4().hex[:6]}{ext}")
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
         self._train_data = None
         self._resume_rng = None
@@ -79,7 +76,7 @@ class Trainer(RecBole_Trainer):
                 self._save_last_checkpoint(epoch_idx)
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
-            if budget is not None and epoch_idx + 1 < self.epochs and self._agreed(time.time() - start > budget):
+            if budget is not None and epoch_idx + 1 < self.epochs and self._from_rank_zero(time.time() - start > budget):
                 raise _TimeBudgetSpent(epoch_idx)
 
         self.stop_reason = "epochs"
@@ -94,11 +91,11 @@ class Trainer(RecBole_Trainer):
             self.stop_reason = "patience"
         return result
 
-    def _agreed(self, decision: bool) -> bool:
-        """Rank 0's ``decision`` on every rank of a distributed run (their clocks differ), else ``decision``."""
+    def _from_rank_zero(self, value):
+        """Rank 0's ``value`` on every rank of a distributed run (their clocks differ), else ``value``."""
         if self.config["single_spec"]:
-            return decision
-        shared = [decision]
+            return value
+        shared = [value]
         torch.distributed.broadcast_object_list(shared, src=0)
         return shared[0]
 

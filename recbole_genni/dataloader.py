@@ -33,8 +33,9 @@ class GenNiTrainDataLoader(TrainDataLoader):
         if self.negatives.generates:
             if self.scorer is None:
                 raise RuntimeError("neg_sampler needs the model: call get_model(model) before iterating")
-            device = self.model.device
-            score = self._bind_scorer(inter_feat.to(device), targets.to(device))
+            device = self.model.device  # pools, masks and draws on the model's device: no per-row host work
+            users, targets = users.to(device), targets.to(device)
+            score = self._bind_scorer(inter_feat.to(device), targets)
         negatives = self.negatives.generate(users, targets, score)[0].cpu()
         inter_feat.update(Interaction({self.neg_item_id: negatives[:, 0] if negatives.shape[1] == 1 else negatives}))
         return inter_feat

@@ -6,7 +6,7 @@ It turns a ``score(pool) -> (pool_scores, target_scores)`` callback into K negat
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from logging import getLogger
 
 import torch
@@ -17,33 +17,48 @@ from recbole_genni.config import MODEL_BASED_SAMPLERS, resolve_pool_size
 
 @dataclass
 class NegativeStats:
-    """What a researcher watches per epoch: cost of sampling and how hard the negatives were."""
+    """What a researcher watches per epoch: cost of sampling and how hard the negatives were.
 
-    sampling_seconds: float = 0.0
+    While the epoch runs, the counts and sums taken from the model's scores are 0-d tensors on the model's device
+    and GPU time is a list of CUDA event pairs, so a training step never waits for the host; :meth:`summary` reads
+    them once.
+    """
+
+    sampling_seconds: float = 0.0  # wall time on the CPU; the GPU time of the cuda_intervals is added by summary
     scored_rows: int = 0
     margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
     rank_sum: float = 0.0  # sum over ranked rows of the mean normalised pool rank (0 = hardest)
-    ranked_rows: int = 0  # scored rows whose pool was dense enough to rank (not streamed in chunks)
+    ranked_rows: int = 0  # scored rows whose pool rank was computed (dense pools, up to RANKED_ROWS a batch)
     fallback_rows: int = 0  # rows with too few allowed candidates, given proposal negatives instead
     nonfinite_rows: int = 0  # rows with NaN/inf scores, given uniform draws over the pool
     negatives: int = 0
     target_hits: int = 0  # negatives equal to the row's target (possible only with neg_exclude: none)
     history_hits: int = 0  # negatives in the user's training items (possible unless neg_exclude: history)
+    cuda_intervals: list = field(default_factory=list)  # (start, end) CUDA events around each generate call
 
     def summary(self) -> dict:
-        total = max(self.negatives, 1)
+        seconds = self.sampling_seconds
+        for start, end in self.cuda_intervals:
+            end.synchronize()
+            seconds += start.elapsed_time(end) / 1000
+        value = {f.name: float(getattr(self, f.name)) for f in fields(self) if f.name != "cuda_intervals"}
+        total = max(value["negatives"], 1)
         out = {
-            "sampling_seconds": self.sampling_seconds,
-            "fallback_rows": self.fallback_rows,
-            "nonfinite_rows": self.nonfinite_rows,
-            "target_hit_share": self.target_hits / total,
-            "history_hit_share": self.history_hits / total,
+            "sampling_seconds": seconds,
+            "fallback_rows": value["fallback_rows"],
+            "nonfinite_rows": value["nonfinite_rows"],
+            "target_hit_share": value["target_hits"] / total,
+            "history_hit_share": value["history_hits"] / total,
         }
-        if self.scored_rows:
-            out["score_margin"] = self.margin_sum / self.scored_rows
-        if self.ranked_rows:
-            out["pool_rank"] = self.rank_sum / self.ranked_rows
+        if value["scored_rows"]:
+            out["score_margin"] = value["margin_sum"] / value["scored_rows"]
+        if value["ranked_rows"]:
+            out["pool_rank"] = value["rank_sum"] / value["ranked_rows"]
         return out
+
+
+#: rows per batch whose pool rank is computed: the telemetry needs a sample, not a sort of every row's pool
+RANKED_ROWS = 1024
 
 
 class NegativeGenerator:
@@ -81,17 +96,26 @@ class NegativeGenerator:
         return self.neg_sampler in MODEL_BASED_SAMPLERS and self.epoch >= self.warmup_epochs
 
     def pop_stats(self) -> NegativeStats:
-        """This epoch's telemetry, reset for the next."""
+        """This epoch's telemetry, reset for the next; warns if the model gave NaN/inf scores."""
         stats, self.stats = self.stats, NegativeStats()
         stats.fallback_rows += self.sampler.fallback_rows
         self.sampler.fallback_rows = 0
+        if stats.nonfinite_rows:
+            getLogger().warning(
+                f"epoch {self.epoch}: the model gave NaN/inf scores for {int(stats.nonfinite_rows)} row(s); their "
+                "negatives ignore the scores (counted as nonfinite_rows)"
+            )
         return stats
 
     def generate(self, users, targets, score=None, with_log_count=False):
         """``(negatives [N, K], log_count [N, K] or None)`` on the device of ``targets``.
 
+        A model-scored batch is drawn on the model's device: pools, masks and draws involve no host work per
+        row, and only two host-device syncs (both check for rows with too few allowed candidates). The telemetry
+        stays on the device until :meth:`pop_stats`.
+
         Args:
-            users, targets: LongTensor ``[N]``.
+            users, targets: LongTensor ``[N]``, on the device of the model's scores when :attr:`generates`.
             score: ``score(pool) -> (pool_scores [N, M], target_scores [N])`` for ``pool`` ``[M]`` or ``[N, M]``
                 on ``targets``' device; needed when :attr:`generates`.
             with_log_count: also return, for each negative, the log of the number of times it is expected among
@@ -101,28 +125,45 @@ class NegativeGenerator:
                 expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
                 With ``neg_uniform_mix``, the mixture of the two.
         """
-        start = time.perf_counter()
         device = targets.device
-        users_cpu, targets_cpu = users.cpu(), targets.cpu()
+        users = users.to(device)
+        started = self._clock_start(device)
         log_count = None
         if self.generates:
-            negatives, log_count = self._from_model(users_cpu, targets_cpu, score, device, with_log_count)
+            negatives, log_count = self._from_model(users, targets, score, with_log_count)
         else:
-            negatives = self.sampler.draw(users_cpu, targets_cpu, self.neg_num).to(device)
+            negatives = self.sampler.draw(users.cpu(), targets.cpu(), self.neg_num).to(device)
             if with_log_count:
                 log_count = self._proposal_log_count(negatives)
         if self.uniform_mix > 0:
-            mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix).to(device)
+            mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix)
             rows = mixed.any(dim=1)
             if bool(rows.any()):
-                rows_cpu = rows.cpu()
-                uniform = self.sampler.draw(users_cpu[rows_cpu], targets_cpu[rows_cpu], self.neg_num, "uniform")
+                uniform = self.sampler.draw(users.cpu()[rows], targets.cpu()[rows], self.neg_num, "uniform")
+                rows, mixed = rows.to(device), mixed.to(device)
                 negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
             if log_count is not None:
                 log_count = self._mixed_log_count(log_count)
-        self.stats.sampling_seconds += time.perf_counter() - start
-        self._count_hits(users_cpu, targets_cpu, negatives.cpu())
+        self._clock_stop(device, started)
+        self._count_hits(users, targets, negatives)
         return negatives, log_count
+
+    @staticmethod
+    def _clock_start(device):
+        """A CUDA event on a GPU (read at the epoch's end: no sync now), else the wall clock."""
+        if device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def _clock_stop(self, device, started):
+        if device.type == "cuda":
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self.stats.cuda_intervals.append((started, end))
+        else:
+            self.stats.sampling_seconds += time.perf_counter() - started
 
     def _mixed_log_count(self, log_count):
         """Each of the K draws is replaced by a uniform one with probability ``neg_uniform_mix``, so an item's
@@ -134,7 +175,7 @@ class NegativeGenerator:
 
     def _proposal_log_count(self, negatives):
         """``log(K q)`` of proposal draws (uniform or popularity), on the device of ``negatives``."""
-        return (self.sampler.log_proposal(negatives.cpu()) + math.log(self.neg_num)).to(negatives.device)
+        return self.sampler.log_proposal(negatives) + math.log(self.neg_num)
 
     def random_state(self) -> dict:
         """The generator's random streams (the sampler's and the per-device Gumbel streams), for checkpoints."""
@@ -150,9 +191,9 @@ class NegativeGenerator:
 
     def _count_hits(self, users, targets, negatives):
         self.stats.negatives += negatives.numel()
-        self.stats.target_hits += int((negatives == targets.unsqueeze(1)).sum())
-        keys = self.sampler.used_ids
-        self.stats.history_hits += int(sampling.in_history(keys, users, negatives, self.sampler.item_num).sum())
+        self.stats.target_hits += (negatives == targets.unsqueeze(1)).sum()
+        keys = self.sampler.on_device("used_ids", negatives.device)
+        self.stats.history_hits += sampling.in_history(keys, users, negatives, self.sampler.item_num).sum()
 
     def _generator(self, device):
         """The Gumbel-noise stream on ``device``, seeded from the sampler's stream on first use."""
@@ -164,22 +205,21 @@ class NegativeGenerator:
         return self._device_generators[key]
 
     @torch.no_grad()
-    def _from_model(self, users, targets, score, device, with_log_count):
+    def _from_model(self, users, targets, score, with_log_count):
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
-        n = len(users)
-        pool = self.sampler.draw_pool(self.pool_size, None if self.pool_shared else n)  # [M] or [N, M]
-        device_pool = pool.to(device)  # once per batch, not per chunk
-        pool_rows = device_pool.expand(n, -1) if pool.dim() == 1 else device_pool
+        n, device = len(users), targets.device
+        pool = self.sampler.draw_pool(
+            self.pool_size, None if self.pool_shared else n, self._generator(device), device)  # [M] or [N, M]
+        pool_rows = pool.expand(n, -1) if pool.dim() == 1 else pool
         if pool.shape[-1] > self.score_chunk:
-            return self._streamed(pool, device_pool, pool_rows, users, targets, score, device, with_log_count)
-        scores, target_scores = score(device_pool)
+            return self._streamed(pool, pool_rows, users, targets, score, with_log_count)
+        scores, target_scores = score(pool)
         scores, target_scores = scores.float(), target_scores.float()
-        valid = self.sampler.valid_mask(pool, users, targets).to(device)
         finite = torch.isfinite(scores).all(dim=1) & torch.isfinite(target_scores)
-        if not bool(finite.all()):
-            self._warn_nonfinite(int((~finite).sum()))
-            scores = torch.where(finite.unsqueeze(1), scores, torch.zeros_like(scores))
+        scores = torch.where(finite.unsqueeze(1), scores, torch.zeros_like(scores))  # uniform over the pool
+        self.stats.nonfinite_rows += (~finite).sum()
+        valid = self.sampler.valid_mask(pool, users, targets)
         short = valid.sum(dim=1) < self.neg_num
         sample_valid = valid | short.unsqueeze(1)
         log_count = None
@@ -191,70 +231,57 @@ class NegativeGenerator:
         negatives = pool_rows.gather(1, cols)
         if log_count is not None:
             log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
-        self.stats.fallback_rows += int(short.sum())
+        self.stats.fallback_rows += short.sum()
         self._replace_rows(short, users, targets, negatives, log_count)
         ok = finite & ~short
-        if bool(ok.any()):
-            margin = target_scores.unsqueeze(1) - scores.gather(1, cols)  # [N, K]
-            ranks = sampling.pool_ranks(scores[ok], cols[ok], valid[ok])  # [n_ok, K]
-            self.stats.margin_sum += float(margin[ok].mean(dim=1).sum())
-            self.stats.rank_sum += float(ranks.mean(dim=1).sum())
-            self.stats.ranked_rows += int(ok.sum())
-            self.stats.scored_rows += int(ok.sum())
+        self._add_margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ok)
+        ranked = slice(0, RANKED_ROWS)
+        ranks = sampling.pool_ranks(scores[ranked], cols[ranked], valid[ranked])  # [min(N, RANKED_ROWS), K]
+        self.stats.rank_sum += (ranks.mean(dim=1).double() * ok[ranked]).sum()
+        self.stats.ranked_rows += ok[ranked].sum()
         return negatives, log_count
 
-    def _streamed(self, pool, device_pool, pool_rows, users, targets, score, device, with_log_count):
+    def _add_margins(self, margin, ok):
+        """Add the rows ``ok`` (bool [N]) of ``margin`` (target score - negative score, [N, K]) to the telemetry."""
+        self.stats.margin_sum += (margin.mean(dim=1).double() * ok).sum()
+        self.stats.scored_rows += ok.sum()
+
+    def _streamed(self, pool, pool_rows, users, targets, score, with_log_count):
         """:meth:`_from_model` for a pool scored ``neg_score_chunk`` columns at a time; never holds [N, M]."""
-        n = len(users)
+        n, device = len(users), targets.device
         bad_rows = torch.zeros(n, dtype=torch.bool, device=device)
         target_scores = []
 
         def score_chunk(start, end):
-            chunk_scores, chunk_target_scores = score(device_pool[..., start:end])
+            chunk_scores, chunk_target_scores = score(pool[..., start:end])
             if not target_scores:
                 target_scores.append(chunk_target_scores.float())
-            finite = torch.isfinite(chunk_scores.sum(dim=1))  # one reduction, no [N, C] mask; NaN/inf propagate
-            if bool(finite.all()):
-                return chunk_scores
-            bad_rows.logical_or_(~finite)
+            bad_rows.logical_or_(~torch.isfinite(chunk_scores.sum(dim=1)))  # one reduction; NaN/inf propagate
             return torch.nan_to_num(chunk_scores.float(), nan=0.0, posinf=0.0, neginf=0.0)
 
         if pool.dim() == 1:
             shared_pool_mask = self.sampler.pool_mask(users, targets, device)
 
             def valid_chunk(start, end):
-                return shared_pool_mask(device_pool[start:end])
+                return shared_pool_mask(pool[start:end])
         else:
             def valid_chunk(start, end):
-                return self.sampler.valid_mask(pool[:, start:end], users, targets).to(device)
+                return self.sampler.valid_mask(pool[:, start:end], users, targets)
 
         draw = sampling.sample_negatives_streaming(
             score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
             self._generator(device), with_log_count,
         )
         bad_rows |= ~torch.isfinite(target_scores[0])
-        if bool(bad_rows.any()):
-            self._warn_nonfinite(int(bad_rows.sum()))
+        self.stats.nonfinite_rows += bad_rows.sum()
         negatives = pool_rows.gather(1, draw.columns)
         log_count = draw.log_inclusion
         if log_count is not None:
             log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
-        self.stats.fallback_rows += int((draw.short & ~bad_rows).sum())
+        self.stats.fallback_rows += (draw.short & ~bad_rows).sum()
         self._replace_rows(draw.short | bad_rows, users, targets, negatives, log_count)
-        ok = ~(draw.short | bad_rows)
-        if bool(ok.any()):
-            margin = target_scores[0].unsqueeze(1) - draw.scores  # [N, K]
-            self.stats.margin_sum += float(margin[ok].mean(dim=1).sum())
-            self.stats.scored_rows += int(ok.sum())
+        self._add_margins(target_scores[0].unsqueeze(1) - draw.scores, ~(draw.short | bad_rows))
         return negatives, log_count
-
-    def _warn_nonfinite(self, rows):
-        if self.stats.nonfinite_rows == 0:  # once per epoch; the count goes to the epoch's telemetry
-            getLogger().warning(
-                f"epoch {self.epoch}: the model gave NaN/inf scores; those rows get negatives that ignore the "
-                "scores (counted as nonfinite_rows)"
-            )
-        self.stats.nonfinite_rows += rows
 
     def _replace_rows(self, rows, users, targets, negatives, log_count):
         """Give ``rows`` (bool [N]) proposal negatives in place (and their log expected counts): rows whose scores
@@ -262,6 +289,6 @@ class NegativeGenerator:
         if not bool(rows.any()):
             return
         rows_cpu = rows.cpu()
-        negatives[rows] = self.sampler.draw(users[rows_cpu], targets[rows_cpu], self.neg_num).to(negatives.device)
+        negatives[rows] = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num).to(negatives.device)
         if log_count is not None:
             log_count[rows] = self._proposal_log_count(negatives[rows])

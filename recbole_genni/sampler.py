@@ -34,6 +34,7 @@ class CandidatePoolSampler(AbstractSampler):
         self.exclude = config["neg_exclude"]
         self.generator = torch.Generator().manual_seed(config["seed"] + config["local_rank"])  # a stream per rank
         self.fallback_rows = 0
+        self._device_copies = {}
         super().__init__(distribution=distribution, alpha=config["neg_popularity_alpha"])
         self.pool_probs = self.popularity_probs() if config["neg_pool_proposal"] == "popularity" else None
 
@@ -83,21 +84,37 @@ class CandidatePoolSampler(AbstractSampler):
         """Whether a pool of ``pool_size`` is the whole catalogue, each item once (exact GenNi)."""
         return pool_size >= self.item_num - 1
 
-    def draw_pool(self, pool_size, num_rows=None):
-        """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal. When M covers the catalogue
-        the pool is every item once, shared by all rows (``neg_pool_size: all`` is exact GenNi)."""
+    def on_device(self, name, device):
+        """The sampler's tensor ``name`` (``used_ids``, ``probs``, ``pool_probs``) on ``device``, copied once, so
+        a training step on a GPU moves no lookup table."""
+        device = torch.device(device or "cpu")
+        key = (name, str(device))
+        if key not in self._device_copies:
+            self._device_copies[key] = getattr(self, name).to(device)
+        return self._device_copies[key]
+
+    def draw_pool(self, pool_size, num_rows=None, generator=None, device=None):
+        """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal, drawn on ``device`` with
+        ``generator`` (default: the sampler's CPU stream). When M covers the catalogue the pool is every item once,
+        shared by all rows (``neg_pool_size: all`` is exact GenNi)."""
         if self.covers_catalogue(pool_size):
-            return torch.arange(1, self.item_num)
-        return sampling.draw_pool(self.item_num, pool_size, num_rows, self.pool_probs, self.generator)
+            return torch.arange(1, self.item_num, device=device)
+        probs = None if self.pool_probs is None else self.on_device("pool_probs", device)
+        return sampling.draw_pool(self.item_num, pool_size, num_rows, probs, generator or self.generator, device)
 
     def valid_mask(self, candidates, users, targets):
-        """Bool ``[N, M]``: candidates (``[M]`` shared or ``[N, M]``) allowed as negatives under ``neg_exclude``."""
-        if candidates.dim() == 1:
+        """Bool ``[N, M]`` on the device of ``candidates`` (``[M]`` shared or ``[N, M]``; ``users`` and ``targets``
+        on the same device): the candidates allowed as negatives under ``neg_exclude``.
+
+        A shared pool on the CPU looks the rows' histories up in the pool (:meth:`pool_mask`, the least work); on
+        a GPU every (row, candidate) pair is looked up in the history keys, which costs no host-device sync."""
+        if candidates.dim() == 1 and candidates.device.type == "cpu":
             return self.pool_mask(users, targets)(candidates)
+        history = self.exclude == "history"
         return sampling.exclusion_mask(
             candidates,
             targets=targets if self.exclude != "none" else None,
-            keys=self.used_ids if self.exclude == "history" else None,
+            keys=self.on_device("used_ids", candidates.device) if history else None,
             users=users,
             num_items=self.item_num,
             num_rows=users.shape[0],
@@ -108,7 +125,7 @@ class CandidatePoolSampler(AbstractSampler):
         rows' histories gathered once, so a catalogue streamed chunk by chunk costs O(history) per chunk."""
         history = None
         if self.exclude == "history":
-            history = tuple(t.to(device) for t in sampling.history_pairs(self.used_ids, users, self.item_num))
+            history = sampling.history_pairs(self.on_device("used_ids", device), users, self.item_num)
         targets = targets.to(device) if self.exclude != "none" else None
         return lambda pool: sampling.pool_exclusion_mask(pool.to(device), users.shape[0], targets, history)
 
@@ -141,13 +158,14 @@ class CandidatePoolSampler(AbstractSampler):
             return torch.zeros(items.shape, device=items.device)
         if self.pool_probs is None:
             return torch.full(items.shape, math.log(pool_size / (self.item_num - 1)), device=items.device)
-        return (pool_size * self.pool_probs.to(items.device)[items]).float().log()
+        return (pool_size * self.on_device("pool_probs", items.device)[items]).float().log()
 
     def log_proposal(self, negatives):
-        """``log q`` of negatives drawn by :meth:`draw` (exclusions ignored: they change q by a tiny factor)."""
+        """``log q`` of negatives drawn by :meth:`draw` (exclusions ignored: they change q by a tiny factor), on
+        the device of ``negatives``."""
         if self.distribution == "popularity":
-            return self.probs[negatives].float().log()
-        return torch.full(negatives.shape, -math.log(self.item_num - 1))
+            return self.on_device("probs", negatives.device)[negatives].float().log()
+        return torch.full(negatives.shape, -math.log(self.item_num - 1), device=negatives.device)
 
     def _draw_from_complement(self, user, target, num, probs):
         """Exact draw from the allowed items of one row; relaxes the history, then duplicates, if too few remain."""

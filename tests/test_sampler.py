@@ -5,7 +5,7 @@ import torch
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
-from recbole_genni import sampling
+from recbole_genni import generator, sampling
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
 
@@ -35,6 +35,19 @@ def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
     assert stats["history_hit_share"] == 0 and stats["target_hit_share"] == 0
     if sampler in ("genni", "dns"):
         assert 0.0 <= stats["pool_rank"] <= 1.0 and stats["sampling_seconds"] > 0
+
+
+def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_rows(base_config, monkeypatch):
+    """Counts stay tensors while the epoch runs (no host-device sync per batch); pool ranks use RANKED_ROWS a batch."""
+    monkeypatch.setattr(generator, "RANKED_ROWS", 4)
+    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2)
+    batches = list(train)
+    assert torch.is_tensor(train.negatives.stats.margin_sum)
+    stats = train.negatives.pop_stats()
+    assert int(stats.ranked_rows) == 4 * len(batches) < int(stats.scored_rows)
+    summary = stats.summary()
+    assert all(type(value) is float for value in summary.values())
+    assert 0.0 <= summary["pool_rank"] <= 1.0
 
 
 def test_dns_takes_the_best_scored_allowed_candidate(base_config):

@@ -61,7 +61,7 @@ class GenNiSASRec(SASRec):
     def calculate_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
         targets = interaction[self.TARGET_SEQ]  # [B, L], 0 = padding
-        real = targets > 0
+        real = (targets > 0).nonzero(as_tuple=True)  # one host-device sync for the three gathers below
         hidden = self.encode(item_seq)[real]  # [P, H]: real positions only
         pos_items = targets[real]  # [P]
         table = self.item_embedding.weight

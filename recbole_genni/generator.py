@@ -58,7 +58,7 @@ class NegativeStats:
 
 
 #: rows per batch whose pool rank is computed: the telemetry needs a sample, not a sort of every row's pool
-RANKED_ROWS = 1024
+RANKED_ROWS = 256
 
 
 class NegativeGenerator:

@@ -11,6 +11,9 @@ def dot_scores(hidden, table, candidates, targets):
     for hidden states ``[N, H]`` and an item table ``[|I|, H]``."""
     if candidates.dim() == 1:
         scores = hidden @ table[candidates].t()  # [N, M]
+    elif candidates.shape[1] * hidden.shape[1] >= table.shape[0]:
+        # per-row pools with M x H >= |I|: the [N, |I|] product is no larger than the [N, M, H] gather, and a matmul
+        scores = (hidden @ table.t()).gather(1, candidates)
     else:
         scores = torch.bmm(table[candidates], hidden.unsqueeze(2)).squeeze(2)  # [N, M]
     return scores, (hidden * table[targets]).sum(dim=1)  # [N, M], [N]

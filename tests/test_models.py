@@ -9,7 +9,7 @@ from recbole.data import create_dataset
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.scoring import multi_negative_loss, scorer_for
+from recbole_genni.scoring import dot_scores, multi_negative_loss, scorer_for
 from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, REFUSED_MODELS
 
 from conftest import KNOWLEDGE_CONFIG
@@ -72,3 +72,15 @@ def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_confi
             single.append(net.calculate_loss(batch))
     assert torch.allclose(joint, torch.stack(single).mean(), atol=1e-5)
 
+
+
+@pytest.mark.parametrize("pool_shape", [(7,), (5, 3), (5, 40)])  # shared; per row gathered; per row from [N, |I|]
+def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape):
+    gen = torch.Generator().manual_seed(0)
+    hidden, table = torch.randn(5, 4, generator=gen), torch.randn(50, 4, generator=gen)
+    pool, targets = torch.randint(1, 50, pool_shape, generator=gen), torch.randint(1, 50, (5,), generator=gen)
+    scores, target_scores = dot_scores(hidden, table, pool, targets)
+    rows = pool.expand(5, -1)
+    expected = torch.stack([table[rows[n]] @ hidden[n] for n in range(5)])
+    assert torch.allclose(scores, expected, atol=1e-5)
+    assert torch.allclose(target_scores, (hidden * table[targets]).sum(dim=1))

@@ -289,6 +289,7 @@ class NegativeGenerator:
         if not bool(rows.any()):
             return
         rows_cpu = rows.cpu()
-        negatives[rows] = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num).to(negatives.device)
+        proposal = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num)
+        negatives[rows] = proposal.to(negatives.device)
         if log_count is not None:
             log_count[rows] = self._proposal_log_count(negatives[rows])

@@ -73,7 +73,6 @@ def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_confi
     assert torch.allclose(joint, torch.stack(single).mean(), atol=1e-5)
 
 
-
 @pytest.mark.parametrize("pool_shape", [(7,), (5, 3), (5, 40)])  # shared; per row gathered; per row from [N, |I|]
 def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape):
     gen = torch.Generator().manual_seed(0)

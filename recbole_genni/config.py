@@ -200,8 +200,9 @@ def _validate_neg_keys(final):
     budget = final["train_time_budget"]
     if budget is not None and (not _is_number(budget) or not budget > 0):
         raise bad("train_time_budget", "a number of seconds > 0, or ~ (None) for no limit")
-    if not isinstance(final["neg_pool_shared"], bool):
-        raise bad("neg_pool_shared", "True or False")
+    for key in ("neg_pool_shared", "eval_mask_history"):
+        if not isinstance(final[key], bool):
+            raise bad(key, "True or False")
     pool = final["neg_pool_size"]
     if isinstance(pool, str):
         if pool != "all":

@@ -1,7 +1,8 @@
-"""Training data loaders: negatives for any RecBole model, and whole user sequences for all-position models."""
+"""Data loaders: negatives for any RecBole model, whole user sequences for all-position models, and full-ranking
+evaluation with each sequence's own items masked."""
 
 import torch
-from recbole.data.dataloader import AbstractDataLoader, TrainDataLoader
+from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, TrainDataLoader
 from recbole.data.interaction import Interaction
 
 from recbole_genni.generator import NegativeGenerator
@@ -94,3 +95,23 @@ class UserSequenceDataLoader(AbstractDataLoader):
             self.len_field: lengths,
             self.target_field: self.targets[index, :width],
         })
+
+
+class HistoryMaskedEvalDataLoader(FullSortEvalDataLoader):
+    """RecBole's full-ranking loader for sequential models, with each row's input items ranked last.
+
+    The S3-Rec / ICLRec / GenNi protocol masks the items a user has already interacted with; RecBole does so for
+    general models (``history_index``) but not for sequential ones. The masked items are the row's ``ITEM_SEQ``
+    (for the test row, training items and the valid item), except the row's own target, as RecBole's general
+    loaders never mask a positive. RecBole's trainer applies the mask: ``scores[history_index] = -inf``.
+    """
+
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        self.seq_field = dataset.iid_field + config["LIST_SUFFIX"]
+        super().__init__(config, dataset, sampler, shuffle=shuffle)
+
+    def collate_fn(self, index):
+        interaction, _, positive_u, positive_i = super().collate_fn(index)
+        seq = interaction[self.seq_field]
+        rows, cols = torch.nonzero((seq > 0) & (seq != positive_i.unsqueeze(1)), as_tuple=True)
+        return interaction, (rows, seq[rows, cols]), positive_u, positive_i

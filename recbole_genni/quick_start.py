@@ -10,11 +10,12 @@ import torch.multiprocessing as mp
 
 from recbole.data import create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
+from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_sequential_inter
-from recbole_genni.dataloader import GenNiTrainDataLoader, UserSequenceDataLoader
+from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
 from recbole_genni.sampler import CandidatePoolSampler
 from recbole_genni.utils import GenNiConfigError, get_trainer
 
@@ -24,7 +25,8 @@ SUMMARY_METRICS = ("hit@10", "ndcg@10")
 def data_preparation(config, dataset):
     """RecBole's split and loaders, with the training loader replaced by :class:`GenNiTrainDataLoader`
     (whose :class:`CandidatePoolSampler` sees the training split only), or by :class:`UserSequenceDataLoader`
-    for models that draw their own negatives at every position.
+    for models that draw their own negatives at every position; with ``eval_mask_history``, a sequential model's
+    full-ranking loaders are :class:`HistoryMaskedEvalDataLoader`.
     """
     real_items = dataset.item_num - 1
     if config["eval_args"]["mode"]["test"] == "full" and max(config["topk"]) > real_items:
@@ -39,6 +41,12 @@ def data_preparation(config, dataset):
         distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
         sampler = CandidatePoolSampler(train_dataset, config, distribution)
         train_data = GenNiTrainDataLoader(config, train_dataset, sampler, shuffle=config["shuffle"])
+    if config["eval_mask_history"] and config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        valid_data, test_data = (
+            HistoryMaskedEvalDataLoader(config, data._dataset, data._sampler)
+            if isinstance(data, FullSortEvalDataLoader) else data
+            for data in (valid_data, test_data)
+        )
     return train_data, valid_data, test_data
 
 

@@ -136,3 +136,35 @@ def test_numpy_aliases_that_recbole_sets_are_restored_when_missing(monkeypatch):
         monkeypatch.delattr(np, name, raising=False)
     restore_numpy_aliases()
     assert (np.float_, np.complex_, np.unicode_) == (np.float64, np.complex128, np.str_)
+
+
+@pytest.mark.parametrize("model", ["SASRec", "GenNiSASRec"])
+def test_evaluation_masks_each_sequence_items_except_its_target(model, base_config):
+    """As in the S3-Rec protocol, a row's input items rank last, but never its target (the tiny data repeats
+    items, so some targets are in their own history); masking only removes competitors, so no metric drops."""
+    from recbole.data import create_dataset
+    from recbole_genni.quick_start import data_preparation
+    from recbole_genni.utils import get_trainer
+
+    metrics = {}
+    for mask in (False, True):
+        config = Config(model, "tiny", config_dict={**base_config, "eval_mask_history": mask})
+        train, valid, test = data_preparation(config, create_dataset(config))
+        torch.manual_seed(0)
+        net = config.model_class(config, train._dataset)
+        trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
+        metrics[mask] = [trainer.evaluate(data, load_best_model=False) for data in (valid, test)]
+        for data in (valid, test):
+            for interaction, history, _, targets in data:
+                if not mask:
+                    assert history is None
+                    continue
+                seq = interaction[data.seq_field]
+                expected = {(r, i) for r in range(len(seq)) for i in seq[r].tolist() if i and i != targets[r]}
+                assert set(zip(*(h.tolist() for h in history))) == expected
+    repeats = sum(int(target) in seq.tolist()
+                  for interaction, _, _, targets in test for seq, target in zip(interaction[test.seq_field], targets))
+    assert repeats > 0  # the exception for targets is exercised
+    for unmasked, masked in zip(metrics[False], metrics[True]):
+        assert all(masked[k] >= unmasked[k] for k in unmasked)
+    assert any(masked[k] > unmasked[k] for unmasked, masked in zip(*metrics.values()) for k in unmasked)

@@ -1,0 +1,81 @@
+"""Evaluate saved checkpoints again, with and without ``eval_mask_history``, and report both.
+
+    python benchmarks/reevaluate.py saved/GenNiSASRec-...pth [...] --out benchmarks/results/<name>.md
+
+Each checkpoint is rebuilt from the config saved in it (dataset, model, hyper-parameters; run from the folder the
+run was started in, so its ``data_path`` resolves), on the CPU unless a GPU is visible. It prints one JSON line per
+checkpoint and writes a Markdown table: valid NDCG@10 and test HR/NDCG@10 and @20 under both protocols.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo, run as a script
+from recbole.data import create_dataset  # noqa: E402
+from recbole.utils import init_seed  # noqa: E402
+
+from recbole_genni.quick_start import data_preparation  # noqa: E402
+from recbole_genni.utils import get_trainer  # noqa: E402
+
+TEST_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
+DESCRIBED_KEYS = ("neg_sampler", "loss_type", "neg_num", "neg_pool_size", "neg_pool_shared")
+
+
+def evaluate(checkpoint: dict, mask: bool) -> dict:
+    """Valid NDCG@10 and the test metrics of the checkpoint's weights, with or without the history mask."""
+    config = checkpoint["config"]
+    config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
+    config["eval_mask_history"] = mask
+    config["device"] = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    init_seed(config["seed"], config["reproducibility"])
+    train, valid, test = data_preparation(config, create_dataset(config))
+    model = config.model_class(config, train._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    valid_result = trainer.evaluate(valid, load_best_model=False)
+    test_result = trainer.evaluate(test, load_best_model=False)
+    return {"valid ndcg@10": valid_result["ndcg@10"], **{m: test_result[m] for m in TEST_METRICS}}
+
+
+def describe(config) -> str:
+    return f"{config['model']} on {config['dataset']}: " + ", ".join(f"{k} {config[k]}" for k in DESCRIBED_KEYS)
+
+
+def table(records) -> str:
+    columns = ["valid ndcg@10", *TEST_METRICS]
+    lines = [
+        "| checkpoint | cell | history mask | " + " | ".join(columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    for record in records:
+        for mask in ("unmasked", "masked"):
+            values = " | ".join(f"{record[mask][c]:.4f}" for c in columns)
+            lines.append(f"| {Path(record['file']).name} | {record['cell']} | {mask} | {values} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", help="best-model checkpoints written by a run")
+    parser.add_argument("--out", type=Path, help="Markdown report to write")
+    args = parser.parse_args()
+    records = []
+    for path in args.checkpoints:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        record = {"file": path, "cell": describe(checkpoint["config"])}
+        for mask in (False, True):
+            record["masked" if mask else "unmasked"] = evaluate(checkpoint, mask)
+        print(json.dumps(record), flush=True)
+        records.append(record)
+    if args.out:
+        command = "python benchmarks/reevaluate.py " + " ".join(args.checkpoints) + f" --out {args.out}"
+        args.out.write_text(table(records) + f"\nCommand: `{command}`\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -194,6 +194,9 @@ def _validate_neg_keys(final):
     warmup = final["neg_warmup_epochs"]
     if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
         raise bad("neg_warmup_epochs", "an integer >= 0")
+    buckets = final["train_bucket_batches"]
+    if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 0:
+        raise bad("train_bucket_batches", "an integer >= 0 (0 = random batches)")
     chunk = final["neg_score_chunk"]
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         raise bad("neg_score_chunk", "an integer >= 1 (candidates scored at once; memory is rows x chunk)")

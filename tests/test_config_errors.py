@@ -22,6 +22,7 @@ BAD_INPUTS = [
     ({"neg_score_chunk": 0}, r"neg_score_chunk: 0 is invalid; expected an integer >= 1"),
     ({"train_time_budget": 0}, r"train_time_budget: 0 is invalid; expected a number of seconds > 0"),
     ({"neg_pool_proposal": "zipf"}, r"neg_pool_proposal: 'zipf' is invalid"),
+    ({"train_bucket_batches": -1}, r"train_bucket_batches: -1 is invalid; expected an integer >= 0"),
     ({"eval_mask_history": "yes"}, r"eval_mask_history: 'yes' is invalid; expected True or False"),
     ({"loss_type": "CE", "neg_sampler": "genni"}, r"loss_type: CE is full softmax and uses no negatives"),
     ({"loss_type": "BPR", "neg_sampler": "none"}, r"loss_type: BPR needs negatives but neg_sampler is none"),

@@ -8,7 +8,7 @@ from recbole.data import create_dataset
 
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
-from recbole_genni.dataloader import UserSequenceDataLoader
+from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.utils import GenNiConfigError
 
@@ -86,3 +86,26 @@ def test_positions_see_only_their_past(base_config):
 def test_run_evaluates_like_recbole_models(base_config):
     result = run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, "epochs": 2})
     assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}
+
+
+def test_bucketed_batches_cover_every_user_once_pad_less_and_keep_each_position_weight(base_config):
+    """Users sorted by length within chunks of batches: every user once an epoch, a new order each epoch, narrower
+    batches; weighting each batch's mean loss by its share of positions gives the all-positions mean, as before."""
+    config, (train, _, _) = prepared(base_config, train_batch_size=4, train_bucket_batches=3, neg_sampler="none")
+    _, (random_train, _, _) = prepared(base_config, train_batch_size=4, neg_sampler="none")
+    epochs = [list(train) for _ in range(2)]
+    for batches in epochs:
+        users = torch.cat([b[train.uid_field] for b in batches])
+        assert sorted(users.tolist()) == sorted(train.users.tolist())
+        assert sum(float(b[BATCH_WEIGHT_FIELD][0]) for b in batches) == pytest.approx(train.sample_size / 4)
+    assert not torch.equal(*(torch.cat([b[train.uid_field] for b in batches]) for batches in epochs))
+
+    def padded(batches):
+        return sum(b[train.seq_field].numel() for b in batches)
+    assert padded(epochs[0]) < padded(list(random_train))
+
+    model = config.model_class(config, train._dataset).eval()  # no dropout: the loss is a function of the rows
+    with torch.no_grad():
+        weighted = sum(model.calculate_loss(b) for b in epochs[0])
+        whole = next(iter(prepared(base_config, train_batch_size=1000, neg_sampler="none")[1][0]))
+        assert weighted == pytest.approx(float(model.calculate_loss(whole)) * train.sample_size / 4, rel=1e-5)

@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("model", ["SASRec", "GenNiSASRec"])
-def test_killed_run_resumes_to_the_same_metrics(model, base_config, tmp_path):
-    config = {**base_config, "epochs": 6, "stopping_step": 100, "neg_num": 2, "seed": 5}
+@pytest.mark.parametrize("model, extra", [
+    ("SASRec", {}), ("GenNiSASRec", {}), ("GenNiSASRec", {"train_bucket_batches": 2, "train_batch_size": 8}),
+], ids=["SASRec", "GenNiSASRec", "GenNiSASRec-bucketed"])
+def test_killed_run_resumes_to_the_same_metrics(model, extra, base_config, tmp_path):
+    config = {**base_config, "epochs": 6, "stopping_step": 100, "neg_num": 2, "seed": 5, **extra}
     reference = run_recbole_genni(model, "tiny", config_dict={**config, "checkpoint_dir": str(tmp_path / "ref")})
 
     killed_dir = tmp_path / "killed"

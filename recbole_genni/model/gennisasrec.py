@@ -10,6 +10,7 @@ from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import InputType
 
 from recbole_genni import losses
+from recbole_genni.dataloader import BATCH_WEIGHT_FIELD
 from recbole_genni.generator import NegativeGenerator
 from recbole_genni.sampler import CandidatePoolSampler
 from recbole_genni.scoring import dot_scores
@@ -59,6 +60,14 @@ class GenNiSASRec(SASRec):
         return self.gather_indexes(self.encode(item_seq), item_seq_len - 1)  # [B, H]
 
     def calculate_loss(self, interaction):
+        """The mean loss over the batch's real positions, times the batch's weight when batches are bucketed by
+        length (``train_bucket_batches``), so that every position weighs the same over an epoch."""
+        loss = self._mean_position_loss(interaction)
+        if BATCH_WEIGHT_FIELD in interaction:
+            loss = loss * interaction[BATCH_WEIGHT_FIELD][0]
+        return loss
+
+    def _mean_position_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
         targets = interaction[self.TARGET_SEQ]  # [B, L], 0 = padding
         real = (targets > 0).nonzero(as_tuple=True)  # one host-device sync for the three gathers below

@@ -113,6 +113,11 @@ class Config(RecBole_Config):
         if hasattr(self.model_class, "loss_types"):
             self._resolve_own_loss(final, user_loss)
             return
+        if final["train_bucket_batches"]:
+            raise GenNiConfigError(
+                f"train_bucket_batches: {final['train_bucket_batches']} groups whole user sequences by length, but "
+                f"{model} trains on RecBole's prefix rows, all padded to MAX_ITEM_LIST_LENGTH; set it to 0."
+            )
         if sampler == "none":
             if not uses_loss_type:
                 raise GenNiConfigError(

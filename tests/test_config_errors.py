@@ -23,6 +23,7 @@ BAD_INPUTS = [
     ({"train_time_budget": 0}, r"train_time_budget: 0 is invalid; expected a number of seconds > 0"),
     ({"neg_pool_proposal": "zipf"}, r"neg_pool_proposal: 'zipf' is invalid"),
     ({"train_bucket_batches": -1}, r"train_bucket_batches: -1 is invalid; expected an integer >= 0"),
+    ({"train_bucket_batches": 4}, r"train_bucket_batches: 4 groups whole user sequences by length, but SASRec"),
     ({"eval_mask_history": "yes"}, r"eval_mask_history: 'yes' is invalid; expected True or False"),
     ({"loss_type": "CE", "neg_sampler": "genni"}, r"loss_type: CE is full softmax and uses no negatives"),
     ({"loss_type": "BPR", "neg_sampler": "none"}, r"loss_type: BPR needs negatives but neg_sampler is none"),

@@ -69,3 +69,39 @@ def test_ranks_stop_together_on_the_time_budget(base_config):
         **base_config, "neg_sampler": "genni", "epochs": 5, "stopping_step": 100, "train_time_budget": 1e-6,
     }, nproc=2, ip="127.0.0.1", port=free_port())
     assert result["stop_reason"] == "time budget" and len(result["history"]) == 1
+
+
+def bucketed_rank(rank, config_dict, queue):
+    """One GenNiSASRec rank with bucketed batches: the users and the lengths of each of its batches in one epoch."""
+    import sys
+
+    from recbole.data import create_dataset
+
+    from recbole_genni.config import Config
+    from recbole_genni.quick_start import data_preparation
+
+    sys.argv = sys.argv[:1]
+    config = Config("GenNiSASRec", "tiny", config_dict={**config_dict, "local_rank": rank})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    batches = [(b[train.uid_field].tolist(), b[train.len_field].tolist()) for b in train]
+    queue.put((rank, batches, train.users.tolist()))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.timeout(300)
+def test_two_ranks_split_each_bucketed_batch(base_config):
+    """Both ranks draw the same bucketed order: together they see every user, and batch j of each rank is its
+    half of the same global batch, so the two halves hold users of similar length."""
+    config = {**base_config, "nproc": 2, "world_size": 2, "offset": 0, "ip": "127.0.0.1", "port": free_port(),
+              "train_batch_size": 8, "train_bucket_batches": 4}
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(bucketed_rank, args=(config, queue), nprocs=2, join=True)
+    (_, batches0, users), (_, batches1, _) = sorted(queue.get() for _ in range(2))
+    seen = [u for batches in (batches0, batches1) for users_of_batch, _ in batches for u in users_of_batch]
+    assert set(seen) == set(users) and len(seen) == len(users) + len(users) % 2  # DistributedSampler pads to even
+    assert len(batches0) == len(batches1)
+    for (_, lengths0), (_, lengths1) in zip(batches0, batches1):
+        # a global batch is sorted by length and dealt out rank by rank: the halves interleave
+        assert all(a <= b for a, b in zip(lengths0, lengths1))
+        assert all(b <= a for a, b in zip(lengths0[1:], lengths1))
+    assert [len(b) for b, _ in batches0[:-1]] == [4] * (len(batches0) - 1)

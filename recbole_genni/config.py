@@ -176,6 +176,10 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_int_at_least(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def _validate_neg_keys(final):
     """Check the ``neg_*`` keys that need no dataset; the pool size against the catalogue is checked at load."""
 
@@ -188,7 +192,7 @@ def _validate_neg_keys(final):
         raise bad("neg_exclude", " | ".join(NEG_EXCLUDES))
     if final["neg_pool_proposal"] not in POOL_PROPOSALS:
         raise bad("neg_pool_proposal", " | ".join(POOL_PROPOSALS))
-    if not isinstance(final["neg_num"], int) or isinstance(final["neg_num"], bool) or final["neg_num"] < 1:
+    if not _is_int_at_least(final["neg_num"], 1):
         raise bad("neg_num", "an integer >= 1")
     if not _is_number(final["neg_temperature"]) or not final["neg_temperature"] > 0:
         raise bad("neg_temperature", "a number > 0 (small values approach DNS's argmax)")
@@ -196,14 +200,11 @@ def _validate_neg_keys(final):
         raise bad("neg_popularity_alpha", "a number >= 0")
     if not _is_number(final["neg_uniform_mix"]) or not 0 <= final["neg_uniform_mix"] <= 1:
         raise bad("neg_uniform_mix", "a number in [0, 1]")
-    warmup = final["neg_warmup_epochs"]
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+    if not _is_int_at_least(final["neg_warmup_epochs"], 0):
         raise bad("neg_warmup_epochs", "an integer >= 0")
-    buckets = final["train_bucket_batches"]
-    if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 0:
+    if not _is_int_at_least(final["train_bucket_batches"], 0):
         raise bad("train_bucket_batches", "an integer >= 0 (0 = random batches)")
-    chunk = final["neg_score_chunk"]
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+    if not _is_int_at_least(final["neg_score_chunk"], 1):
         raise bad("neg_score_chunk", "an integer >= 1 (candidates scored at once; memory is rows x chunk)")
     budget = final["train_time_budget"]
     if budget is not None and (not _is_number(budget) or not budget > 0):

@@ -91,7 +91,7 @@ class UserSequenceDataLoader(AbstractDataLoader):
         self.bucket_batches = config["train_bucket_batches"]
         self.order = None  # this epoch's users in bucketed order, or None: batches are the shuffled indices
         super().__init__(config, dataset, sampler, shuffle=shuffle and not self.bucket_batches)
-        self.shuffle = shuffle
+        self.shuffle = shuffle  # the caller's flag: with buckets, _bucketed_order shuffles, not torch's sampler
         self.mean_batch_positions = float(self.lengths.double().mean()) * self.step  # self.step: this rank's rows
 
     def __iter__(self):

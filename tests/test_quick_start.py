@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from recbole.data import create_dataset
 
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.quick_start import data_preparation
+from recbole_genni.utils import GenNiConfigError, get_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,10 +144,6 @@ def test_numpy_aliases_that_recbole_sets_are_restored_when_missing(monkeypatch):
 def test_evaluation_masks_each_sequence_items_except_its_target(model, base_config):
     """As in the S3-Rec protocol, a row's input items rank last, but never its target (the tiny data repeats
     items, so some targets are in their own history); masking only removes competitors, so no metric drops."""
-    from recbole.data import create_dataset
-    from recbole_genni.quick_start import data_preparation
-    from recbole_genni.utils import get_trainer
-
     metrics = {}
     for mask in (False, True):
         config = Config(model, "tiny", config_dict={**base_config, "eval_mask_history": mask})

@@ -83,6 +83,20 @@ def test_positions_see_only_their_past(base_config):
         assert torch.allclose(model.forward(seq, torch.tensor([3])), model.encode(seq)[:, 2])
 
 
+def test_forward_encodes_length_groups_like_the_padded_batch(base_config):
+    """Rows encoded in length groups cut to their longest row give the padded batch's last states."""
+    config, (train, _, _) = prepared(base_config)
+    model = config.model_class(config, train._dataset).eval()
+    model.length_group_rows = 3
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([10, 1, 4, 7, 2, 10, 3, 5])
+    seq = torch.randint(1, model.n_items, (len(lengths), 10), generator=generator)
+    seq[torch.arange(10) >= lengths.unsqueeze(1)] = 0
+    with torch.no_grad():
+        padded = model.encode(seq)[torch.arange(len(lengths)), lengths - 1]
+        assert torch.allclose(model.forward(seq, lengths), padded, atol=1e-6)
+
+
 def test_run_evaluates_like_recbole_models(base_config):
     result = run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, "epochs": 2})
     assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}

@@ -31,6 +31,7 @@ class GenNiSASRec(SASRec):
 
     input_type = InputType.POINTWISE  # the loss is chosen here, not through RecBole's BPR/CE switch
     loss_types = LOSS_TYPES  # draws its own negatives: trained by UserSequenceDataLoader rows
+    length_group_rows = 256  # rows per length group in :meth:`forward`
 
     def __init__(self, config, dataset):
         loss_type = config["loss_type"]
@@ -57,7 +58,17 @@ class GenNiSASRec(SASRec):
         return self.trm_encoder(input_emb, mask, output_all_encoded_layers=True)[-1]
 
     def forward(self, item_seq, item_seq_len):
-        return self.gather_indexes(self.encode(item_seq), item_seq_len - 1)  # [B, H]
+        """The state of each row's last item ``[B, H]``, as SASRec's forward computes it, at the cost of the real
+        positions: rows are right-padded and attention is causal, so a row's last state ignores the padding after
+        it. Rows are encoded in groups of similar length, each cut to its longest row (evaluation batches pad every
+        row to ``MAX_ITEM_LIST_LENGTH``; on Beauty that is 6x the real positions)."""
+        order = item_seq_len.argsort()
+        groups = order.split(self.length_group_rows)
+        widths = item_seq_len[torch.stack([group[-1] for group in groups])].tolist()  # one host-device sync
+        output = self.item_embedding.weight.new_empty(item_seq.size(0), self.hidden_size)
+        for rows, width in zip(groups, widths):
+            output[rows] = self.gather_indexes(self.encode(item_seq[rows, :width]), item_seq_len[rows] - 1)
+        return output
 
     def calculate_loss(self, interaction):
         """The mean loss over the batch's real positions, times the batch's weight when batches are bucketed by

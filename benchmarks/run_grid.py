@@ -85,6 +85,7 @@ def run_cell(cell: dict) -> dict:
     history = result["history"]
     epochs = len(history)
     scores = [h.get("valid_score") for h in history]
+    timed = [h["train_seconds"] + h["valid_seconds"] for h in history if "valid_seconds" in h]
     best_epoch = max((i for i, s in enumerate(scores) if s is not None), key=lambda i: scores[i], default=None)
     cuda = torch.cuda.is_available() and cell["config"].get("use_gpu", True)
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -95,7 +96,8 @@ def run_cell(cell: dict) -> dict:
         "best_epoch": best_epoch,
         "epochs": epochs,
         "stop_reason": result["stop_reason"],
-        "seconds_per_epoch": result["train_seconds"] / max(epochs, 1),
+        # training plus validation, from the epochs' own records: a resumed run's process saw only its last epochs
+        "seconds_per_epoch": statistics.fmean(timed) if timed else None,
         "train_seconds_per_epoch": sum(h["train_seconds"] for h in history) / max(epochs, 1),
         "sampling_seconds_per_epoch": sum(h.get("sampling_seconds", 0.0) for h in history) / max(epochs, 1),
         "peak_memory_mb": peak / 2**20,

@@ -124,9 +124,10 @@ class Trainer(RecBole_Trainer):
         return loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
+        start = time.time()
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
         if self.history:
-            self.history[-1]["valid_score"] = valid_score
+            self.history[-1].update(valid_score=valid_score, valid_seconds=time.time() - start)
         return valid_score, valid_result
 
     def _log_negative_stats(self, generator, epoch_idx):

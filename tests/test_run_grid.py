@@ -47,6 +47,10 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 4 and all(0 <= r["test"]["ndcg@10"] <= 1 for r in records)
     assert all(r["epochs"] == 2 and r["stop_reason"] == "epochs" for r in records)  # --set reached every cell
+    for r in records:  # an epoch's seconds: its training plus its validation, as recorded in the epoch's history
+        epoch_seconds = [h["train_seconds"] + h["valid_seconds"] for h in r["history"]]
+        assert r["seconds_per_epoch"] == pytest.approx(sum(epoch_seconds) / 2)
+        assert r["seconds_per_epoch"] > r["train_seconds_per_epoch"] > 0
     report = (tmp_path / "res.md").read_text()
     assert "GRU4Rec/genni" in report and "GRU4Rec/uniform" in report and "![res-tiny](res-tiny.png)" in report
     assert (tmp_path / "res-tiny.png").stat().st_size > 1000

@@ -156,6 +156,10 @@ class Config(RecBole_Config):
                 "loss_type: SSM needs the probability of each drawn negative, which dns (an argmax) does not have; "
                 "use neg_sampler: genni with a small neg_temperature instead."
             )
+        if not _is_number(final["gbce_t"]) or not 0 <= final["gbce_t"] <= 1:
+            raise GenNiConfigError(f"gbce_t: {final['gbce_t']!r} is invalid; expected a number in [0, 1] (0 = BCE).")
+        if not isinstance(final["ssm_logq"], bool):
+            raise GenNiConfigError(f"ssm_logq: {final['ssm_logq']!r} is invalid; expected True or False.")
         final["train_neg_sample_args"] = None
 
 

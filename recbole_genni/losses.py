@@ -38,8 +38,9 @@ def gbce_loss(pos, neg, mask, beta: float):
     return _masked_mean(beta * F.softplus(-pos64) + F.softplus(neg64).sum(dim=-1), mask).to(pos.dtype)
 
 
-def sampled_softmax_loss(pos, neg, mask, neg_log_count):
-    """Sampled softmax over the positive and K negatives with the logQ correction.
+def sampled_softmax_loss(pos, neg, mask, neg_log_count=None):
+    """Sampled softmax over the positive and K negatives with the logQ correction (none if ``neg_log_count`` is
+    None: a softmax over the positive and the negatives as drawn, where GenNi's hard negatives weigh the most).
 
     If negative ``k`` is expected ``c(k)`` times among a row's draws, ``sum_k exp(s_k) / c(k)`` estimates the
     partition sum over the catalogue, so each negative logit becomes ``s_k - log c(k)`` (Bengio & Senecal 2008;
@@ -54,7 +55,7 @@ def sampled_softmax_loss(pos, neg, mask, neg_log_count):
     sampling) times the pool's coverage of the catalogue (``M / (|I| - 1)`` for a uniform pool, 1 for
     ``neg_pool_size: all``). Scores enter the proposal detached: the correction is a constant for the gradient.
     """
-    corrected = neg - neg_log_count
+    corrected = neg if neg_log_count is None else neg - neg_log_count
     logits = torch.cat([pos.unsqueeze(-1), corrected], dim=-1)  # [..., 1 + K]
     return _masked_mean(-torch.log_softmax(logits, dim=-1)[..., 0], mask)
 

@@ -39,6 +39,19 @@ def test_bad_input_fails_before_training(overrides, message, base_config, tmp_pa
     assert not list((tmp_path / "saved").glob("*.pth"))
 
 
+GENNISASREC_BAD_INPUTS = [
+    ({"loss_type": "gBCE", "gbce_t": 1.5}, r"gbce_t: 1.5 is invalid; expected a number in \[0, 1\]"),
+    ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True or False"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", GENNISASREC_BAD_INPUTS, ids=[str(o) for o, _ in GENNISASREC_BAD_INPUTS])
+def test_bad_gennisasrec_loss_keys_fail_before_training(overrides, message, base_config, tmp_path):
+    with pytest.raises(GenNiConfigError, match=message):
+        run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, **overrides})
+    assert not list((tmp_path / "saved").glob("*.pth"))
+
+
 def test_a_model_that_always_needs_negatives_refuses_none(base_config):
     with pytest.raises(GenNiConfigError, match="FPMC always trains on negatives"):
         run_recbole_genni("FPMC", "tiny", config_dict={**base_config, "neg_sampler": "none"})

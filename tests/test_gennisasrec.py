@@ -58,6 +58,18 @@ def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config):
         assert 0.0 <= stats["pool_rank"] <= 1.0
 
 
+def test_sampled_softmax_trains_without_the_correction(base_config):
+    config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=2, ssm_logq=False)
+    model = config.model_class(config, train._dataset)
+    batch = next(iter(train))
+    drawn = []
+    generate = model.negatives.generate
+    model.negatives.generate = lambda *args, **kwargs: drawn.append(generate(*args, **kwargs)) or drawn[-1]
+    loss = model.calculate_loss(batch)
+    loss.backward()
+    assert math.isfinite(loss.item()) and drawn[0][1] is None  # no log counts were asked for, none used
+
+
 def test_full_softmax_reference_and_config_pairs(base_config):
     config, (train, _, _) = prepared(base_config, neg_sampler="none")
     assert config["loss_type"] == "CE"

@@ -51,6 +51,14 @@ def test_sampled_softmax_matches_hand_computation():
     assert losses.sampled_softmax_loss(POS, NEG, MASK, log_count).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_sampled_softmax_without_correction_is_the_softmax_over_the_drawn_negatives():
+    logits = torch.cat([POS.unsqueeze(-1), NEG], dim=-1)
+    reference = -torch.log_softmax(logits, dim=-1)[..., 0][MASK].mean()
+    assert losses.sampled_softmax_loss(POS, NEG, MASK).item() == pytest.approx(reference.item(), rel=1e-6)
+    assert reference.item() == pytest.approx((math.log(1 + math.exp(-1) + math.exp(-4))
+                                              + math.log(1 + math.exp(1) + math.exp(4))) / 2, rel=1e-6)
+
+
 def test_sampled_softmax_with_uniform_proposal_is_the_known_uniform_correction():
     """K uniform draws over |I| - 1 items (expected count K / (|I| - 1)) shift each negative logit by
     log((|I| - 1) / K)."""

@@ -225,6 +225,8 @@ def parse_setting(text: str):
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"--set {text!r}: expected KEY=VALUE")
+    if key == "seed":
+        raise argparse.ArgumentTypeError("--set seed: each cell takes its seed from the grid's seeds; use --seed")
     return key, yaml.safe_load(value)
 
 
@@ -237,11 +239,14 @@ def main():
                         help="override a shared config key for every cell (repeatable)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the cells of this name (repeatable)")
+    parser.add_argument("--seed", dest="seeds", type=int, action="append", default=[], metavar="N",
+                        help="run these seeds instead of the grid's (repeatable)")
     parser.add_argument("--parallel", type=int, default=1, metavar="N",
                         help="cells run at once, each in its own process (on one GPU they share it: time them apart)")
     args = parse_args_or_run_cell(parser, run_cell)
     grid = yaml.safe_load(Path(args.grid).read_text())
     grid.setdefault("shared", {}).update(dict(args.settings))
+    grid["seeds"] = args.seeds or grid["seeds"]
     out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
     report_path = Path(args.report or out.with_suffix(".md"))
     convert_sources(grid)

@@ -28,6 +28,8 @@ def test_set_parses_yaml_values_and_refuses_a_bare_key():
     assert run_grid.parse_setting("neg_pool_size=all") == ("neg_pool_size", "all")
     with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
         run_grid.parse_setting("epochs")
+    with pytest.raises(argparse.ArgumentTypeError, match="use --seed"):
+        run_grid.parse_setting("seed=3")
 
 
 def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):

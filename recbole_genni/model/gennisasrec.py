@@ -25,8 +25,9 @@ class GenNiSASRec(SASRec):
     the causal Transformer encodes it once and every position predicts the next item against K negatives drawn
     for that position by :class:`~recbole_genni.generator.NegativeGenerator` from the same (detached) hidden
     states: the current model's preferences, at no extra encoder pass. ``loss_type`` picks the loss
-    (:mod:`recbole_genni.losses`): ``BCE`` (the papers'), ``BPR``, ``gBCE``, ``SSM`` (sampled softmax with logQ)
-    (``ssm_logq: False`` drops the correction) or ``CE`` (full softmax, no negatives). Evaluation is SASRec's: the last position against the full catalogue.
+    (:mod:`recbole_genni.losses`): ``BCE`` (the papers'), ``BPR``, ``gBCE``, ``SSM`` (sampled softmax with logQ;
+    ``ssm_logq: False`` drops the correction) or ``CE`` (full softmax, no negatives). Evaluation is SASRec's: the
+    last position against the full catalogue.
     """
 
     input_type = InputType.POINTWISE  # the loss is chosen here, not through RecBole's BPR/CE switch

@@ -1,5 +1,6 @@
 """RecBole ``Config`` that knows the package's models, YAML defaults and ``neg_*`` keys."""
 
+import functools
 import os
 from importlib import resources
 
@@ -157,9 +158,9 @@ class Config(RecBole_Config):
                 "use neg_sampler: genni with a small neg_temperature instead."
             )
         if not _is_number(final["gbce_t"]) or not 0 <= final["gbce_t"] <= 1:
-            raise GenNiConfigError(f"gbce_t: {final['gbce_t']!r} is invalid; expected a number in [0, 1] (0 = BCE).")
+            raise _invalid(final, "gbce_t", "a number in [0, 1] (0 = BCE)")
         if not isinstance(final["ssm_logq"], bool):
-            raise GenNiConfigError(f"ssm_logq: {final['ssm_logq']!r} is invalid; expected True or False.")
+            raise _invalid(final, "ssm_logq", "True or False")
         final["train_neg_sample_args"] = None
 
 
@@ -184,12 +185,14 @@ def _is_int_at_least(value, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
+def _invalid(final, key, expected) -> GenNiConfigError:
+    """The one message for a key whose value is out of range: the key, its value and what it expects."""
+    return GenNiConfigError(f"{key}: {final[key]!r} is invalid; expected {expected}.")
+
+
 def _validate_neg_keys(final):
     """Check the ``neg_*`` keys that need no dataset; the pool size against the catalogue is checked at load."""
-
-    def bad(key, expected):
-        return GenNiConfigError(f"{key}: {final[key]!r} is invalid; expected {expected}.")
-
+    bad = functools.partial(_invalid, final)
     if final["neg_sampler"] not in NEG_SAMPLERS:
         raise bad("neg_sampler", " | ".join(NEG_SAMPLERS))
     if final["neg_exclude"] not in NEG_EXCLUDES:

@@ -38,7 +38,7 @@ def gbce_loss(pos, neg, mask, beta: float):
     return _masked_mean(beta * F.softplus(-pos64) + F.softplus(neg64).sum(dim=-1), mask).to(pos.dtype)
 
 
-def sampled_softmax_loss(pos, neg, mask, neg_log_count=None):
+def sampled_softmax_loss(pos, neg, mask, neg_log_count=None, logq_weight: float = 1.0):
     """Sampled softmax over the positive and K negatives with the logQ correction (none if ``neg_log_count`` is
     None: a softmax over the positive and the negatives as drawn, where GenNi's hard negatives weigh the most).
 
@@ -54,8 +54,12 @@ def sampled_softmax_loss(pos, neg, mask, neg_log_count=None):
     (K + 1)-th key (:func:`recbole_genni.sampling.sample_negatives_with_inclusion`; unbiased, as in priority
     sampling) times the pool's coverage of the catalogue (``M / (|I| - 1)`` for a uniform pool, 1 for
     ``neg_pool_size: all``). Scores enter the proposal detached: the correction is a constant for the gradient.
+
+    ``logq_weight`` in [0, 1] subtracts ``logq_weight x log c``. With a proposal close to the model's softmax, each
+    drawn negative's gradient weight is then about ``p ** (2 - logq_weight)`` for a negative the model gives
+    probability ``p``: 1 is full softmax's ``p``, 0 the drawn negatives' ``p ** 2``; between leans to the hardest.
     """
-    corrected = neg if neg_log_count is None else neg - neg_log_count
+    corrected = neg if neg_log_count is None else neg - logq_weight * neg_log_count
     logits = torch.cat([pos.unsqueeze(-1), corrected], dim=-1)  # [..., 1 + K]
     return _masked_mean(-torch.log_softmax(logits, dim=-1)[..., 0], mask)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from recbole.data import create_dataset
 
-from recbole_genni import run_recbole_genni
+from recbole_genni import losses, run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
 from recbole_genni.quick_start import data_preparation
@@ -58,16 +58,20 @@ def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config):
         assert 0.0 <= stats["pool_rank"] <= 1.0
 
 
-def test_sampled_softmax_trains_without_the_correction(base_config):
-    config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=2, ssm_logq=False)
+@pytest.mark.parametrize("ssm_logq, weight", [(False, 0.0), (0.5, 0.5), (True, 1.0)])
+def test_sampled_softmax_weighs_the_correction_by_ssm_logq(ssm_logq, weight, base_config, monkeypatch):
+    config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=2, ssm_logq=ssm_logq)
     model = config.model_class(config, train._dataset)
-    batch = next(iter(train))
-    drawn = []
-    generate = model.negatives.generate
-    model.negatives.generate = lambda *args, **kwargs: drawn.append(generate(*args, **kwargs)) or drawn[-1]
-    loss = model.calculate_loss(batch)
+    calls = []
+    loss_fn = losses.sampled_softmax_loss
+    monkeypatch.setattr(losses, "sampled_softmax_loss", lambda *args: calls.append(args) or loss_fn(*args))
+    loss = model.calculate_loss(next(iter(train)))
     loss.backward()
-    assert math.isfinite(loss.item()) and drawn[0][1] is None  # no log counts were asked for, none used
+    (pos, neg, mask, neg_log_count, logq_weight), = calls
+    assert math.isfinite(loss.item()) and logq_weight == weight
+    assert (neg_log_count is None) == (weight == 0)  # no log counts are asked for when none are used
+    if neg_log_count is not None:
+        assert neg_log_count.shape == neg.shape and bool(torch.isfinite(neg_log_count).all())
 
 
 def test_full_softmax_reference_and_config_pairs(base_config):

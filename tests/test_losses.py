@@ -51,6 +51,17 @@ def test_sampled_softmax_matches_hand_computation():
     assert losses.sampled_softmax_loss(POS, NEG, MASK, log_count).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_sampled_softmax_partial_correction_subtracts_the_weighted_log_count():
+    log_count = torch.log(torch.tensor([[[0.2, 0.6], [0.4, 0.4], [1.0, 1.0]]]))
+    half = losses.sampled_softmax_loss(POS, NEG, MASK, log_count, logq_weight=0.5)
+    assert half.item() == pytest.approx(losses.sampled_softmax_loss(POS, NEG, MASK, 0.5 * log_count).item(), rel=1e-6)
+    assert losses.sampled_softmax_loss(POS, NEG, MASK, log_count, logq_weight=0.0).item() == pytest.approx(
+        losses.sampled_softmax_loss(POS, NEG, MASK).item(), rel=1e-6)
+    expected = (math.log(1 + math.exp(-1 - 0.5 * math.log(0.2)) + math.exp(-4 - 0.5 * math.log(0.6)))
+                + math.log(1 + math.exp(1 - 0.5 * math.log(0.4)) + math.exp(4 - 0.5 * math.log(0.4)))) / 2
+    assert half.item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_sampled_softmax_without_correction_is_the_softmax_over_the_drawn_negatives():
     logits = torch.cat([POS.unsqueeze(-1), NEG], dim=-1)
     reference = -torch.log_softmax(logits, dim=-1)[..., 0][MASK].mean()

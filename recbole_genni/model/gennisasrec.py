@@ -26,7 +26,7 @@ class GenNiSASRec(SASRec):
     for that position by :class:`~recbole_genni.generator.NegativeGenerator` from the same (detached) hidden
     states: the current model's preferences, at no extra encoder pass. ``loss_type`` picks the loss
     (:mod:`recbole_genni.losses`): ``BCE`` (the papers'), ``BPR``, ``gBCE``, ``SSM`` (sampled softmax with logQ;
-    ``ssm_logq: False`` drops the correction) or ``CE`` (full softmax, no negatives). Evaluation is SASRec's: the
+    ``ssm_logq`` weighs the correction, 0 or False drops it) or ``CE`` (full softmax, no negatives). Evaluation is SASRec's: the
     last position against the full catalogue.
     """
 
@@ -43,7 +43,7 @@ class GenNiSASRec(SASRec):
             config["loss_type"] = loss_type
         del self.loss_fct
         self.loss_type = loss_type
-        self.ssm_logq = config["ssm_logq"]
+        self.ssm_logq = float(config["ssm_logq"])  # True = 1.0, False = 0.0
         self.TARGET_SEQ = config["TARGET_SEQ_FIELD"]
         self.negatives = None
         if loss_type != "CE":
@@ -93,7 +93,7 @@ class GenNiSASRec(SASRec):
         # the current model's scores of the candidate pool, from the same encoder pass
         score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
         neg_items, neg_log_count = self.negatives.generate(
-            users, pos_items, score, with_log_count=self.loss_type == "SSM" and self.ssm_logq)
+            users, pos_items, score, with_log_count=self.loss_type == "SSM" and self.ssm_logq > 0)
         pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
         neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
         mask = torch.ones_like(pos, dtype=torch.bool)
@@ -103,4 +103,4 @@ class GenNiSASRec(SASRec):
             return losses.bpr_loss(pos, neg, mask)
         if self.loss_type == "gBCE":
             return losses.gbce_loss(pos, neg, mask, self.gbce_beta)
-        return losses.sampled_softmax_loss(pos, neg, mask, neg_log_count)
+        return losses.sampled_softmax_loss(pos, neg, mask, neg_log_count, self.ssm_logq)

@@ -160,8 +160,9 @@ def report(records, title: str) -> str:
                 if n > 1:
                     text += f" ± {std:.4f}" if precise else f" ± {std:.1f}"
                 cells.append(f"**{text}**" if best.get(col) == mean else text)
-            devices = " / ".join(dict.fromkeys(r["device"] for r in groups[dataset, name]))  # seeds may differ
-            lines.append(f"| {dataset} | {name} | {len(groups[dataset, name])} | " + " | ".join(cells) + f" | {devices} |")
+            rs = groups[dataset, name]
+            devices = " / ".join(dict.fromkeys(r["device"] for r in rs))  # a cell's seeds may run on different ones
+            lines.append(f"| {dataset} | {name} | {len(rs)} | " + " | ".join(cells) + f" | {devices} |")
     return "\n".join(lines) + "\n"
 
 

@@ -71,10 +71,11 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
 def test_report_names_every_device_of_a_cells_seeds():
     def record(seed, device):
         return {"dataset": "tiny", "name": "cell", "seed": seed, "device": device,
-                "test": dict.fromkeys(run_grid.METRICS, 0.1), "best_valid": {"ndcg@10": 0.1}, "epochs": 3, "best_epoch": 2, "train_seconds_per_epoch": 1.0,
+                "test": dict.fromkeys(run_grid.METRICS, 0.1), "best_valid": {"ndcg@10": 0.1}, "epochs": 3,
+                "best_epoch": 2, "train_seconds_per_epoch": 1.0,
                 "sampling_seconds_per_epoch": 0.5, "peak_memory_mb": 10.0}
 
-    rows = [line for line in run_grid.report([record(1, "CPU (2 threads)"), record(2, "CPU (1 threads)"),
-                                              record(3, "CPU (1 threads)")], "t").splitlines() if "| tiny | cell |" in line]
+    records = [record(1, "CPU (2 threads)"), record(2, "CPU (1 threads)"), record(3, "CPU (1 threads)")]
+    rows = [line for line in run_grid.report(records, "t").splitlines() if "| tiny | cell |" in line]
     assert len(rows) == 1 and rows[0].startswith("| tiny | cell | 3 |")
     assert rows[0].endswith("| CPU (2 threads) / CPU (1 threads) |")

@@ -26,8 +26,8 @@ class GenNiSASRec(SASRec):
     for that position by :class:`~recbole_genni.generator.NegativeGenerator` from the same (detached) hidden
     states: the current model's preferences, at no extra encoder pass. ``loss_type`` picks the loss
     (:mod:`recbole_genni.losses`): ``BCE`` (the papers'), ``BPR``, ``gBCE``, ``SSM`` (sampled softmax with logQ;
-    ``ssm_logq`` weighs the correction, 0 or False drops it) or ``CE`` (full softmax, no negatives). Evaluation is SASRec's: the
-    last position against the full catalogue.
+    ``ssm_logq`` weighs the correction, 0 or False drops it) or ``CE`` (full softmax, no negatives). Evaluation is
+    SASRec's: the last position against the full catalogue.
     """
 
     input_type = InputType.POINTWISE  # the loss is chosen here, not through RecBole's BPR/CE switch

@@ -1,9 +1,13 @@
 """RecBole ``Config`` that knows the package's models, YAML defaults and ``neg_*`` keys."""
 
+import difflib
 import functools
+import glob
 import os
 from importlib import resources
 
+import recbole
+import yaml
 from recbole.config import Config as RecBole_Config
 from recbole.utils import ModelType
 
@@ -52,6 +56,7 @@ class Config(RecBole_Config):
 
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()
+        _refuse_misspelt_keys(self.external_config_dict)
         self._translate_recbole_neg_args(final)
         _validate_neg_keys(final)
         self._resolve_loss_and_recbole_args(final)
@@ -189,6 +194,32 @@ def _is_int_at_least(value, minimum: int) -> bool:
 def _invalid(final, key, expected) -> GenNiConfigError:
     """The one message for a key whose value is out of range: the key, its value and what it expects."""
     return GenNiConfigError(f"{key}: {final[key]!r} is invalid; expected {expected}.")
+
+
+@functools.lru_cache(maxsize=None)
+def _default_keys(root: str) -> frozenset:
+    """Every key that some default YAML under ``root`` defines, for any model or dataset."""
+    keys = set()
+    for path in glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True):
+        with open(path, encoding="utf-8") as file:
+            keys.update(yaml.safe_load(file) or {})
+    return frozenset(keys)
+
+
+def _refuse_misspelt_keys(external):
+    """RecBole ignores keys it does not know, so ``neg_exlude: target`` would train with the default exclusion:
+    refuse a user's key that no default file defines (RecBole's, for any model, or ours) when it starts with
+    ``neg_`` or is close to one of ours. Other unknown keys pass, as in RecBole."""
+    ours = _default_keys(properties_dir())
+    known = ours | _default_keys(os.path.join(os.path.dirname(recbole.__file__), "properties"))
+    for key in external:
+        if key in known:
+            continue
+        match = difflib.get_close_matches(key, sorted(ours), n=1, cutoff=0.8)
+        if match or key.startswith("neg_"):
+            hint = f"did you mean {match[0]}?" if match else "the neg_* keys are " + ", ".join(
+                sorted(k for k in ours if k.startswith("neg_")))
+            raise GenNiConfigError(f"{key} is not a configuration key; {hint}")
 
 
 def _validate_neg_keys(final):

@@ -1,8 +1,13 @@
 """Bad configuration stops the run before training with one message naming the key and the fix."""
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from benchmarks.run_grid import expand
 from recbole_genni import run_recbole_genni
+from recbole_genni.config import Config
 from recbole_genni.utils import GenNiConfigError
 
 BAD_INPUTS = [
@@ -29,6 +34,9 @@ BAD_INPUTS = [
     ({"loss_type": "BPR", "neg_sampler": "none"}, r"loss_type: BPR needs negatives but neg_sampler is none"),
     ({"worker": 2}, r"worker: 2 runs the collate step in other processes"),
     ({"topk": [10, 50]}, r"topk: \[10, 50\] ranks more items than the catalogue has \(40\)"),
+    ({"neg_exlude": "target"}, r"neg_exlude is not a configuration key; did you mean neg_exclude\?"),
+    ({"train_time_budge": 60}, r"train_time_budge is not a configuration key; did you mean train_time_budget\?"),
+    ({"neg_sampling": "genni"}, r"neg_sampling is not a configuration key; the neg_\* keys are neg_exclude, neg_num"),
 ]
 
 
@@ -43,6 +51,7 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "gBCE", "gbce_t": 1.5}, r"gbce_t: 1.5 is invalid; expected a number in \[0, 1\]"),
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
+    ({"loss_type": "SSM", "ssm_logQ": 0.5}, r"ssm_logQ is not a configuration key; did you mean ssm_logq\?"),
 ]
 
 
@@ -51,6 +60,23 @@ def test_bad_gennisasrec_loss_keys_fail_before_training(overrides, message, base
     with pytest.raises(GenNiConfigError, match=message):
         run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, **overrides})
     assert not list((tmp_path / "saved").glob("*.pth"))
+
+
+def test_a_users_own_keys_far_from_ours_are_kept(base_config):
+    config = Config("GenNiSASRec", "tiny", config_dict={**base_config, "experiment_tag": "k128", "neg_num": 2})
+    assert config["experiment_tag"] == "k128" and config["neg_num"] == 2
+
+
+GRIDS = sorted((Path(__file__).parent.parent / "benchmarks" / "grids").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("grid_path", GRIDS, ids=[p.stem for p in GRIDS])
+def test_every_benchmark_grid_cell_has_a_valid_config(grid_path, base_config):
+    """A misspelt key or a bad value in a grid fails here, not after a GPU was started for it."""
+    cells = list(expand(yaml.safe_load(grid_path.read_text())))
+    assert len({cell["key"] for cell in cells}) == len(cells)
+    for cell in cells:
+        Config(cell["model"], "tiny", config_dict={**base_config, **cell["config"]})
 
 
 def test_a_model_that_always_needs_negatives_refuses_none(base_config):

@@ -1,10 +1,11 @@
-"""Dataset conversion: exact atomic output, xz atomic input, malformed lines named with their line number."""
+"""Dataset conversion: exact atomic output, xz atomic input, malformed lines named with their line number,
+overlapping conversions of one dataset."""
 
 import lzma
 
 import pytest
 
-from recbole_genni.data.convert import convert, main
+from recbole_genni.data.convert import _atomic_write, convert, main
 from recbole_genni.utils import GenNiConfigError
 
 
@@ -55,3 +56,30 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     source.write_text("1 a\n")
     assert main([str(source), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {source}:1: token 'a' is not a non-negative integer id"
+
+
+def test_overlapping_writes_of_one_file_each_leave_it_whole(tmp_path):
+    """A grid's parallel cells convert the same dataset at once; a shared temporary name made one of them fail."""
+    target = tmp_path / "Beauty" / "Beauty.inter"
+
+    def outer(f):
+        f.write("outer\n")
+        _atomic_write(target, lambda inner: inner.write("inner\n"))  # a second run writes while this one is open
+
+    _atomic_write(target, outer)
+    assert target.read_text() == "outer\n"
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "Beauty.inter"
+    target.write_text("old\n")
+
+    def fail(f):
+        f.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _atomic_write(target, fail)
+    assert target.read_text() == "old\n"
+    assert list(tmp_path.iterdir()) == [target]

@@ -14,6 +14,7 @@ import lzma
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from recbole_genni.utils import GenNiConfigError, run_cli
@@ -48,11 +49,18 @@ def read_sequences(path: Path):
 
 
 def _atomic_write(target: Path, write):
+    """Write through a temporary file of this process's own, then rename: two runs converting the same
+    dataset at once (a grid's parallel cells) each leave a whole file, and a failed write leaves none."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        write(f)
-    os.replace(tmp, target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a dataset file is read by others too
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def convert_sequences(path: Path, out: Path) -> dict:

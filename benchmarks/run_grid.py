@@ -216,9 +216,10 @@ def write_report(out: Path, report_path: Path, title: str):
     commands = sorted({r.get("command", "?") for r in records})
     provenance = (f"Cells finished {finished[0]} to {finished[-1]} (UTC); command: "
                   + ", ".join(f"`{c}`" for c in commands) + "; device in the last column.\n")
-    tmp = report_path.with_suffix(".tmp")
-    tmp.write_text(text + "\n" + provenance + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n")
-    os.replace(tmp, report_path)
+    from recbole_genni.utils import atomic_write
+
+    body = text + "\n" + provenance + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n"
+    atomic_write(report_path, lambda f: f.write(body))
 
 
 def parse_setting(text: str):

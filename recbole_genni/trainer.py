@@ -15,7 +15,7 @@ from recbole.utils import set_color
 from recbole_genni.config import MODEL_BASED_SAMPLERS
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.scoring import multi_negative_loss
-from recbole_genni.utils import load_checkpoint
+from recbole_genni.utils import atomic_write, load_checkpoint
 
 
 class _TimeBudgetSpent(Exception):
@@ -196,9 +196,8 @@ class Trainer(RecBole_Trainer):
 
     @staticmethod
     def _write_atomically(state, path):
-        tmp = f"{path}.tmp"
-        torch.save(state, tmp, pickle_protocol=4)
-        os.replace(tmp, path)  # a kill leaves the old checkpoint whole, never a half-written one
+        """A kill leaves the old checkpoint whole, never a half-written one."""
+        atomic_write(path, lambda f: torch.save(state, f, pickle_protocol=4), mode="wb")
 
     def _rng_state(self):
         """Every random stream that decides the next epoch: dropout, shuffling and the negatives."""

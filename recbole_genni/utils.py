@@ -1,8 +1,12 @@
-"""Lookups with fallback to RecBole (models, trainers), checkpoint loading, and the run-time fixes RecBole needs."""
+"""Lookups with fallback to RecBole (models, trainers), checkpoint loading, atomic file writes, and the run-time
+fixes RecBole needs."""
 
 import importlib
+import os
 import pkgutil
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 from recbole.utils import get_model as get_recbole_model
@@ -10,6 +14,24 @@ from recbole.utils import get_model as get_recbole_model
 
 class GenNiConfigError(ValueError):
     """Bad configuration or data, raised before training starts; the message names the key and the fix."""
+
+
+def atomic_write(target, write, mode: str = "w"):
+    """Call ``write(f)`` on a temporary file of this process's own beside ``target``, then rename it over
+    ``target``: a kill or an error leaves the old file whole and no temporary behind, and two processes writing
+    the same file at once (a grid's parallel cells converting one dataset) each leave a whole one.
+    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    try:
+        with open(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; datasets, checkpoints and reports are read by others too
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def run_cli(action) -> int:

@@ -5,8 +5,8 @@ import lzma
 
 import pytest
 
-from recbole_genni.data.convert import _atomic_write, convert, main
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.data.convert import convert, main
+from recbole_genni.utils import GenNiConfigError, atomic_write
 
 
 def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):
@@ -64,9 +64,9 @@ def test_overlapping_writes_of_one_file_each_leave_it_whole(tmp_path):
 
     def outer(f):
         f.write("outer\n")
-        _atomic_write(target, lambda inner: inner.write("inner\n"))  # a second run writes while this one is open
+        atomic_write(target, lambda inner: inner.write("inner\n"))  # a second run writes while this one is open
 
-    _atomic_write(target, outer)
+    atomic_write(target, outer)
     assert target.read_text() == "outer\n"
     assert list(target.parent.iterdir()) == [target]
 
@@ -80,6 +80,6 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        _atomic_write(target, fail)
+        atomic_write(target, fail)
     assert target.read_text() == "old\n"
     assert list(tmp_path.iterdir()) == [target]

@@ -11,13 +11,11 @@ leaves no half-written dataset. Prints users / items / interactions / average se
 
 import argparse
 import lzma
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from recbole_genni.utils import GenNiConfigError, run_cli
+from recbole_genni.utils import GenNiConfigError, atomic_write, run_cli
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 
@@ -48,21 +46,6 @@ def read_sequences(path: Path):
             yield tokens[0], tokens[1:]
 
 
-def _atomic_write(target: Path, write):
-    """Write through a temporary file of this process's own, then rename: two runs converting the same
-    dataset at once (a grid's parallel cells) each leave a whole file, and a failed write leaves none."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with open(fd, "w", encoding="utf-8") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a dataset file is read by others too
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def convert_sequences(path: Path, out: Path) -> dict:
     """Write ``out/<name>/<name>.inter`` from an S3-Rec sequence file; return its statistics."""
     name = dataset_name(path)
@@ -76,7 +59,7 @@ def convert_sequences(path: Path, out: Path) -> dict:
             stats["items"].update(items)
             f.writelines(f"{user}\t{item}\t{t}\n" for t, item in enumerate(items))
 
-    _atomic_write(out / name / f"{name}.inter", write)
+    atomic_write(out / name / f"{name}.inter", write)
     return {**stats, "items": len(stats["items"]), "name": name}
 
 
@@ -101,11 +84,11 @@ def copy_atomic(path: Path, out: Path) -> dict:
         with _open_text(path) as src:
             shutil.copyfileobj(src, dst)
 
-    _atomic_write(out / name / f"{name}.inter", write)
+    atomic_write(out / name / f"{name}.inter", write)
     for suffix in (".item", ".user"):
         for sibling in (path.with_name(name + suffix), path.with_name(name + suffix + ".xz")):
             if sibling.exists():
-                _atomic_write(out / name / f"{name}{suffix}", lambda dst, s=sibling: shutil.copyfileobj(_open_text(s), dst))
+                atomic_write(out / name / f"{name}{suffix}", lambda dst, s=sibling: shutil.copyfileobj(_open_text(s), dst))
     return {"users": len(users), "items": len(items), "interactions": lengths, "name": name}
 
 

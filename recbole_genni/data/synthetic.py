@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_genni.data.convert import INTER_HEADER, _atomic_write
+from recbole_genni.data.convert import INTER_HEADER
+from recbole_genni.utils import atomic_write
 
 
 def generate(num_items, num_users, min_len=5, max_len=30, zipf=1.0, signal=0.6, seed=0):
@@ -52,8 +53,8 @@ def write(out, name, num_items, users, items, positions):
         f.write(INTER_HEADER + "\n")
         np.savetxt(f, np.stack([users, items, positions], axis=1), fmt="%d", delimiter="\t")
 
-    _atomic_write(path.with_suffix(".item"), catalogue)
-    _atomic_write(path, body)
+    atomic_write(path.with_suffix(".item"), catalogue)
+    atomic_write(path, body)
     return path
 
 

@@ -30,8 +30,9 @@ import yaml
 METRICS = [f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)]
 
 
-def expand(grid):
-    """The grid's cells as dicts with ``key, name, model, dataset, seed, config``."""
+def expand(grid, settings=None):
+    """The grid's cells as dicts with ``key, name, model, dataset, seed, config``; ``settings`` (``--set``) win over
+    the grid's shared keys and each cell's own."""
     if "cells" in grid:
         base = [(c["name"], c["model"], c.get("config", {})) for c in grid["cells"]]
     else:
@@ -47,7 +48,7 @@ def expand(grid):
             "model": model,
             "dataset": dataset,
             "seed": seed,
-            "config": {**grid.get("shared", {}), **config, "seed": seed},
+            "config": {**grid.get("shared", {}), **config, **(settings or {}), "seed": seed},
         }
 
 
@@ -238,7 +239,7 @@ def main():
     parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<grid name>.jsonl)")
     parser.add_argument("--report", help="Markdown report (default: next to --out, .md)")
     parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
-                        help="override a shared config key for every cell (repeatable)")
+                        help="set a config key in every cell, over the grid's and the cell's own (repeatable)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the cells of this name (repeatable)")
     parser.add_argument("--seed", dest="seeds", type=int, action="append", default=[], metavar="N",
@@ -247,13 +248,13 @@ def main():
                         help="cells run at once, each in its own process (on one GPU they share it: time them apart)")
     args = parse_args_or_run_cell(parser, run_cell)
     grid = yaml.safe_load(Path(args.grid).read_text())
-    grid.setdefault("shared", {}).update(dict(args.settings))
+    grid.setdefault("shared", {}).update(dict(args.settings))  # data_path also for convert_sources
     grid["seeds"] = args.seeds or grid["seeds"]
     out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
     report_path = Path(args.report or out.with_suffix(".md"))
     convert_sources(grid)
     done = {r["key"] for r in read_records(out)}
-    cells = [c for c in expand(grid) if not args.only or c["name"] in args.only]
+    cells = [c for c in expand(grid, dict(args.settings)) if not args.only or c["name"] in args.only]
     if not cells:
         parser.error(f"--only {args.only}: no cell of {args.grid} has that name")
     todo = []

@@ -40,6 +40,13 @@ def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
     assert cells[3]["config"]["neg_sampler"] == "genni" and cells[3]["config"]["seed"] == 2
 
 
+def test_set_wins_over_a_cells_own_config(tmp_path, base_config):
+    grid = yaml.safe_load(grid_file(tmp_path, base_config).read_text())
+    cells = list(run_grid.expand(grid, {"neg_sampler": "popularity", "epochs": 2}))
+    assert [c["config"]["neg_sampler"] for c in cells] == ["popularity"] * 4
+    assert all(c["config"]["epochs"] == 2 for c in cells)
+
+
 def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, capsys):
     grid = grid_file(tmp_path, base_config)
     out = tmp_path / "res.jsonl"

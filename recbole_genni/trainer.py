@@ -76,7 +76,9 @@ class Trainer(RecBole_Trainer):
                 self._save_last_checkpoint(epoch_idx)
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
-            if budget is not None and epoch_idx + 1 < self.epochs and self._from_rank_zero(time.time() - start > budget):
+            patience_spent = self.cur_step > self.stopping_step  # RecBole stops after this callback: say so
+            if budget is not None and epoch_idx + 1 < self.epochs and not patience_spent \
+                    and self._from_rank_zero(time.time() - start > budget):
                 raise _TimeBudgetSpent(epoch_idx)
 
         self.stop_reason = "epochs"

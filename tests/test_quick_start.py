@@ -40,6 +40,27 @@ def test_stop_reasons_patience_epochs_and_time_budget(base_config):
     assert timed["best_valid_result"] is not None and 0.0 <= timed["test_result"]["ndcg@10"] <= 1.0
 
 
+def test_patience_reached_as_the_budget_is_spent_is_a_patience_stop(base_config, monkeypatch):
+    """Epoch 1 both spends the budget and ends patience (its score falls, stopping_step 0): RecBole's stop."""
+    import time
+
+    from recbole.trainer import Trainer as RecBole_Trainer
+
+    scores, clock_offset, real_time = iter([0.5, 0.4]), [0.0], time.time
+
+    def scripted_valid_epoch(self, valid_data, show_progress=False):
+        score = next(scores)
+        if score == 0.4:
+            clock_offset[0] = 1e6  # the budget is spent during epoch 1's validation
+        return score, {"ndcg@10": score}
+
+    monkeypatch.setattr(RecBole_Trainer, "_valid_epoch", scripted_valid_epoch)
+    monkeypatch.setattr(time, "time", lambda: real_time() + clock_offset[0])
+    result = run_recbole_genni("SASRec", "tiny", config_dict={
+        **base_config, "epochs": 50, "stopping_step": 0, "train_time_budget": 1000})
+    assert result["stop_reason"] == "patience" and len(result["history"]) == 2
+
+
 def test_best_model_reload_restores_saved_weights(base_config, tmp_path):
     """Trainer.evaluate(load_best_model=True) must load RecBole's pickled checkpoint on torch >= 2.6."""
     from recbole.data import create_dataset

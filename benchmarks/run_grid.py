@@ -52,6 +52,12 @@ def expand(grid, settings=None):
         }
 
 
+def best_epoch(scores):
+    """The epoch of the tested model: the last of equal best valid scores, as RecBole's early stopping keeps a tie
+    (``>=``); None if no epoch was validated."""
+    return max((i for i, s in enumerate(scores) if s is not None), key=lambda i: (scores[i], i), default=None)
+
+
 def read_records(path: Path) -> list:
     """The finished cells' records; a line cut by a kill is skipped, so that cell runs again."""
     if not path.exists():
@@ -85,16 +91,14 @@ def run_cell(cell: dict) -> dict:
     result = run_recbole_genni(cell["model"], cell["dataset"], config_dict=dict(cell["config"]))
     history = result["history"]
     epochs = len(history)
-    scores = [h.get("valid_score") for h in history]
     timed = [h["train_seconds"] + h["valid_seconds"] for h in history if "valid_seconds" in h]
-    best_epoch = max((i for i, s in enumerate(scores) if s is not None), key=lambda i: scores[i], default=None)
     cuda = torch.cuda.is_available() and cell["config"].get("use_gpu", True)
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         **{k: cell[k] for k in ("key", "name", "model", "dataset", "seed")},
         "test": {m: result["test_result"][m] for m in METRICS},
         "best_valid": dict(result["best_valid_result"] or {}),
-        "best_epoch": best_epoch,
+        "best_epoch": best_epoch([h.get("valid_score") for h in history]),
         "epochs": epochs,
         "stop_reason": result["stop_reason"],
         # training plus validation, from the epochs' own records: a resumed run's process saw only its last epochs

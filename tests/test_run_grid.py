@@ -40,6 +40,11 @@ def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
     assert cells[3]["config"]["neg_sampler"] == "genni" and cells[3]["config"]["seed"] == 2
 
 
+def test_best_epoch_is_the_last_of_equal_best_scores():
+    assert run_grid.best_epoch([0.1, 0.3, None, 0.2, 0.3, 0.25]) == 4
+    assert run_grid.best_epoch([None, None]) is None
+
+
 def test_set_wins_over_a_cells_own_config(tmp_path, base_config):
     grid = yaml.safe_load(grid_file(tmp_path, base_config).read_text())
     cells = list(run_grid.expand(grid, {"neg_sampler": "popularity", "epochs": 2}))

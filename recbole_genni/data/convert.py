@@ -24,6 +24,14 @@ def _open_text(path: Path):
     return lzma.open(path, "rt", encoding="utf-8") if path.suffix == ".xz" else open(path, encoding="utf-8")
 
 
+def _copy_of(source: Path):
+    """A writer for :func:`atomic_write` that copies (and decompresses) ``source``, closing it after."""
+    def write(dst):
+        with _open_text(source) as src:
+            shutil.copyfileobj(src, dst)
+    return write
+
+
 def dataset_name(path: Path) -> str:
     name = path.name
     for suffix in (".xz", ".inter", ".txt"):
@@ -80,15 +88,11 @@ def copy_atomic(path: Path, out: Path) -> dict:
             items.add(row[i])
             lengths += 1
 
-    def write(dst):
-        with _open_text(path) as src:
-            shutil.copyfileobj(src, dst)
-
-    atomic_write(out / name / f"{name}.inter", write)
+    atomic_write(out / name / f"{name}.inter", _copy_of(path))
     for suffix in (".item", ".user"):
         for sibling in (path.with_name(name + suffix), path.with_name(name + suffix + ".xz")):
             if sibling.exists():
-                atomic_write(out / name / f"{name}{suffix}", lambda dst, s=sibling: shutil.copyfileobj(_open_text(s), dst))
+                atomic_write(out / name / f"{name}{suffix}", _copy_of(sibling))
     return {"users": len(users), "items": len(items), "interactions": lengths, "name": name}
 
 

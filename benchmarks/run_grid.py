@@ -114,10 +114,11 @@ def run_cell(cell: dict) -> dict:
     }
 
 
-def convert_sources(grid):
+def convert_sources(grid, settings=None):
+    """Convert the grid's ``convert`` sources missing under its ``data_path`` (``settings``, from ``--set``, win)."""
     from recbole_genni.data.convert import convert, dataset_name
 
-    data_path = Path(grid.get("shared", {}).get("data_path", "dataset/"))
+    data_path = Path({**grid.get("shared", {}), **(settings or {})}.get("data_path", "dataset/"))
     for source in grid.get("convert", []):
         name = dataset_name(Path(source))
         if not (data_path / name / f"{name}.inter").exists():
@@ -252,13 +253,13 @@ def main():
                         help="cells run at once, each in its own process (on one GPU they share it: time them apart)")
     args = parse_args_or_run_cell(parser, run_cell)
     grid = yaml.safe_load(Path(args.grid).read_text())
-    grid.setdefault("shared", {}).update(dict(args.settings))  # data_path also for convert_sources
+    settings = dict(args.settings)
     grid["seeds"] = args.seeds or grid["seeds"]
     out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
     report_path = Path(args.report or out.with_suffix(".md"))
-    convert_sources(grid)
+    convert_sources(grid, settings)
     done = {r["key"] for r in read_records(out)}
-    cells = [c for c in expand(grid, dict(args.settings)) if not args.only or c["name"] in args.only]
+    cells = [c for c in expand(grid, settings) if not args.only or c["name"] in args.only]
     if not cells:
         parser.error(f"--only {args.only}: no cell of {args.grid} has that name")
     todo = []

@@ -6,17 +6,28 @@ from recbole.data.interaction import Interaction
 from recbole_genni.support import ONE_PASS_ENCODERS
 
 
+def full_product_is_cheaper(columns, hidden_size, num_items):
+    """Whether ``columns`` items per row are cheaper to score as one ``[N, |I|]`` matmul and a gather than through
+    the ``[N, columns, H]`` gather of their embeddings: when ``columns x H >= |I|``, the product is no larger."""
+    return columns * hidden_size >= num_items
+
+
 def dot_scores(hidden, table, candidates, targets):
     """Dot-product scores of ``candidates`` (``[M]`` shared or ``[N, M]``) and of each row's target (``[N]``),
     for hidden states ``[N, H]`` and an item table ``[|I|, H]``."""
     if candidates.dim() == 1:
         scores = hidden @ table[candidates].t()  # [N, M]
-    elif candidates.shape[1] * hidden.shape[1] >= table.shape[0]:
-        # per-row pools with M x H >= |I|: the [N, |I|] product is no larger than the [N, M, H] gather, and a matmul
+    elif full_product_is_cheaper(candidates.shape[1], hidden.shape[1], table.shape[0]):
         scores = (hidden @ table.t()).gather(1, candidates)
     else:
         scores = torch.bmm(table[candidates], hidden.unsqueeze(2)).squeeze(2)  # [N, M]
     return scores, (hidden * table[targets]).sum(dim=1)  # [N, M], [N]
+
+
+def gathered_scores(full, candidates, targets):
+    """:func:`dot_scores` read from a held ``[N, |I|]`` score matrix ``full``, at no further product."""
+    pool_scores = full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)
+    return pool_scores, full.gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
 class DotProductScorer:
@@ -49,12 +60,7 @@ class FullSortScorer:
     def bind(self, interaction, targets):
         """As :meth:`DotProductScorer.bind`; the ``[N, |I|]`` scores are held while the callback lives."""
         full = self.model.full_sort_predict(interaction)  # [N, |I|]
-        target_scores = full.gather(1, targets.unsqueeze(1)).squeeze(1)
-
-        def score(candidates):
-            return (full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)), target_scores
-
-        return score
+        return lambda candidates: gathered_scores(full, candidates, targets)
 
 
 def scorer_for(model):

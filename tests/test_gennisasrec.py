@@ -9,6 +9,7 @@ from recbole.data import create_dataset
 from recbole_genni import losses, run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
+from recbole_genni.model import gennisasrec
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.utils import GenNiConfigError
 
@@ -72,6 +73,31 @@ def test_sampled_softmax_weighs_the_correction_by_ssm_logq(ssm_logq, weight, bas
     assert (neg_log_count is None) == (weight == 0)  # no log counts are asked for when none are used
     if neg_log_count is not None:
         assert neg_log_count.shape == neg.shape and bool(torch.isfinite(neg_log_count).all())
+
+
+@pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
+@pytest.mark.parametrize("sampler", ["uniform", "genni"])
+def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(loss_type, sampler, base_config,
+                                                                           monkeypatch):
+    """Large K x H reads the negatives' logits from one [P, |I|] product (which also scores the pool): the same
+    loss and gradients as gathering the K embeddings per position, for the same draws."""
+    config, (train, _, _) = prepared(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=3)
+    model = config.model_class(config, train._dataset).eval()  # no dropout: both passes see the same states
+    batch = next(iter(train))
+    model.calculate_loss(batch)  # creates the generator's random streams, so that both passes start from one state
+    state = model.negatives.random_state()
+    results = []
+    for full in (True, False):
+        monkeypatch.setattr(gennisasrec, "full_product_is_cheaper", lambda *args, full=full: full)
+        model.negatives.set_random_state(state)
+        model.zero_grad()
+        loss = model.calculate_loss(batch)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (full_loss, full_grads), (gathered_loss, gathered_grads) = results
+    assert torch.allclose(full_loss, gathered_loss, atol=1e-6)
+    assert len(full_grads) == len(gathered_grads) and all(
+        torch.allclose(a, b, atol=1e-6) for a, b in zip(full_grads, gathered_grads))
 
 
 def test_full_softmax_reference_and_config_pairs(base_config):

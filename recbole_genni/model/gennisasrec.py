@@ -13,7 +13,7 @@ from recbole_genni import losses
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD
 from recbole_genni.generator import NegativeGenerator
 from recbole_genni.sampler import CandidatePoolSampler
-from recbole_genni.scoring import dot_scores
+from recbole_genni.scoring import dot_scores, full_product_is_cheaper, gathered_scores
 
 LOSS_TYPES = ("BCE", "BPR", "gBCE", "SSM", "CE")
 
@@ -91,11 +91,19 @@ class GenNiSASRec(SASRec):
             return losses.full_softmax_loss(hidden @ table.t(), pos_items, torch.ones_like(pos_items, dtype=torch.bool))
         users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[real]  # [P]
         # the current model's scores of the candidate pool, from the same encoder pass
-        score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
+        full = None
+        if full_product_is_cheaper(self.negatives.neg_num, self.hidden_size, table.shape[0]):
+            full = hidden @ table.t()  # [P, |I|]: scores the pool (detached) and gives the loss its logits
+            score = lambda pool: gathered_scores(full.detach(), pool, pos_items)  # noqa: E731
+        else:
+            score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
         neg_items, neg_log_count = self.negatives.generate(
             users, pos_items, score, with_log_count=self.loss_type == "SSM" and self.ssm_logq > 0)
-        pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
-        neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
+        if full is None:
+            pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
+            neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
+        else:
+            pos, neg = full.gather(1, pos_items.unsqueeze(1)).squeeze(1), full.gather(1, neg_items)
         mask = torch.ones_like(pos, dtype=torch.bool)
         if self.loss_type == "BCE":
             return losses.bce_loss(pos, neg, mask)

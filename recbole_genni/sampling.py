@@ -204,9 +204,16 @@ def sample_negatives_with_inclusion(
     if temperature <= 0:
         raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
-    top = keys.topk(min(num_samples + 1, keys.shape[1]), dim=1)
-    cols = top.indices[:, :num_samples]
-    threshold = _threshold(top.values, num_samples)
+    if keys.shape[1] == num_samples:  # every column is drawn
+        cols = torch.arange(num_samples, device=keys.device).expand(keys.shape[0], -1)
+        threshold = keys.new_full((keys.shape[0],), float("-inf"))
+    else:
+        # the K + 1 largest keys, unsorted (on a CPU about half a sorted top-k's time): the smallest is the
+        # threshold, and its slot takes the (K + 1)-th column, so the first K columns are the draws
+        top = keys.topk(num_samples + 1, dim=1, sorted=False)
+        smallest = top.values.argmin(dim=1, keepdim=True)
+        threshold = top.values.gather(1, smallest).squeeze(1)
+        cols = top.indices.scatter(1, smallest, top.indices[:, num_samples:])[:, :num_samples]
     return cols, log_inclusion_probs(scores.gather(1, cols).float() / temperature, threshold)
 
 

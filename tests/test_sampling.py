@@ -210,6 +210,21 @@ def test_inclusion_weights_estimate_a_sum_over_the_valid_columns_without_bias():
     assert abs(float(first_draw) - truth) > 0.2 * truth
 
 
+def test_inclusion_draws_are_the_k_largest_keys_and_their_threshold_the_next():
+    """The unsorted top-k of :func:`sample_negatives_with_inclusion` returns the K largest perturbed keys' columns
+    (in no particular order) and the (K + 1)-th key as the threshold, as a sorted top-k would."""
+    k, tau = 5, 0.7
+    scores = torch.randn(200, 30, generator=torch.Generator().manual_seed(1))
+    valid = torch.rand(200, 30, generator=torch.Generator().manual_seed(2)) > 0.4
+    valid[:, :k + 1] = True
+    keys = sampling._perturbed_keys(scores, k, tau, valid, torch.Generator().manual_seed(3))
+    cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, torch.Generator().manual_seed(3))
+    top = keys.topk(k + 1, dim=1)
+    assert torch.equal(cols.sort(dim=1).values, top.indices[:, :k].sort(dim=1).values)
+    expected = sampling.log_inclusion_probs(scores.gather(1, cols) / tau, top.values[:, k])
+    assert torch.allclose(log_inclusion, expected)
+
+
 def test_every_valid_column_drawn_has_inclusion_one():
     scores = torch.tensor([[0.3, 5.0, -1.0, 2.0]])
     valid = torch.tensor([[True, False, True, True]])

@@ -38,13 +38,15 @@ def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
 
 
 def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_rows(base_config, monkeypatch):
-    """Counts stay tensors while the epoch runs (no host-device sync per batch); pool ranks use RANKED_ROWS a batch."""
-    monkeypatch.setattr(generator, "RANKED_ROWS", 4)
+    """Counts stay tensors while the epoch runs (no host-device sync per batch); pool ranks and hits use
+    SAMPLED_ROWS a batch."""
+    monkeypatch.setattr(generator, "SAMPLED_ROWS", 4)
     train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2)
     batches = list(train)
     assert torch.is_tensor(train.negatives.stats.margin_sum)
     stats = train.negatives.pop_stats()
     assert int(stats.ranked_rows) == 4 * len(batches) < int(stats.scored_rows)
+    assert int(stats.negatives) == 4 * 2 * len(batches)
     summary = stats.summary()
     assert all(type(value) is float for value in summary.values())
     assert 0.0 <= summary["pool_rank"] <= 1.0

@@ -194,7 +194,8 @@ def sample_negatives_with_inclusion(
 ):
     """:func:`sample_negatives` (temperature > 0) that also returns each draw's log inclusion probability.
 
-    Returns ``(columns [N, K], log_inclusion [N, K])``: ``log P(column among the row's K draws | threshold)``
+    Returns ``(columns [N, K], log_inclusion [N, K])``, columns in no particular order (:func:`sample_negatives`
+    returns them by key): ``log P(column among the row's K draws | threshold)``
     (:func:`log_inclusion_probs`), the threshold being the row's (K + 1)-th largest perturbed key. Weighting
     each drawn column by 1 / inclusion estimates a sum over all valid columns without bias (priority sampling:
     Duffield, Lund & Thorup 2007; Kool, van Hoof & Welling 2019), which is what a sampled softmax needs. The

@@ -103,7 +103,9 @@ class GenNiSASRec(SASRec):
             pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
             neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
         else:
-            pos, neg = full.gather(1, pos_items.unsqueeze(1)).squeeze(1), full.gather(1, neg_items)
+            # one gather, so that the backward pass builds one [P, |I|] gradient, not one per gather
+            logits = full.gather(1, torch.cat([pos_items.unsqueeze(1), neg_items], dim=1))  # [P, 1 + K]
+            pos, neg = logits[:, 0], logits[:, 1:]
         mask = torch.ones_like(pos, dtype=torch.bool)
         if self.loss_type == "BCE":
             return losses.bce_loss(pos, neg, mask)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from recbole.data import create_dataset
 
-from recbole_genni import losses, run_recbole_genni
+from recbole_genni import losses, run_recbole_genni, scoring
 from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
 from recbole_genni.model import gennisasrec
@@ -88,7 +88,8 @@ def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(los
     state = model.negatives.random_state()
     results = []
     for full in (True, False):
-        monkeypatch.setattr(gennisasrec, "full_product_is_cheaper", lambda *args, full=full: full)
+        for module in (gennisasrec, scoring):  # the model's choice, and dot_scores' for the gathered path
+            monkeypatch.setattr(module, "full_product_is_cheaper", lambda *args, full=full: full)
         model.negatives.set_random_state(state)
         model.zero_grad()
         loss = model.calculate_loss(batch)

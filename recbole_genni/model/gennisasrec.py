@@ -100,8 +100,7 @@ class GenNiSASRec(SASRec):
         neg_items, neg_log_count = self.negatives.generate(
             users, pos_items, score, with_log_count=self.loss_type == "SSM" and self.ssm_logq > 0)
         if full is None:
-            pos = (hidden * table[pos_items]).sum(dim=-1)  # [P]
-            neg = torch.bmm(table[neg_items], hidden.unsqueeze(2)).squeeze(2)  # [P, K]
+            neg, pos = dot_scores(hidden, table, neg_items, pos_items)  # [P, K], [P]
         else:
             # one gather, so that the backward pass builds one [P, |I|] gradient, not one per gather
             logits = full.gather(1, torch.cat([pos_items.unsqueeze(1), neg_items], dim=1))  # [P, 1 + K]

@@ -1,9 +1,9 @@
 """``run_recbole_genni``: RecBole's quick start for this package, without ``recbole.quick_start`` (it imports ray)."""
 
+import logging
 import os
 import sys
 import time
-from logging import getLogger
 
 import torch
 import torch.multiprocessing as mp
@@ -100,6 +100,22 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
     result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
     if local_rank == 0:
         queue.put(result)
+    exit_rank()
+
+
+def exit_rank():
+    """End a finished spawned rank without interpreter finalization.
+
+    RecBole's trainer wraps the model in ``DistributedDataParallel``, which keeps the gloo process group and its
+    worker threads alive after ``destroy_process_group``. At finalization such a thread can reach for the GIL while
+    the interpreter is torn down, and the rank aborts (SIGABRT, "terminate called without an active exception")
+    after its work is done, which fails ``mp.spawn``. So flush the logs and leave at once; the result has already
+    gone through the (synchronous) queue and the trainer flushes TensorBoard when ``fit`` returns.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _make_log_dir(config):
@@ -113,7 +129,7 @@ def _run(model, dataset, config_file_list, config_dict, saved):
     _make_log_dir(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
-    logger = getLogger()
+    logger = logging.getLogger()
     logger.info(sys.argv)
     logger.info(config)
 

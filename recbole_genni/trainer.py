@@ -31,7 +31,8 @@ class Trainer(RecBole_Trainer):
 
     - attaches the local model to the train loader before training (RecBole does so only for ``dynamic``);
     - K > 1 negatives per row reach the model's own loss through :func:`multi_negative_loss`;
-    - per epoch, logs and writes to TensorBoard the sampling seconds and the hardness of the negatives;
+    - per epoch, logs and writes to TensorBoard the sampling seconds and the hardness of the negatives, flushed
+      to disk when ``fit`` returns;
     - stops after ``train_time_budget`` seconds (checked after each validation), keeping the best model, and
       says why training stopped (:attr:`stop_reason`);
     - names each run's checkpoint uniquely, also for runs started in the same second;
@@ -89,6 +90,8 @@ class Trainer(RecBole_Trainer):
             self.logger.info(f"Stopped after epoch {spent.epoch}: train_time_budget ({budget} s) is spent")
             self._add_hparam_to_tensorboard(self.best_valid_score)
             return self.best_valid_score, self.best_valid_result
+        finally:
+            self.tensorboard.flush()  # the scalars are on disk when fit returns, however the process ends
         if self.cur_step > self.stopping_step:
             self.stop_reason = "patience"
         return result

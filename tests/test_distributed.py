@@ -6,8 +6,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from recbole_genni import run_recbole_genni
+from recbole_genni.quick_start import exit_rank
 
 
 def free_port() -> str:
@@ -39,6 +41,7 @@ def train_rank(rank, config_dict, queue):
     params = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy()  # by value, not shared memory
     queue.put((rank, params, trainer.saved_model_file, dict(result), len(train)))
     torch.distributed.destroy_process_group()
+    exit_rank()  # as run_recbole_genni's ranks: DDP keeps gloo's threads alive past destroy_process_group
 
 
 @pytest.mark.timeout(300)
@@ -56,10 +59,23 @@ def test_two_cpu_ranks_train_identically_with_genni(base_config):
 
 
 @pytest.mark.timeout(300)
-def test_run_recbole_genni_with_nproc_two(base_config):
-    result = run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "neg_sampler": "genni"},
-                               nproc=2, ip="127.0.0.1", port=free_port())
+def test_run_recbole_genni_with_nproc_two(base_config, tmp_path, monkeypatch):
+    """The ranks leave without interpreter finalization (:func:`exit_rank`): their logs and TensorBoard scalars
+    are on disk all the same."""
+    monkeypatch.chdir(tmp_path)  # RecBole writes ./log and ./log_tensorboard
+    result = run_recbole_genni("SASRec", "tiny", config_dict={
+        **base_config, "neg_sampler": "genni", "state": "INFO", "epochs": 2, "stopping_step": 100,
+    }, nproc=2, ip="127.0.0.1", port=free_port())
     assert 0 <= result["test_result"]["ndcg@10"] <= 1
+    logs = list((tmp_path / "log" / "SASRec").glob("*.log"))
+    assert any("test result" in log.read_text() for log in logs)  # rank 0 logs; RecBole silences the others
+    steps = {}  # tag -> epochs on disk
+    for run in (tmp_path / "log_tensorboard").iterdir():
+        events = EventAccumulator(str(run)).Reload()
+        for tag in events.Tags()["scalars"]:
+            steps[tag] = max(steps.get(tag, 0), len(events.Scalars(tag)))
+    assert {"Loss/Train", "Negatives/sampling_seconds", "Negatives/score_margin"} <= steps.keys()
+    assert set(steps.values()) == {2}
 
 
 @pytest.mark.timeout(300)

@@ -64,7 +64,7 @@ def test_run_recbole_genni_with_nproc_two(base_config, tmp_path, monkeypatch):
     are on disk all the same."""
     monkeypatch.chdir(tmp_path)  # RecBole writes ./log and ./log_tensorboard
     result = run_recbole_genni("SASRec", "tiny", config_dict={
-        **base_config, "neg_sampler": "genni", "state": "INFO", "epochs": 2, "stopping_step": 100,
+        **base_config, "neg_sampler": "genni", "state": "INFO", "epochs": 2,
     }, nproc=2, ip="127.0.0.1", port=free_port())
     assert 0 <= result["test_result"]["ndcg@10"] <= 1
     logs = list((tmp_path / "log" / "SASRec").glob("*.log"))

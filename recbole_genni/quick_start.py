@@ -100,22 +100,6 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
     result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
     if local_rank == 0:
         queue.put(result)
-    exit_rank()
-
-
-def exit_rank():
-    """End a finished spawned rank without interpreter finalization.
-
-    RecBole's trainer wraps the model in ``DistributedDataParallel``, which keeps the gloo process group and its
-    worker threads alive after ``destroy_process_group``. At finalization such a thread can reach for the GIL while
-    the interpreter is torn down, and the rank aborts (SIGABRT, "terminate called without an active exception")
-    after its work is done, which fails ``mp.spawn``. So flush the logs and leave at once; the result has already
-    gone through the (synchronous) queue and the trainer flushes TensorBoard when ``fit`` returns.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def _make_log_dir(config):

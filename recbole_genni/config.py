@@ -71,11 +71,6 @@ class Config(RecBole_Config):
         if "local_rank" not in final:
             return super()._init_device()
         import torch
-        # Before the group exists: torch.distributed.nn's functions take ``group=group.WORLD`` as a default
-        # argument, evaluated at import. Imported after init_process_group (DDP's constructor does, through
-        # torch._dynamo), they hold the default group for good, so destroy_process_group cannot free it and
-        # gloo's worker threads outlive it; at interpreter exit one of them aborted a finished rank (SIGABRT).
-        import torch.distributed.nn  # noqa: F401
 
         use_cuda = torch.cuda.is_available() and final["use_gpu"]
         if use_cuda:

@@ -96,10 +96,34 @@ def run_recbole_genni(
     return _run(model, dataset, config_file_list, config_dict, saved)
 
 
+#: Process groups of finished runs, kept referenced until :func:`exit_rank` ends the process.
+_FINISHED_GROUPS = []
+
+
 def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
     result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
     if local_rank == 0:
         queue.put(result)
+    exit_rank()
+
+
+def exit_rank():
+    """End a finished spawned rank without interpreter finalization.
+
+    The gloo process group must be neither freed nor finalized from Python (both seen in runs of the CI script):
+    - freed (its last reference dropped, which holds the GIL), its destructor waits for a gloo worker thread that
+      is itself waiting for the GIL to release a finished all-gather's tensors: the rank deadlocks;
+    - left alive to interpreter finalization, such a thread can reach for the GIL while the interpreter is torn
+      down: the rank aborts (SIGABRT, "terminate called without an active exception").
+    So a finished rank keeps its group (:data:`_FINISHED_GROUPS`; DDP's constructor also pins it, by importing
+    ``torch.distributed.nn``, whose functions hold ``group.WORLD`` as a default argument), flushes its logs and
+    leaves at once. The result has already gone through the (synchronous) queue, and the trainer flushes
+    TensorBoard when ``fit`` returns.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _make_log_dir(config):
@@ -141,6 +165,7 @@ def _run(model, dataset, config_file_list, config_dict, saved):
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     logger.info(set_color("summary", "yellow") + "\n" + summary_table(best_valid_result, test_result, train_seconds))
     if not config["single_spec"]:
+        _FINISHED_GROUPS.append(torch.distributed.group.WORLD)  # never freed under the GIL: see exit_rank
         torch.distributed.destroy_process_group()
     return {
         "best_valid_score": best_valid_score,

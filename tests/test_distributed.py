@@ -78,6 +78,29 @@ def test_run_recbole_genni_with_nproc_two(base_config, tmp_path, monkeypatch):
     assert set(steps.values()) == {2}
 
 
+def finished_rank(rank, config_dict, queue):
+    """One rank of ``run_recbole_genni``'s ``_run``: how many groups it still holds once the run is over."""
+    import sys
+
+    from recbole_genni import quick_start
+
+    sys.argv = sys.argv[:1]
+    quick_start._run("SASRec", "tiny", None, {**config_dict, "local_rank": rank}, True)
+    queue.put((rank, len(quick_start._FINISHED_GROUPS)))
+    quick_start.exit_rank()
+
+
+@pytest.mark.timeout(300)
+def test_a_finished_rank_keeps_its_group(base_config):
+    """Freeing a gloo group from Python can deadlock against its worker threads (seen once), so a finished rank
+    keeps its group referenced for :func:`exit_rank` to end with the process."""
+    config = {**base_config, "neg_sampler": "genni", "nproc": 2, "world_size": 2, "offset": 0,
+              "ip": "127.0.0.1", "port": free_port()}
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(finished_rank, args=(config, queue), nprocs=2, join=True)
+    assert sorted(queue.get() for _ in range(2)) == [(0, 1), (1, 1)]
+
+
 @pytest.mark.timeout(300)
 def test_ranks_stop_together_on_the_time_budget(base_config):
     """Rank 0 decides when the budget is spent, so no rank waits for another at a collective."""

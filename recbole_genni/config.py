@@ -164,6 +164,8 @@ class Config(RecBole_Config):
             )
         if not _is_number(final["gbce_t"]) or not 0 <= final["gbce_t"] <= 1:
             raise _invalid(final, "gbce_t", "a number in [0, 1] (0 = BCE)")
+        if not isinstance(final["position_from_end"], bool):
+            raise _invalid(final, "position_from_end", "True or False")
         logq = final["ssm_logq"]
         if not isinstance(logq, bool) and not (_is_number(logq) and 0 <= logq <= 1):
             raise _invalid(final, "ssm_logq", "True, False or a weight in [0, 1]")

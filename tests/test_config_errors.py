@@ -51,6 +51,7 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "gBCE", "gbce_t": 1.5}, r"gbce_t: 1.5 is invalid; expected a number in \[0, 1\]"),
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
+    ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
     ({"loss_type": "SSM", "ssm_logQ": 0.5}, r"ssm_logQ is not a configuration key; did you mean ssm_logq\?"),
 ]
 

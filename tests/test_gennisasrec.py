@@ -126,9 +126,29 @@ def test_positions_see_only_their_past(base_config):
         assert torch.allclose(model.forward(seq, torch.tensor([3])), model.encode(seq)[:, 2])
 
 
-def test_forward_encodes_length_groups_like_the_padded_batch(base_config):
+def test_positions_from_end_put_each_rows_last_item_last(base_config):
+    """position_from_end numbers a row's items back from its last one (the papers' left-padded rows): the last item
+    is at MAX_ITEM_LIST_LENGTH - 1 whatever the row's length or padding, and later items' ids, not their count,
+    never change an earlier position's state."""
+    config, (train, _, _) = prepared(base_config, position_from_end=True)
+    model = config.model_class(config, train._dataset).eval()
+    last = config["MAX_ITEM_LIST_LENGTH"] - 1
+    seq = torch.tensor([[3, 5, 7, 0, 0, 0], [4, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    assert model.position_ids(seq)[:, :3].tolist() == [[last - 2, last - 1, last], [last, last, last],
+                                                       [last - 5, last - 4, last - 3]]
+    assert model.position_ids(seq)[2, -1] == last
+    other = seq.clone()
+    other[0, 2] = 9
+    with torch.no_grad():
+        assert torch.allclose(model.encode(seq)[0, :2], model.encode(other)[0, :2])
+        assert torch.allclose(model.encode(seq)[0, :3], model.encode(seq[:, :3])[0], atol=1e-6)
+        assert not torch.allclose(model.encode(seq)[0, 2], model.encode(seq[:, :2])[0, 1])  # a real shift
+
+
+@pytest.mark.parametrize("position_from_end", [False, True])
+def test_forward_encodes_length_groups_like_the_padded_batch(position_from_end, base_config):
     """Rows encoded in length groups cut to their longest row give the padded batch's last states."""
-    config, (train, _, _) = prepared(base_config)
+    config, (train, _, _) = prepared(base_config, position_from_end=position_from_end)
     model = config.model_class(config, train._dataset).eval()
     model.length_group_rows = 3
     generator = torch.Generator().manual_seed(0)

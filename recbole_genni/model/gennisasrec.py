@@ -45,6 +45,7 @@ class GenNiSASRec(SASRec):
         self.loss_type = loss_type
         self.ssm_logq = float(config["ssm_logq"])  # True = 1.0, False = 0.0
         self.TARGET_SEQ = config["TARGET_SEQ_FIELD"]
+        self.position_from_end = config["position_from_end"]
         self.negatives = None
         if loss_type != "CE":
             distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
@@ -53,11 +54,21 @@ class GenNiSASRec(SASRec):
 
     def encode(self, item_seq):
         """Hidden states of every position ``[B, L, H]`` (SASRec's forward without the final gather)."""
-        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
-        input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids).unsqueeze(0)
+        input_emb = self.item_embedding(item_seq) + self.position_embedding(self.position_ids(item_seq))
         input_emb = self.dropout(self.LayerNorm(input_emb))
         mask = self.get_attention_mask(item_seq)
         return self.trm_encoder(input_emb, mask, output_all_encoded_layers=True)[-1]
+
+    def position_ids(self, item_seq):
+        """Position of each item ``[B or 1, L]``: from the row's start, as RecBole numbers them, or, with
+        ``position_from_end``, so that every row's last item sits at ``MAX_ITEM_LIST_LENGTH - 1``, as in the
+        left-padded rows of the SASRec and GenNi papers' code, where a position embedding means recency. Padding
+        after the last item takes the last position; causal attention keeps it from the real ones."""
+        positions = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device).unsqueeze(0)
+        if not self.position_from_end:
+            return positions
+        shift = self.max_seq_length - (item_seq > 0).sum(dim=1, keepdim=True)
+        return (positions + shift).clamp(max=self.max_seq_length - 1)
 
     def forward(self, item_seq, item_seq_len):
         """The state of each row's last item ``[B, H]``, as SASRec's forward computes it, at the cost of the real

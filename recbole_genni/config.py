@@ -164,8 +164,6 @@ class Config(RecBole_Config):
             )
         if not _is_number(final["gbce_t"]) or not 0 <= final["gbce_t"] <= 1:
             raise _invalid(final, "gbce_t", "a number in [0, 1] (0 = BCE)")
-        if not isinstance(final["position_from_end"], bool):
-            raise _invalid(final, "position_from_end", "True or False")
         logq = final["ssm_logq"]
         if not isinstance(logq, bool) and not (_is_number(logq) and 0 <= logq <= 1):
             raise _invalid(final, "ssm_logq", "True, False or a weight in [0, 1]")
@@ -250,8 +248,8 @@ def _validate_neg_keys(final):
     budget = final["train_time_budget"]
     if budget is not None and (not _is_number(budget) or not budget > 0):
         raise bad("train_time_budget", "a number of seconds > 0, or ~ (None) for no limit")
-    for key in ("neg_pool_shared", "eval_mask_history"):
-        if not isinstance(final[key], bool):
+    for key in ("neg_pool_shared", "eval_mask_history", "position_from_end"):  # the last is in GenNiSASRec's defaults only
+        if key in final and not isinstance(final[key], bool):
             raise bad(key, "True or False")
     pool = final["neg_pool_size"]
     if isinstance(pool, str):

@@ -37,20 +37,23 @@ class CandidatePoolSampler(AbstractSampler):
         self._device_copies = {}
         super().__init__(distribution=distribution, alpha=config["neg_popularity_alpha"])
         self.pool_probs = self.popularity_probs() if config["neg_pool_proposal"] == "popularity" else None
+        self.pool_alias = None if self.pool_probs is None else sampling.AliasTable.from_probs(self.pool_probs)
 
     # RecBole hooks -------------------------------------------------------------------------------------------
     def _get_candidates_list(self):
         return self.dataset.inter_feat[self.iid_field].numpy()
 
     def _build_alias_table(self):
-        """Popularity is drawn with ``torch.multinomial`` from :meth:`popularity_probs`, not an alias table."""
+        """Popularity is drawn from a tensor :class:`~recbole_genni.sampling.AliasTable` of
+        :meth:`popularity_probs`, not RecBole's per-draw Python one."""
         self.probs = self.popularity_probs()
+        self.probs_alias = sampling.AliasTable.from_probs(self.probs)
 
     def _uni_sampling(self, sample_num):
         return torch.randint(1, self.item_num, (sample_num,), generator=self.generator).numpy()
 
     def _pop_sampling(self, sample_num):
-        return torch.multinomial(self.probs, sample_num, replacement=True, generator=self.generator).numpy()
+        return self.probs_alias.draw((sample_num,), self.generator).numpy()
 
     def get_used_ids(self):
         """Sorted ``user * item_num + item`` keys of every item in each user's training rows (targets and inputs)."""
@@ -85,8 +88,8 @@ class CandidatePoolSampler(AbstractSampler):
         return pool_size >= self.item_num - 1
 
     def on_device(self, name, device):
-        """The sampler's tensor ``name`` (``used_ids``, ``probs``, ``pool_probs``) on ``device``, copied once, so
-        a training step on a GPU moves no lookup table."""
+        """The sampler's table ``name`` (``used_ids``, ``probs``, ``pool_probs``, ``pool_alias``) on ``device``,
+        copied once, so a training step on a GPU moves no lookup table."""
         device = torch.device(device or "cpu")
         key = (name, str(device))
         if key not in self._device_copies:
@@ -99,8 +102,8 @@ class CandidatePoolSampler(AbstractSampler):
         shared by all rows (``neg_pool_size: all`` is exact GenNi)."""
         if self.covers_catalogue(pool_size):
             return torch.arange(1, self.item_num, device=device)
-        probs = None if self.pool_probs is None else self.on_device("pool_probs", device)
-        return sampling.draw_pool(self.item_num, pool_size, num_rows, probs, generator or self.generator, device)
+        proposal = None if self.pool_alias is None else self.on_device("pool_alias", device)
+        return sampling.draw_pool(self.item_num, pool_size, num_rows, proposal, generator or self.generator, device)
 
     def valid_mask(self, candidates, users, targets):
         """Bool ``[N, M]`` on the device of ``candidates`` (``[M]`` shared or ``[N, M]``; ``users`` and ``targets``
@@ -134,11 +137,12 @@ class CandidatePoolSampler(AbstractSampler):
         n = users.shape[0]
         out = torch.zeros(n, num, dtype=torch.long)
         todo = torch.arange(n)
-        probs = self.probs if (distribution or self.distribution) == "popularity" else None
+        popularity = (distribution or self.distribution) == "popularity"
+        probs, proposal = (self.probs, self.probs_alias) if popularity else (None, None)
         for _ in range(_MAX_REDRAWS):
             if todo.numel() == 0:
                 return out
-            cand = sampling.draw_pool(self.item_num, 2 * num + 8, todo.numel(), probs, self.generator)
+            cand = sampling.draw_pool(self.item_num, 2 * num + 8, todo.numel(), proposal, self.generator)
             valid = self.valid_mask(cand, users[todo], targets[todo])
             done = valid.sum(dim=1) >= num
             rows = todo[done]

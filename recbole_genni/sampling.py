@@ -18,6 +18,7 @@ from typing import Callable, NamedTuple, Optional
 import torch
 
 __all__ = [
+    "AliasTable",
     "draw_pool",
     "history_keys",
     "in_history",
@@ -33,11 +34,48 @@ __all__ = [
 ]
 
 
+class AliasTable(NamedTuple):
+    """Walker's alias table of a distribution over ids: a draw is one uniform column and one coin, O(1), where
+    ``torch.multinomial`` with replacement searches the cumulative sum for every draw (3x slower on a CPU for
+    popularity pools of 2048 per row over Beauty's 12k items)."""
+
+    accept: torch.Tensor  # [n] float32: probability of keeping the drawn column
+    alias: torch.Tensor  # [n] long: the id drawn when the column is not kept
+
+    @classmethod
+    def from_probs(cls, probs: torch.Tensor) -> "AliasTable":
+        """Vose's construction, O(n), from ``probs`` ``[n]`` (non-negative, summing to 1); exact up to float64."""
+        n = probs.numel()
+        scaled = (probs.double() * n).tolist()
+        accept = [1.0] * n
+        alias = list(range(n))
+        small = [i for i, p in enumerate(scaled) if p < 1.0]
+        large = [i for i, p in enumerate(scaled) if p >= 1.0]
+        while small and large:
+            low, high = small.pop(), large[-1]
+            accept[low], alias[low] = scaled[low], high
+            scaled[high] -= 1.0 - scaled[low]
+            if scaled[high] < 1.0:
+                small.append(large.pop())
+        # what remains holds 1 up to rounding: always kept
+        return cls(torch.tensor(accept, dtype=torch.float32), torch.tensor(alias, dtype=torch.long))
+
+    def to(self, device) -> "AliasTable":
+        return AliasTable(self.accept.to(device), self.alias.to(device))
+
+    def draw(self, shape, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Ids ``shape``, drawn with replacement, on the table's device."""
+        device = self.accept.device
+        column = torch.randint(0, self.accept.numel(), shape, generator=generator, device=device)
+        keep = torch.rand(shape, generator=generator, device=device) < self.accept[column]
+        return torch.where(keep, column, self.alias[column])
+
+
 def draw_pool(
     num_items: int,
     pool_size: int,
     num_rows: Optional[int] = None,
-    probs: Optional[torch.Tensor] = None,
+    proposal: Optional[AliasTable] = None,
     generator: Optional[torch.Generator] = None,
     device=None,
 ) -> torch.Tensor:
@@ -47,8 +85,8 @@ def draw_pool(
         num_items: catalogue size including the padding id 0; ids are drawn from ``1 .. num_items - 1``.
         pool_size: M, candidates per pool.
         num_rows: ``None`` for one pool shared by the batch (``[M]``), else one pool per row (``[num_rows, M]``).
-        probs: optional proposal over ids ``[num_items]`` (``probs[0]`` must be 0), e.g. popularity ** alpha;
-            uniform over real items when ``None``.
+        proposal: optional :class:`AliasTable` over ids ``[num_items]`` (id 0 of probability 0) on ``device``,
+            e.g. of popularity ** alpha; uniform over real items when ``None``.
         generator: random generator on ``device``.
 
     Returns:
@@ -59,13 +97,11 @@ def draw_pool(
     if pool_size < 1:
         raise ValueError(f"pool_size must be >= 1, got {pool_size}")
     shape = (pool_size,) if num_rows is None else (num_rows, pool_size)
-    if probs is None:
+    if proposal is None:
         return torch.randint(1, num_items, shape, generator=generator, device=device)
-    if probs.shape != (num_items,):
-        raise ValueError(f"probs must have shape [{num_items}], got {list(probs.shape)}")
-    total = shape[0] * (shape[1] if len(shape) == 2 else 1)
-    flat = torch.multinomial(probs, total, replacement=True, generator=generator)
-    return flat.view(shape)
+    if proposal.accept.shape != (num_items,):
+        raise ValueError(f"proposal must cover {num_items} ids, got {list(proposal.accept.shape)}")
+    return proposal.draw(shape, generator)
 
 
 def history_keys(users: torch.Tensor, items: torch.Tensor, num_items: int) -> torch.Tensor:

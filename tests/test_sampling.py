@@ -99,10 +99,33 @@ def test_draw_pool_shapes_range_and_proposal():
     assert int(per_row.min()) >= 1 and int(per_row.max()) <= 9
     probs = torch.zeros(10, dtype=torch.double)
     probs[4] = probs[6] = 0.5
-    pop = sampling.draw_pool(10, 500, generator=gen, probs=probs)
+    pop = sampling.draw_pool(10, 500, generator=gen, proposal=sampling.AliasTable.from_probs(probs))
     assert set(pop.tolist()) == {4, 6}
     with pytest.raises(ValueError):
         sampling.draw_pool(1, 3)
+    with pytest.raises(ValueError, match="cover 11 ids"):
+        sampling.draw_pool(11, 3, proposal=sampling.AliasTable.from_probs(probs))
+
+
+def alias_probs(table):
+    """The distribution an alias table draws, exactly: column i keeps i with accept[i] and gives alias[i] the rest."""
+    n = table.accept.numel()
+    kept = table.accept.double() / n
+    return kept + torch.zeros(n, dtype=torch.double).index_add_(0, table.alias, (1 - table.accept.double()) / n)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alias_table_draws_exactly_the_given_distribution(seed):
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.randint(0, 50, (300,), generator=gen).double() ** 1.5  # long-tailed, with zeros
+    counts[0] = 0.0
+    probs = counts / counts.sum()
+    table = sampling.AliasTable.from_probs(probs)
+    assert torch.allclose(alias_probs(table), probs, atol=1e-7)
+    draws = table.draw((200_000,), gen)
+    assert int(probs[draws].eq(0).sum()) == 0  # zero-probability ids (the padding id 0 among them) never come
+    freq = torch.bincount(draws, minlength=300).double() / draws.numel()
+    assert (freq - probs).abs().max() < 4 * (probs.max() / draws.numel()) ** 0.5  # within 4 standard deviations
 
 
 def test_exclusion_mask_padding_target_and_history():

@@ -144,7 +144,7 @@ class CandidatePoolSampler(AbstractSampler):
                 return out
             cand = sampling.draw_pool(self.item_num, 2 * num + 8, todo.numel(), proposal, self.generator)
             valid = self.valid_mask(cand, users[todo], targets[todo])
-            done = valid.sum(dim=1) >= num
+            done = valid.sum(dim=1, dtype=torch.int32) >= num
             rows = todo[done]
             if rows.numel():
                 zeros = torch.zeros(valid[done].shape)

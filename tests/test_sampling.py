@@ -91,6 +91,66 @@ def test_bad_arguments_raise(kwargs, match):
         sampling.sample_negatives(**kwargs)
 
 
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_draws_with_replacement_follow_the_softmax_and_report_its_log_probability(temperature, monkeypatch):
+    """Each of the K draws follows softmax(scores / tau) over the valid columns, dense in row blocks (here 2 rows a
+    block) or streamed in column chunks alike, and log_count is log(K q) for q that softmax."""
+    monkeypatch.setattr(sampling, "WORKSPACE_ENTRIES", 12)
+    row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 3.0])
+    valid = torch.tensor([True, True, True, True, True, False])
+    scores, mask = row.expand(500, -1).contiguous(), valid.expand(500, -1).contiguous()
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(row[:5].double() / temperature, dim=0)
+    dense = sampling.sample_negatives_with_replacement(scores, 80, temperature, mask, gen)
+    draws = [dense] + [
+        sampling.sample_negatives_streaming_with_replacement(
+            lambda a, b: scores[:, a:b], 6, 80, temperature, chunk, lambda a, b: mask[:, a:b], gen)[::2]
+        for chunk in (1, 4, 64)  # chunk 1: column 5 is a chunk with no valid column
+    ]
+    for cols, log_count in draws:
+        assert cols.shape == (500, 80) and cols.dtype == torch.long
+        counts = torch.bincount(cols.flatten(), minlength=6)
+        assert counts[5] == 0
+        _, p_value = chisquare(counts[:5].numpy(), (probs * cols.numel()).numpy())
+        assert p_value > 1e-3
+        assert torch.allclose(log_count.double(), math.log(80) + probs.log()[cols], atol=1e-5)
+
+
+def test_draws_with_replacement_repeat_columns_and_need_one_valid_column_a_row():
+    gen = torch.Generator().manual_seed(1)
+    valid = torch.tensor([[True, False, False], [True, True, False]])
+    scores = torch.randn(2, 3, generator=gen)
+    cols, log_count = sampling.sample_negatives_with_replacement(scores, 10, 1.0, valid, gen)
+    assert cols[0].tolist() == [0] * 10  # K > valid columns: repeats
+    assert torch.allclose(log_count[0], torch.full((10,), math.log(10)))
+    assert set(cols[1].tolist()) <= {0, 1}
+    valid[1] = False
+    streamed = sampling.sample_negatives_streaming_with_replacement(
+        lambda a, b: scores[:, a:b], 3, 4, 1.0, 2, lambda a, b: valid[:, a:b], gen)
+    assert streamed.short.tolist() == [False, True] and streamed.columns[0].tolist() == [0] * 4
+    with pytest.raises(ValueError, match="row 1 with 0"):
+        sampling.sample_negatives_with_replacement(torch.zeros(2, 3), 1, 1.0, valid)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        sampling.sample_negatives_with_replacement(torch.zeros(2, 3), 1, 0.0)
+    with pytest.raises(ValueError, match=r"\[N, M\]"):
+        sampling.sample_negatives_with_replacement(torch.zeros(3), 1)
+
+
+def test_equal_scores_drawn_with_replacement_give_the_uniform_log_count():
+    """A flat softmax over n valid columns is the uniform proposal: log(K q) = log(K / n), the count that
+    :func:`recbole_genni.losses.sampled_softmax_loss` turns into the known uniform shift."""
+    valid = torch.ones(4, 9, dtype=torch.bool)
+    valid[:, 0] = False
+    _, log_count = sampling.sample_negatives_with_replacement(torch.full((4, 9), 0.3), 5, 0.7, valid)
+    assert torch.allclose(log_count, torch.full((4, 5), math.log(5 / 8)))
+
+
+def test_short_rows_counts_valid_columns():
+    valid = torch.tensor([[True, True, False], [False, False, False], [True, False, False]])
+    assert sampling.short_rows(valid, 1).tolist() == [False, True, False]
+    assert sampling.short_rows(valid, 2).tolist() == [False, True, True]
+
+
 def test_draw_pool_shapes_range_and_proposal():
     gen = torch.Generator().manual_seed(0)
     shared = sampling.draw_pool(10, 7, generator=gen)
@@ -227,7 +287,7 @@ def test_inclusion_weights_estimate_a_sum_over_the_valid_columns_without_bias():
             lambda a, b: scores[:, a:b], 12, k, tau, chunk, lambda a, b: valid[:, a:b], gen, with_log_inclusion=True
         )
         assert torch.equal(draw.scores, scores.gather(1, draw.columns)) and not draw.short.any()
-        assert float(horvitz_thompson(draw.columns, draw.log_inclusion, weights).mean()) == pytest.approx(truth, rel=0.02)
+        assert float(horvitz_thompson(draw.columns, draw.log_count, weights).mean()) == pytest.approx(truth, rel=0.02)
     q = torch.softmax((row / tau).masked_fill(~valid[0], float("-inf")), dim=0)
     first_draw = horvitz_thompson(cols, (k * q[cols]).log(), weights).mean()
     assert abs(float(first_draw) - truth) > 0.2 * truth

@@ -248,7 +248,8 @@ def _validate_neg_keys(final):
     budget = final["train_time_budget"]
     if budget is not None and (not _is_number(budget) or not budget > 0):
         raise bad("train_time_budget", "a number of seconds > 0, or ~ (None) for no limit")
-    for key in ("neg_pool_shared", "eval_mask_history", "position_from_end"):  # the last is in GenNiSASRec's defaults only
+    # position_from_end is in GenNiSASRec's defaults only
+    for key in ("neg_pool_shared", "neg_replacement", "eval_mask_history", "position_from_end"):
         if key in final and not isinstance(final[key], bool):
             raise bad(key, "True or False")
     pool = final["neg_pool_size"]
@@ -261,7 +262,13 @@ def _validate_neg_keys(final):
         raise bad("neg_pool_size", "a fraction in (0, 1] when given as a float, or an integer >= 1")
     elif isinstance(pool, int) and pool < 1:
         raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
-    if isinstance(pool, int) and final["neg_num"] > pool and final["neg_sampler"] in MODEL_BASED_SAMPLERS:
+    if final["neg_replacement"] and final["neg_sampler"] == "dns":
+        raise GenNiConfigError(
+            "neg_replacement: True draws from a softmax, and neg_sampler: dns takes the top-K scores with none; "
+            "set neg_replacement: False, or use neg_sampler: genni with a small neg_temperature."
+        )
+    if (isinstance(pool, int) and final["neg_num"] > pool and final["neg_sampler"] in MODEL_BASED_SAMPLERS
+            and not final["neg_replacement"]):
         raise GenNiConfigError(
             f"neg_num: {final['neg_num']} is larger than neg_pool_size: {pool}; "
             "raise neg_pool_size or lower neg_num."

@@ -28,7 +28,8 @@ class NegativeStats:
     scored_rows: int = 0
     margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
     rank_sum: float = 0.0  # sum over ranked rows of the mean normalised pool rank (0 = hardest)
-    ranked_rows: int = 0  # scored rows whose pool rank was computed (dense pools, up to SAMPLED_ROWS a batch)
+    ranked_rows: int = 0  # scored rows whose pool rank was computed (dense pools, up to SAMPLED_ROWS a batch, fewer
+    # for pools over 2048: RANKED_ENTRIES)
     fallback_rows: int = 0  # rows with too few allowed candidates, given proposal negatives instead
     nonfinite_rows: int = 0  # rows with NaN/inf scores, given uniform draws over the pool
     negatives: int = 0  # negatives checked for hits: those of up to SAMPLED_ROWS rows a batch
@@ -60,17 +61,21 @@ class NegativeStats:
 #: rows per batch whose pool rank and hits are computed: shares need a sample, not a sort and a history search of
 #: every row (on Beauty's 2048-candidate pools, about a tenth of a training step for all rows)
 SAMPLED_ROWS = 128
+#: (row, candidate) entries per batch sorted for the pool rank, at most SAMPLED_ROWS rows: 128 rows of a 2048 pool,
+#: 21 of Beauty's whole catalogue (128 rows of it took 88 ms a step on a CPU, more than the draw)
+RANKED_ENTRIES = SAMPLED_ROWS * 2048
 
 
 class NegativeGenerator:
     """K negatives per row from ``neg_sampler``, using a :class:`~recbole_genni.sampler.CandidatePoolSampler`.
 
     ``genni`` scores a pool of M candidates through the caller's ``score`` callback and draws from
-    softmax(score / neg_temperature) over the allowed candidates; ``dns`` takes the top-K; ``uniform`` and
+    softmax(score / neg_temperature) over the allowed candidates (K distinct ones, or with ``neg_replacement`` K
+    independent draws); ``dns`` takes the top-K; ``uniform`` and
     ``popularity`` (and the warm-up epochs) need no model. ``neg_pool_size: all`` makes the pool the whole
     catalogue, each item once: exact GenNi. A pool larger than ``neg_score_chunk`` is scored chunk by chunk with a
     running Gumbel-top-k (:func:`~recbole_genni.sampling.sample_negatives_streaming`), so memory stays
-    O(rows x chunk) whatever the catalogue size.
+    O(rows x chunk) whatever the catalogue size (with ``neg_replacement``, a reservoir over chunks).
 
     Rows with NaN/inf scores get uniform draws from their pool (a streamed pool: proposal negatives) and rows with
     too few allowed candidates get proposal negatives; both are counted in :attr:`stats` (``nonfinite_rows``,
@@ -82,6 +87,7 @@ class NegativeGenerator:
         self.neg_sampler = config["neg_sampler"]
         self.neg_num = config["neg_num"]
         self.temperature = 0.0 if self.neg_sampler == "dns" else float(config["neg_temperature"])
+        self.replacement = config["neg_replacement"]
         self.pool_shared = config["neg_pool_shared"]
         self.warmup_epochs = config["neg_warmup_epochs"]
         self.uniform_mix = float(config["neg_uniform_mix"])
@@ -112,18 +118,21 @@ class NegativeGenerator:
         """``(negatives [N, K], log_count [N, K] or None)`` on the device of ``targets``.
 
         A model-scored batch is drawn on the model's device: pools, masks and draws involve no host work per
-        row, and only two host-device syncs (both check for rows with too few allowed candidates). The telemetry
-        stays on the device until :meth:`pop_stats`.
+        row, and only three host-device syncs (one checks for NaN/inf scores, two for rows with too few allowed
+        candidates). The telemetry stays on the device until :meth:`pop_stats`.
 
         Args:
             users, targets: LongTensor ``[N]``, on the device of the model's scores when :attr:`generates`.
             score: ``score(pool) -> (pool_scores [N, M], target_scores [N])`` for ``pool`` ``[M]`` or ``[N, M]``
-                on ``targets``' device; needed when :attr:`generates`.
+                on ``targets``' device, or None for every real item (ids ``1 .. |I| - 1``, which a score matrix
+                can give as a view, with no copy); needed when :attr:`generates`. The generator never writes to
+                ``pool_scores``.
             with_log_count: also return, for each negative, the log of the number of times it is expected among
                 the row's K draws, over the whole catalogue: what a sampled softmax subtracts (logQ correction).
-                Proposal draws: ``log(K q)``. Model draws: the log inclusion probability given the pool
-                (:func:`~recbole_genni.sampling.sample_negatives_with_inclusion`) plus the log of the item's
-                expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
+                Proposal draws and ``neg_replacement`` model draws: ``log(K q)``. Other model draws: the log
+                inclusion probability given the pool
+                (:func:`~recbole_genni.sampling.sample_negatives_with_inclusion`). Model draws add the log of the
+                item's expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
                 With ``neg_uniform_mix``, the mixture of the two.
         """
         device = targets.device
@@ -216,20 +225,26 @@ class NegativeGenerator:
         pool_rows = pool.expand(n, -1) if pool.dim() == 1 else pool
         if pool.shape[-1] > self.score_chunk:
             return self._streamed(pool, pool_rows, users, targets, score, with_log_count)
-        scores, target_scores = score(pool)
+        scores, target_scores = score(None if self.sampler.covers_catalogue(self.pool_size) else pool)
         scores, target_scores = scores.float(), target_scores.float()
         finite = torch.isfinite(scores.sum(dim=1) + target_scores)  # one reduction; NaN/inf propagate
-        scores = scores.masked_fill(~finite.unsqueeze(1), 0.0)  # uniform over the pool
+        if not bool(finite.all()):  # a copy only when needed: over a whole catalogue it costs ~25 ms on a CPU
+            scores = scores.masked_fill(~finite.unsqueeze(1), 0.0)  # uniform over the pool
         self.stats.nonfinite_rows += (~finite).sum()
         valid = self.sampler.valid_mask(pool, users, targets)
-        short = valid.sum(dim=1, dtype=torch.int32) < self.neg_num  # int32: ~10x faster than int64 on a CPU
+        short = sampling.short_rows(valid, 1 if self.replacement else self.neg_num)
         sample_valid = valid | short.unsqueeze(1)
         log_count = None
-        if with_log_count:
+        generator = self._generator(device)
+        if self.replacement:
+            cols, log_count = sampling.sample_negatives_with_replacement(
+                scores, self.neg_num, self.temperature, sample_valid, generator)
+            log_count = log_count if with_log_count else None
+        elif with_log_count:
             cols, log_count = sampling.sample_negatives_with_inclusion(
-                scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
+                scores, self.neg_num, self.temperature, sample_valid, generator)
         else:
-            cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, self._generator(device))
+            cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, generator)
         negatives = pool_rows.gather(1, cols)
         if log_count is not None:
             log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
@@ -237,8 +252,8 @@ class NegativeGenerator:
         self._replace_rows(short, users, targets, negatives, log_count)
         ok = finite & ~short
         self._add_margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ok)
-        ranked = slice(0, SAMPLED_ROWS)
-        ranks = sampling.pool_ranks(scores[ranked], cols[ranked], valid[ranked])  # [min(N, SAMPLED_ROWS), K]
+        ranked = slice(0, min(SAMPLED_ROWS, max(1, RANKED_ENTRIES // scores.shape[1])))
+        ranks = sampling.pool_ranks(scores[ranked], cols[ranked], valid[ranked])  # [min(N, ranked rows), K]
         self.stats.rank_sum += (ranks.mean(dim=1).double() * ok[ranked]).sum()
         self.stats.ranked_rows += ok[ranked].sum()
         return negatives, log_count
@@ -270,14 +285,19 @@ class NegativeGenerator:
             def valid_chunk(start, end):
                 return self.sampler.valid_mask(pool[:, start:end], users, targets)
 
-        draw = sampling.sample_negatives_streaming(
-            score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
-            self._generator(device), with_log_count,
-        )
+        if self.replacement:
+            draw = sampling.sample_negatives_streaming_with_replacement(
+                score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
+                self._generator(device))
+        else:
+            draw = sampling.sample_negatives_streaming(
+                score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
+                self._generator(device), with_log_count,
+            )
         bad_rows |= ~torch.isfinite(target_scores[0])
         self.stats.nonfinite_rows += bad_rows.sum()
         negatives = pool_rows.gather(1, draw.columns)
-        log_count = draw.log_inclusion
+        log_count = draw.log_count if with_log_count else None
         if log_count is not None:
             log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
         self.stats.fallback_rows += (draw.short & ~bad_rows).sum()

@@ -47,13 +47,15 @@ def sampled_softmax_loss(pos, neg, mask, neg_log_count=None, logq_weight: float 
     Jean et al. 2015). ``neg_log_count`` ``[..., K]`` is ``log c``. For K draws with replacement from a proposal q,
     ``c = K q``; a uniform proposal over ``|I| - 1`` items gives the known constant shift ``s_k + log((|I| - 1) / K)``.
 
-    GenNi's proposal depends on the model, and its K draws are without replacement (Gumbel-top-k over the pool's
-    softmax(score / tau)), so the likeliest items, the hardest negatives, appear at most once while ``K q`` can
-    exceed 1: ``1 / (K q)`` would underweight exactly them (and overweight the rest). The generator therefore gives
+    GenNi's proposal depends on the model, and by default its K draws are without replacement (Gumbel-top-k over
+    the pool's softmax(score / tau)), so the likeliest items, the hardest negatives, appear at most once while
+    ``K q`` can exceed 1: ``1 / (K q)`` would underweight exactly them (and overweight the rest). The generator gives
     ``c = P(drawn | pool) x E[copies in the pool]``: the inclusion probability of the Gumbel-top-k draw given its
     (K + 1)-th key (:func:`recbole_genni.sampling.sample_negatives_with_inclusion`; unbiased, as in priority
     sampling) times the pool's coverage of the catalogue (``M / (|I| - 1)`` for a uniform pool, 1 for
-    ``neg_pool_size: all``). Scores enter the proposal detached: the correction is a constant for the gradient.
+    ``neg_pool_size: all``). With ``neg_replacement`` the K draws are independent, and ``c = K q`` exactly, for q
+    the pool's softmax(score / tau), times the same coverage. Scores enter the proposal detached: the correction is
+    a constant for the gradient.
 
     ``logq_weight`` in [0, 1] subtracts ``logq_weight x log c``. With a proposal close to the model's softmax, each
     drawn negative's gradient weight is then about ``p ** (2 - logq_weight)`` for a negative the model gives

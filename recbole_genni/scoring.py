@@ -13,9 +13,12 @@ def full_product_is_cheaper(columns, hidden_size, num_items):
 
 
 def dot_scores(hidden, table, candidates, targets):
-    """Dot-product scores of ``candidates`` (``[M]`` shared or ``[N, M]``) and of each row's target (``[N]``),
-    for hidden states ``[N, H]`` and an item table ``[|I|, H]``."""
-    if candidates.dim() == 1:
+    """Dot-product scores of ``candidates`` (``[M]`` shared, ``[N, M]``, or None for every real item, ids
+    ``1 .. |I| - 1``) and of each row's target (``[N]``), for hidden states ``[N, H]`` and an item table
+    ``[|I|, H]``."""
+    if candidates is None:
+        scores = hidden @ table[1:].t()  # [N, |I| - 1]
+    elif candidates.dim() == 1:
         scores = hidden @ table[candidates].t()  # [N, M]
     elif full_product_is_cheaper(candidates.shape[1], hidden.shape[1], table.shape[0]):
         scores = (hidden @ table.t()).gather(1, candidates)
@@ -25,8 +28,12 @@ def dot_scores(hidden, table, candidates, targets):
 
 
 def gathered_scores(full, candidates, targets):
-    """:func:`dot_scores` read from a held ``[N, |I|]`` score matrix ``full``, at no further product."""
-    pool_scores = full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)
+    """:func:`dot_scores` read from a held ``[N, |I|]`` score matrix ``full``, at no further product; every real
+    item (``candidates`` None) is a view of ``full``, with no copy."""
+    if candidates is None:
+        pool_scores = full[:, 1:]
+    else:
+        pool_scores = full[:, candidates] if candidates.dim() == 1 else full.gather(1, candidates)
     return pool_scores, full.gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
@@ -44,7 +51,8 @@ class DotProductScorer:
 
     def bind(self, interaction, targets):
         """Encode the rows once; return ``score(candidates) -> (scores [N, M], target_scores [N])`` for
-        candidates ``[M]`` (shared) or ``[N, M]``, callable chunk after chunk at no further encoder pass."""
+        candidates ``[M]`` (shared), ``[N, M]`` or None (every real item), callable chunk after chunk at no
+        further encoder pass."""
         hidden, table = self.encode(interaction), self.model.item_embedding.weight
         return lambda candidates: dot_scores(hidden, table, candidates, targets)
 

@@ -30,6 +30,8 @@ BAD_INPUTS = [
     ({"train_bucket_batches": -1}, r"train_bucket_batches: -1 is invalid; expected an integer >= 0"),
     ({"train_bucket_batches": 4}, r"train_bucket_batches: 4 groups whole user sequences by length, but SASRec"),
     ({"eval_mask_history": "yes"}, r"eval_mask_history: 'yes' is invalid; expected True or False"),
+    ({"neg_replacement": "yes"}, r"neg_replacement: 'yes' is invalid; expected True or False"),
+    ({"neg_replacement": True, "neg_sampler": "dns"}, r"neg_replacement: True draws from a softmax, and neg_sampler: dns"),
     ({"loss_type": "CE", "neg_sampler": "genni"}, r"loss_type: CE is full softmax and uses no negatives"),
     ({"loss_type": "BPR", "neg_sampler": "none"}, r"loss_type: BPR needs negatives but neg_sampler is none"),
     ({"worker": 2}, r"worker: 2 runs the collate step in other processes"),

@@ -59,6 +59,38 @@ def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config):
         assert 0.0 <= stats["pool_rank"] <= 1.0
 
 
+@pytest.mark.parametrize("exclude, chunk", [("target", 4096), ("history", 4096), ("history", 16)])
+def test_exact_genni_with_replacement_trains_on_allowed_negatives_with_their_log_counts(exclude, chunk, base_config,
+                                                                                       monkeypatch):
+    """``neg_replacement`` over the whole catalogue, dense or streamed: K may exceed the allowed items' count, no
+    negative is a target (or a training item), and the SSM correction is log(K q) for q the model's softmax over
+    the allowed items."""
+    config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_replacement=True, neg_pool_size="all",
+                                     neg_num=50, neg_exclude=exclude, neg_score_chunk=chunk)
+    model = config.model_class(config, train._dataset)
+    calls = []
+    loss_fn = losses.sampled_softmax_loss
+    monkeypatch.setattr(losses, "sampled_softmax_loss", lambda *args: calls.append(args) or loss_fn(*args))
+    draws = []  # ((users, targets, score), (negatives, log_count)) of each call
+    generate = model.negatives.generate
+    monkeypatch.setattr(model.negatives, "generate",
+                        lambda *a, **k: draws.append((a, generate(*a, **k))) or draws[-1][1])
+    for batch in train:
+        loss = model.calculate_loss(batch)
+        assert math.isfinite(loss.item())
+        loss.backward()
+    stats = model.negatives.pop_stats().summary()
+    assert stats["target_hit_share"] == 0 and stats["fallback_rows"] == 0
+    if exclude == "history":
+        assert stats["history_hit_share"] == 0
+    (users, targets, score), (negatives, log_count) = draws[0][0][:3], draws[0][1]
+    scores, _ = score(None)  # the state the draw saw: the model is unchanged until the optimiser steps
+    allowed = model.negatives.sampler.valid_mask(torch.arange(1, scores.shape[1] + 1), users, targets)
+    log_q = torch.log_softmax(scores.masked_fill(~allowed, float("-inf")), dim=1).gather(1, negatives - 1)
+    assert torch.allclose(log_count, math.log(50) + log_q, atol=1e-4)
+    assert calls[0][3] is not None and torch.equal(calls[0][3], log_count)
+
+
 @pytest.mark.parametrize("ssm_logq, weight", [(False, 0.0), (0.5, 0.5), (True, 1.0)])
 def test_sampled_softmax_weighs_the_correction_by_ssm_logq(ssm_logq, weight, base_config, monkeypatch):
     config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=2, ssm_logq=ssm_logq)

@@ -9,7 +9,7 @@ from recbole.data import create_dataset
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.scoring import dot_scores, multi_negative_loss, scorer_for
+from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
 from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, REFUSED_MODELS
 
 from conftest import KNOWLEDGE_CONFIG
@@ -83,3 +83,17 @@ def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape
     expected = torch.stack([table[rows[n]] @ hidden[n] for n in range(5)])
     assert torch.allclose(scores, expected, atol=1e-5)
     assert torch.allclose(target_scores, (hidden * table[targets]).sum(dim=1))
+
+
+def test_no_pool_scores_every_real_item_and_a_held_score_matrix_gives_a_view():
+    """``score(None)`` is every item but padding, in id order; read from a held matrix it copies nothing."""
+    gen = torch.Generator().manual_seed(1)
+    hidden, table = torch.randn(5, 4, generator=gen), torch.randn(50, 4, generator=gen)
+    targets = torch.tensor([3, 1, 49, 7, 2])
+    every = torch.arange(1, 50)
+    scores, target_scores = dot_scores(hidden, table, None, targets)
+    assert torch.allclose(scores, dot_scores(hidden, table, every, targets)[0], atol=1e-6)
+    full = hidden @ table.t()
+    viewed, viewed_targets = gathered_scores(full, None, targets)
+    assert torch.equal(viewed, full[:, every]) and viewed.data_ptr() == full[:, 1:].data_ptr()
+    assert torch.allclose(viewed_targets, target_scores, atol=1e-6)

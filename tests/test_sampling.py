@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from recbole_genni import sampling
+from recbole_genni import losses, sampling
 
 
 def draw_first_columns(scores, valid, temperature, draws, seed=0):
@@ -101,12 +101,13 @@ def test_draws_with_replacement_follow_the_softmax_and_report_its_log_probabilit
     scores, mask = row.expand(500, -1).contiguous(), valid.expand(500, -1).contiguous()
     gen = torch.Generator().manual_seed(0)
     probs = torch.softmax(row[:5].double() / temperature, dim=0)
-    dense = sampling.sample_negatives_with_replacement(scores, 80, temperature, mask, gen)
-    draws = [dense] + [
+    streamed = [
         sampling.sample_negatives_streaming_with_replacement(
-            lambda a, b: scores[:, a:b], 6, 80, temperature, chunk, lambda a, b: mask[:, a:b], gen)[::2]
+            lambda a, b: scores[:, a:b], 6, 80, temperature, chunk, lambda a, b: mask[:, a:b], gen)
         for chunk in (1, 4, 64)  # chunk 1: column 5 is a chunk with no valid column
     ]
+    draws = [sampling.sample_negatives_with_replacement(scores, 80, temperature, mask, gen)]
+    draws += [(draw.columns, draw.log_count) for draw in streamed]
     for cols, log_count in draws:
         assert cols.shape == (500, 80) and cols.dtype == torch.long
         counts = torch.bincount(cols.flatten(), minlength=6)
@@ -143,6 +144,10 @@ def test_equal_scores_drawn_with_replacement_give_the_uniform_log_count():
     valid[:, 0] = False
     _, log_count = sampling.sample_negatives_with_replacement(torch.full((4, 9), 0.3), 5, 0.7, valid)
     assert torch.allclose(log_count, torch.full((4, 5), math.log(5 / 8)))
+    pos, neg, mask = torch.randn(4), torch.randn(4, 5), torch.ones(4, dtype=torch.bool)
+    shifted = torch.cat([pos.unsqueeze(1), neg + math.log(8 / 5)], dim=1)
+    expected = -torch.log_softmax(shifted, dim=1)[:, 0].mean()
+    assert losses.sampled_softmax_loss(pos, neg, mask, log_count).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_short_rows_counts_valid_columns():

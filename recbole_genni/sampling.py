@@ -285,28 +285,37 @@ def sample_negatives_with_replacement(
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     _check_scores(scores)
     _check_valid(scores, valid, 1)
-    rows = max(1, WORKSPACE_ENTRIES // max(scores.shape[1], 1))
-    cols, log_counts = [], []
-    for start in range(0, scores.shape[0], rows):  # row blocks: a small buffer, reused, stays in cache
-        block = slice(start, start + rows)
-        drawn, log_mass = _draw_from_softmax(
-            scores[block], num_samples, temperature, None if valid is None else valid[block], generator)
-        cols.append(drawn)
-        log_counts.append(scores[block].gather(1, drawn).float() / temperature - log_mass + math.log(num_samples))
-    return torch.cat(cols), torch.cat(log_counts)
+    cols, log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
+    return cols, scores.gather(1, cols).float() / temperature - log_mass + math.log(num_samples)
 
 
 def _draw_from_softmax(scores, num_samples, temperature, valid, generator):
     """K draws with replacement per row from softmax(scores / temperature) over ``valid``, and the log of each
     row's softmax mass ``log sum exp(scores / temperature)`` over ``valid``, ``[N, 1]``. A row with no valid
     column draws column 0 and has mass -inf. Returns ``(columns, log_mass)``."""
+    rows = max(1, WORKSPACE_ENTRIES // max(scores.shape[1], 1))
+    if scores.shape[0] <= rows:
+        return _draw_block(scores, num_samples, temperature, valid, generator)
+    # row blocks: a small buffer, reused, stays in cache
+    blocks = [
+        _draw_block(scores[start:start + rows], num_samples, temperature,
+                    None if valid is None else valid[start:start + rows], generator)
+        for start in range(0, scores.shape[0], rows)
+    ]
+    return torch.cat([cols for cols, _ in blocks]), torch.cat([log_mass for _, log_mass in blocks])
+
+
+def _draw_block(scores, num_samples, temperature, valid, generator):
+    """:func:`_draw_from_softmax` in one piece."""
     weights = _masked_logits(scores, temperature, valid)  # fresh buffer: exponentiated in place
     row_max = weights.amax(dim=1, keepdim=True).clamp_(min=torch.finfo(weights.dtype).min)  # -inf rows: finite
     weights.sub_(row_max).exp_()  # masked columns: exp(-inf) = 0
     log_mass = weights.sum(dim=1, keepdim=True)
     empty = log_mass.squeeze(1) == 0
     weights[:, 0].add_(empty.to(weights.dtype))  # multinomial needs some weight; no host-device sync
-    drawn = torch.multinomial(weights, num_samples, replacement=True, generator=generator)
+    # one draw takes torch's exponential-race path (a random number and a division per entry): on a CPU, K = 1 of
+    # [3726, 4096] took 384 ms against 124 ms for K = 256 by the inverse CDF, so draw at least two, keep the first
+    drawn = torch.multinomial(weights, max(num_samples, 2), replacement=True, generator=generator)[:, :num_samples]
     return drawn, log_mass.log_().add_(row_max)
 
 

@@ -91,10 +91,11 @@ def test_bad_arguments_raise(kwargs, match):
         sampling.sample_negatives(**kwargs)
 
 
-@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
-def test_draws_with_replacement_follow_the_softmax_and_report_its_log_probability(temperature, monkeypatch):
+@pytest.mark.parametrize("temperature, k", [(0.5, 80), (1.0, 80), (2.0, 80), (1.0, 1)])
+def test_draws_with_replacement_follow_the_softmax_and_report_its_log_probability(temperature, k, monkeypatch):
     """Each of the K draws follows softmax(scores / tau) over the valid columns, dense in row blocks (here 2 rows a
-    block) or streamed in column chunks alike, and log_count is log(K q) for q that softmax."""
+    block) or streamed in column chunks alike, and log_count is log(K q) for q that softmax (K = 1 included: it is
+    drawn as the first of two)."""
     monkeypatch.setattr(sampling, "WORKSPACE_ENTRIES", 12)
     row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 3.0])
     valid = torch.tensor([True, True, True, True, True, False])
@@ -103,18 +104,18 @@ def test_draws_with_replacement_follow_the_softmax_and_report_its_log_probabilit
     probs = torch.softmax(row[:5].double() / temperature, dim=0)
     streamed = [
         sampling.sample_negatives_streaming_with_replacement(
-            lambda a, b: scores[:, a:b], 6, 80, temperature, chunk, lambda a, b: mask[:, a:b], gen)
+            lambda a, b: scores[:, a:b], 6, k, temperature, chunk, lambda a, b: mask[:, a:b], gen)
         for chunk in (1, 4, 64)  # chunk 1: column 5 is a chunk with no valid column
     ]
-    draws = [sampling.sample_negatives_with_replacement(scores, 80, temperature, mask, gen)]
+    draws = [sampling.sample_negatives_with_replacement(scores, k, temperature, mask, gen)]
     draws += [(draw.columns, draw.log_count) for draw in streamed]
     for cols, log_count in draws:
-        assert cols.shape == (500, 80) and cols.dtype == torch.long
+        assert cols.shape == (500, k) and cols.dtype == torch.long
         counts = torch.bincount(cols.flatten(), minlength=6)
         assert counts[5] == 0
         _, p_value = chisquare(counts[:5].numpy(), (probs * cols.numel()).numpy())
         assert p_value > 1e-3
-        assert torch.allclose(log_count.double(), math.log(80) + probs.log()[cols], atol=1e-5)
+        assert torch.allclose(log_count.double(), math.log(k) + probs.log()[cols], atol=1e-5)
 
 
 def test_draws_with_replacement_repeat_columns_and_need_one_valid_column_a_row():

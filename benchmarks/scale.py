@@ -33,6 +33,8 @@ SAMPLERS = {
     "GenNi M=256": {"neg_sampler": "genni", "neg_pool_size": 256, "loss_type": "BCE"},
     "GenNi M=1024": {"neg_sampler": "genni", "neg_pool_size": 1024, "loss_type": "BCE"},
     "exact GenNi (all)": {"neg_sampler": "genni", "neg_pool_size": "all", "loss_type": "BCE"},
+    "exact GenNi with replacement": {"neg_sampler": "genni", "neg_pool_size": "all", "neg_replacement": True,
+                                     "loss_type": "BCE"},
     "full-softmax CE": {"neg_sampler": "none", "loss_type": "CE"},
 }
 

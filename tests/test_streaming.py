@@ -13,12 +13,14 @@ from test_sampler import loader_for
 
 
 class RecordingScores:
-    """A ``score(pool)`` callback over a fixed ``[N, |I|]`` score table that records every pool it is asked for."""
+    """A ``score(pool)`` callback over a fixed ``[N, |I|]`` score table that records every pool it is asked for
+    (None, every real item, is recorded as those items)."""
 
     def __init__(self, table, targets):
         self.table, self.targets, self.calls = table, targets, []
 
     def __call__(self, pool):
+        pool = torch.arange(1, self.table.shape[1]) if pool is None else pool
         self.calls.append(pool.clone())
         scores = self.table[:, pool] if pool.dim() == 1 else self.table.gather(1, pool)
         return scores, self.table.gather(1, self.targets.unsqueeze(1)).squeeze(1)
@@ -56,8 +58,10 @@ def test_chunked_scoring_equals_dense_scoring(pool_size, base_config):
     assert torch.equal(negatives[5], negatives[4096])
 
 
-def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(base_config):
-    train, _ = loader_for(base_config, neg_pool_size="all", neg_score_chunk=6, neg_temperature=0.5)
+@pytest.mark.parametrize("replacement", [False, True])
+def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replacement, base_config):
+    train, _ = loader_for(base_config, neg_pool_size="all", neg_score_chunk=6, neg_temperature=0.5,
+                          neg_replacement=replacement)
     users, targets = first_batch(train)
     rows = 20_000
     user, target = users[:1].expand(rows), targets[:1].expand(rows)

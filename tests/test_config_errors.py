@@ -70,6 +70,13 @@ def test_a_users_own_keys_far_from_ours_are_kept(base_config):
     assert config["experiment_tag"] == "k128" and config["neg_num"] == 2
 
 
+def test_draws_with_replacement_may_outnumber_the_pool(base_config):
+    """K independent draws need no K distinct candidates: neg_num above neg_pool_size is refused only without them."""
+    config = Config("SASRec", "tiny", config_dict={**base_config, "neg_num": 30, "neg_pool_size": 20,
+                                                     "neg_replacement": True})
+    assert config["neg_num"] == 30
+
+
 GRIDS = sorted((Path(__file__).parent.parent / "benchmarks" / "grids").glob("*.yaml"))
 
 

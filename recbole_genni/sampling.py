@@ -423,6 +423,13 @@ class StreamedDraw(NamedTuple):
     # include masked ones
 
 
+def _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
+    """``(start, end, float scores [N, C], valid [N, C] or None)`` of each chunk of columns, in order."""
+    for start in range(0, num_columns, chunk_size):
+        end = min(start + chunk_size, num_columns)
+        yield start, end, score_chunk(start, end).float(), valid_chunk(start, end) if valid_chunk is not None else None
+
+
 def sample_negatives_streaming(
     score_chunk: Callable[[int, int], torch.Tensor],
     num_columns: int,
@@ -458,10 +465,8 @@ def sample_negatives_streaming(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     kept = num_samples + 1 if with_log_inclusion else num_samples
     best_keys = best_cols = best_scores = None
-    for start in range(0, num_columns, chunk_size):
-        end = min(start + chunk_size, num_columns)
-        scores = score_chunk(start, end).float()  # [N, C]
-        keys = _masked_logits(scores, temperature, valid_chunk(start, end) if valid_chunk is not None else None)
+    for start, end, scores, valid in _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
+        keys = _masked_logits(scores, temperature, valid)
         if temperature > 0:
             _add_gumbel_(keys, generator)
         # the top K of (best so far, this chunk) is the top K of (best so far, this chunk's top K): merge only those
@@ -507,11 +512,8 @@ def sample_negatives_streaming_with_replacement(
     if num_samples < 1 or chunk_size < 1:
         raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples} and {chunk_size}")
     cols = chosen_scores = log_mass = None
-    for start in range(0, num_columns, chunk_size):
-        end = min(start + chunk_size, num_columns)
-        scores = score_chunk(start, end).float()  # [N, C]
-        drawn, chunk_log_mass = _draw_from_softmax(
-            scores, num_samples, temperature, valid_chunk(start, end) if valid_chunk is not None else None, generator)
+    for start, _, scores, valid in _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
+        drawn, chunk_log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
         drawn_scores = scores.gather(1, drawn)
         if cols is None:
             cols, chosen_scores, log_mass = drawn + start, drawn_scores, chunk_log_mass

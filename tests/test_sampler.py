@@ -52,6 +52,15 @@ def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_
     assert 0.0 <= summary["pool_rank"] <= 1.0
 
 
+def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config, monkeypatch):
+    """Ranking sorts whole rows: for pools of M candidates, RANKED_ENTRIES // M rows a batch are ranked."""
+    monkeypatch.setattr(generator, "RANKED_ENTRIES", 2 * 20)
+    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2, neg_pool_size=20)
+    batches = list(train)
+    stats = train.negatives.pop_stats()
+    assert int(stats.ranked_rows) == 2 * len(batches) and 0.0 <= stats.summary()["pool_rank"] <= 1.0
+
+
 def test_dns_takes_the_best_scored_allowed_candidate(base_config):
     train, net = loader_for(base_config, neg_sampler="dns", neg_pool_size="all", neg_exclude="target")
     batch = next(iter(train))

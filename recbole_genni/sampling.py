@@ -258,8 +258,8 @@ def sample_negatives_with_inclusion(
     return cols, log_inclusion_probs(scores.gather(1, cols).float() / temperature, threshold)
 
 
-#: entries of the work buffer of :func:`sample_negatives_with_replacement` (4 MiB of float32): a [1450, 12101]
-#: draw in blocks of this size took 75 ms on one CPU thread, against 103-129 ms in one piece (allocation, cache)
+#: entries of the work buffer of a draw with replacement, dense or per streamed chunk (4 MiB of float32): a
+#: [1450, 12101] draw in row blocks of this size took 75 ms on one CPU thread, against 103-129 ms in one piece
 WORKSPACE_ENTRIES = 1 << 20
 
 
@@ -276,8 +276,8 @@ def sample_negatives_with_replacement(
     The classic sampled-softmax proposal: ``K q`` is exact, with no threshold (compare
     :func:`sample_negatives_with_inclusion`, whose draws are distinct). A likely column can be drawn more than
     once. Over a whole catalogue it costs one exp pass and a multinomial, no top-k: a [1450, 12101] draw of
-    K = 256 took 75 ms on one CPU thread, against 285 ms for :func:`sample_negatives_with_inclusion`. Rows need at least one valid column (``num_samples`` may
-    exceed their count); a row with none raises ``ValueError``.
+    K = 256 took 75 ms on one CPU thread, against 285 ms for :func:`sample_negatives_with_inclusion`. Rows need
+    at least one valid column (``num_samples`` may exceed their count); a row with none raises ``ValueError``.
     """
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")

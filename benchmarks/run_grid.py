@@ -247,6 +247,8 @@ def main():
                         help="set a config key in every cell, over the grid's and the cell's own (repeatable)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the cells of this name (repeatable)")
+    parser.add_argument("--dataset", dest="datasets", action="append", default=[], metavar="NAME",
+                        help="run only these of the grid's datasets (repeatable)")
     parser.add_argument("--seed", dest="seeds", type=int, action="append", default=[], metavar="N",
                         help="run these seeds instead of the grid's (repeatable)")
     parser.add_argument("--parallel", type=int, default=1, metavar="N",
@@ -255,6 +257,10 @@ def main():
     grid = yaml.safe_load(Path(args.grid).read_text())
     settings = dict(args.settings)
     grid["seeds"] = args.seeds or grid["seeds"]
+    unknown = sorted(set(args.datasets) - set(grid["datasets"]))
+    if unknown:
+        parser.error(f"--dataset {unknown}: not among the datasets of {args.grid}: {grid['datasets']}")
+    grid["datasets"] = args.datasets or grid["datasets"]
     out = Path(args.out or f"benchmarks/results/{Path(args.grid).stem}.jsonl")
     report_path = Path(args.report or out.with_suffix(".md"))
     convert_sources(grid, settings)

@@ -6,6 +6,7 @@ from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, 
 from recbole.data.interaction import Interaction
 
 from recbole_genni.generator import NegativeGenerator
+from recbole_genni.sampling import history_pairs
 from recbole_genni.scoring import scorer_for
 
 #: per-row copy of a bucketed batch's loss weight (:class:`UserSequenceDataLoader`)
@@ -136,20 +137,24 @@ class UserSequenceDataLoader(AbstractDataLoader):
 
 
 class HistoryMaskedEvalDataLoader(FullSortEvalDataLoader):
-    """RecBole's full-ranking loader for sequential models, with each row's input items ranked last.
+    """RecBole's full-ranking loader for sequential models, with each user's earlier items ranked last.
 
-    The S3-Rec / ICLRec / GenNi protocol masks the items a user has already interacted with; RecBole does so for
-    general models (``history_index``) but not for sequential ones. The masked items are the row's ``ITEM_SEQ``
-    (for the test row, training items and the valid item), except the row's own target, as RecBole's general
-    loaders never mask a positive. RecBole's trainer applies the mask: ``scores[history_index] = -inf``.
+    The S3-Rec / ICLRec / GenNi protocol masks every item the user interacted with before the target; RecBole does
+    so for general models (``history_index``) but not for sequential ones. ``history_keys`` (from
+    :func:`~recbole_genni.sampler.dataset_history_keys`) holds those items: the whole training history for the
+    valid split, plus the valid item for the test split, not only the ``MAX_ITEM_LIST_LENGTH`` items of the row's
+    input. The row's own target is never masked, as RecBole's general loaders never mask a positive (a dataset with
+    repeated items, such as Yelp, can have the target among the earlier items). RecBole's trainer applies the
+    mask: ``scores[history_index] = -inf``.
     """
 
-    def __init__(self, config, dataset, sampler, shuffle=False):
-        self.seq_field = dataset.iid_field + config["LIST_SUFFIX"]
+    def __init__(self, config, dataset, sampler, history_keys, shuffle=False):
+        self.history_keys = history_keys
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def collate_fn(self, index):
         interaction, _, positive_u, positive_i = super().collate_fn(index)
-        seq = interaction[self.seq_field]
-        rows, cols = torch.nonzero((seq > 0) & (seq != positive_i.unsqueeze(1)), as_tuple=True)
-        return interaction, (rows, seq[rows, cols]), positive_u, positive_i
+        users = interaction[self.uid_field]
+        rows, items = history_pairs(self.history_keys, users, self._dataset.item_num)
+        keep = items != positive_i[rows]
+        return interaction, (rows[keep], items[keep]), positive_u, positive_i

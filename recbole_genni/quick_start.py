@@ -16,7 +16,7 @@ from recbole.utils import ModelType, init_logger, init_seed, set_color
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
-from recbole_genni.sampler import CandidatePoolSampler
+from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
 from recbole_genni.utils import GenNiConfigError, get_trainer
 
 SUMMARY_METRICS = ("hit@10", "ndcg@10")
@@ -42,12 +42,21 @@ def data_preparation(config, dataset):
         sampler = CandidatePoolSampler(train_dataset, config, distribution)
         train_data = GenNiTrainDataLoader(config, train_dataset, sampler, shuffle=config["shuffle"])
     if config["eval_mask_history"] and config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
-        valid_data, test_data = (
-            HistoryMaskedEvalDataLoader(config, data._dataset, data._sampler)
-            if isinstance(data, FullSortEvalDataLoader) else data
-            for data in (valid_data, test_data)
-        )
+        valid_data, test_data = _history_masked(config, train_data._dataset, valid_data, test_data)
     return train_data, valid_data, test_data
+
+
+def _history_masked(config, train_dataset, valid_data, test_data):
+    """The full-ranking loaders as :class:`HistoryMaskedEvalDataLoader`: valid rows mask every training item of
+    their user, test rows also the valid item."""
+    earlier = [train_dataset]
+    loaders = []
+    for data in (valid_data, test_data):
+        if isinstance(data, FullSortEvalDataLoader):
+            data = HistoryMaskedEvalDataLoader(config, data._dataset, data._sampler, dataset_history_keys(*earlier))
+        loaders.append(data)
+        earlier.append(data._dataset)
+    return loaders
 
 
 def summary_table(best_valid_result, test_result, train_seconds) -> str:

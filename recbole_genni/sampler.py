@@ -12,6 +12,24 @@ from recbole_genni import sampling
 _MAX_REDRAWS = 8
 
 
+def dataset_history_keys(*datasets):
+    """Sorted ``user * item_num + item`` keys of every item in the rows of ``datasets`` (RecBole sequential splits):
+    each row's target and input sequence. Over a training split this is every training item of each user, however
+    long the history: each item past the first is some row's target, and the first is in every row's input."""
+    users, items = [], []
+    for dataset in datasets:
+        feat = dataset.inter_feat
+        users.append(feat[dataset.uid_field])
+        items.append(feat[dataset.iid_field])
+        seq_field = dataset.iid_field + dataset.config["LIST_SUFFIX"]
+        if seq_field in feat:
+            seq = feat[seq_field]
+            nonpad = seq != 0
+            items.append(seq[nonpad])
+            users.append(feat[dataset.uid_field].unsqueeze(1).expand_as(seq)[nonpad])
+    return sampling.history_keys(torch.cat(users), torch.cat(items), datasets[0].item_num)
+
+
 class CandidatePoolSampler(AbstractSampler):
     """Draws candidate pools and proposal negatives for the training rows of a sequential dataset.
 
@@ -57,17 +75,7 @@ class CandidatePoolSampler(AbstractSampler):
 
     def get_used_ids(self):
         """Sorted ``user * item_num + item`` keys of every item in each user's training rows (targets and inputs)."""
-        feat = self.dataset.inter_feat
-        users = feat[self.uid_field]
-        items = [feat[self.iid_field]]
-        users_rep = [users]
-        seq_field = self.iid_field + self.dataset.config["LIST_SUFFIX"]
-        if seq_field in feat:
-            seq = feat[seq_field]
-            nonpad = seq != 0
-            items.append(seq[nonpad])
-            users_rep.append(users.unsqueeze(1).expand_as(seq)[nonpad])
-        return sampling.history_keys(torch.cat(users_rep), torch.cat(items), self.item_num)
+        return dataset_history_keys(self.dataset)
 
     def sample_by_user_ids(self, user_ids, item_ids, num):
         """RecBole's contract: ``num`` negatives per row, returned flat and num-major (``[num * N]``)."""

@@ -161,29 +161,50 @@ def test_numpy_aliases_that_recbole_sets_are_restored_when_missing(monkeypatch):
     assert (np.float_, np.complex_, np.unicode_) == (np.float64, np.complex128, np.str_)
 
 
+def _earlier_items(data_path, dataset):
+    """``{(user token, position): set of item tokens before it}`` from the raw ``.inter`` file, in time order."""
+    lines = (Path(data_path) / "tiny" / "tiny.inter").read_text().splitlines()[1:]
+    sequences = {}
+    for user, item, time in sorted((line.split("\t") for line in lines), key=lambda r: (r[0], float(r[2]))):
+        sequences.setdefault(user, []).append(item)
+    return sequences
+
+
 @pytest.mark.parametrize("model", ["SASRec", "GenNiSASRec"])
-def test_evaluation_masks_each_sequence_items_except_its_target(model, base_config):
-    """As in the S3-Rec protocol, a row's input items rank last, but never its target (the tiny data repeats
-    items, so some targets are in their own history); masking only removes competitors, so no metric drops."""
+def test_evaluation_masks_every_earlier_item_of_the_user_except_its_target(model, base_config):
+    """As in the S3-Rec protocol, every item the user had before the target ranks last (the whole training history
+    for valid rows, plus the valid item for test rows), however much longer than ``MAX_ITEM_LIST_LENGTH`` the
+    history is, but never the target itself (the tiny data repeats items, so some targets are among them); masking
+    only removes competitors, so no metric drops."""
     metrics = {}
+    short_inputs = {**base_config, "MAX_ITEM_LIST_LENGTH": 3}  # tiny's users have 6-14 items
+    sequences = _earlier_items(base_config["data_path"], "tiny")
     for mask in (False, True):
-        config = Config(model, "tiny", config_dict={**base_config, "eval_mask_history": mask})
-        train, valid, test = data_preparation(config, create_dataset(config))
+        config = Config(model, "tiny", config_dict={**short_inputs, "eval_mask_history": mask})
+        dataset = create_dataset(config)
+        train, valid, test = data_preparation(config, dataset)
         torch.manual_seed(0)
         net = config.model_class(config, train._dataset)
         trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
         metrics[mask] = [trainer.evaluate(data, load_best_model=False) for data in (valid, test)]
-        for data in (valid, test):
+        masked_beyond_input = repeats = 0
+        for data, from_end in ((valid, 2), (test, 1)):
             for interaction, history, _, targets in data:
                 if not mask:
                     assert history is None
                     continue
-                seq = interaction[data.seq_field]
-                expected = {(r, i) for r in range(len(seq)) for i in seq[r].tolist() if i and i != targets[r]}
+                expected = set()
+                for row, user in enumerate(interaction[dataset.uid_field].tolist()):
+                    items = sequences[dataset.id2token(dataset.uid_field, user)]
+                    assert dataset.token2id(dataset.iid_field, items[-from_end]) == targets[row]
+                    earlier = {int(dataset.token2id(dataset.iid_field, i)) for i in items[:-from_end]}
+                    expected |= {(row, i) for i in earlier if i != targets[row]}
+                    repeats += int(targets[row]) in earlier
+                    masked_beyond_input += len(earlier - set(interaction["item_id_list"][row].tolist()))
                 assert set(zip(*(h.tolist() for h in history))) == expected
-    repeats = sum(int(target) in seq.tolist()
-                  for interaction, _, _, targets in test for seq, target in zip(interaction[test.seq_field], targets))
-    assert repeats > 0  # the exception for targets is exercised
+        if mask:
+            assert masked_beyond_input > 0  # items older than the row's input are masked too
+            assert repeats > 0  # the exception for targets is exercised
     for unmasked, masked in zip(metrics[False], metrics[True]):
         assert all(masked[k] >= unmasked[k] for k in unmasked)
     assert any(masked[k] > unmasked[k] for unmasked, masked in zip(*metrics.values()) for k in unmasked)

@@ -5,9 +5,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recbole.data import create_dataset
+
 from benchmarks.run_grid import expand
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
+from recbole_genni.data.checks import check_sequential_inter
+from recbole_genni.quick_start import data_preparation
 from recbole_genni.utils import GenNiConfigError
 
 BAD_INPUTS = [
@@ -96,13 +100,26 @@ def test_a_model_that_always_needs_negatives_refuses_none(base_config):
 
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+FOUR_EACH = "".join(f"{u}\t{u + t}\t{t}\n" for u in range(1, 4) for t in range(4))
 BAD_FILES = [
     ("user_id:token\ttimestamp:float\n1\t1\n", r"tiny.inter:1: no item column 'item_id'"),
     ("item_id:token\ttimestamp:float\n1\t1\n", r"tiny.inter:1: no user column 'user_id'"),
     ("user_id:token\titem_id:token\n1\t1\n", r"tiny.inter:1: no time column 'timestamp'"),
     (HEADER, r"tiny.inter: no interactions after the header"),
     (HEADER + "1\t1\t1\n1\t2\t2\n1\t3\tyesterday\n", r"tiny.inter:4: timestamp 'yesterday' is not a number"),
-    (HEADER + "1\t1\t1\n1\t2\t2\n1\t3\t3\n2\t1\t1\n", r"1 user\(s\) have fewer than 3 interactions .*\[3,inf\)"),
+    (HEADER + FOUR_EACH + "9\t1\t1\n9\t2\t2\n9\t3\t3\n",
+     r"1 user\(s\) have fewer than 4 interactions \(e.g. '9' with 3\), too few .*\[4,inf\)"),
+    ("user_id:token\titem_id:token\titem_id:token\ttimestamp:float\n1\t1\t1\t1\n",
+     r"tiny.inter:1: column 'item_id' appears more than once in the header"),
+    ("user_id:token\titem_id:tokn\ttimestamp:float\n1\t1\t1\n",
+     r"tiny.inter:1: column 'item_id:tokn' has no known type; write name:type with type one of token, token_seq"),
+    ("user_id:token\titem_id\ttimestamp:float\n1\t1\t1\n", r"tiny.inter:1: column 'item_id' has no known type"),
+    ("user_id:token\titem_id:float\ttimestamp:float\n1\t1\t1\n",
+     r"tiny.inter:1: column 'item_id:float' must be 'item_id:token': ids are tokens"),
+    ("user_id:float\titem_id:token\ttimestamp:float\n1\t1\t1\n", r"column 'user_id:float' must be 'user_id:token'"),
+    ("user_id:token\titem_id:token\ttimestamp:token\n" + FOUR_EACH,
+     r"tiny.inter:1: column 'timestamp:token' must be 'timestamp:float': RecBole orders each user's interactions by "
+     r"it, and a token is ordered by its id"),
 ]
 
 
@@ -115,6 +132,37 @@ def test_bad_atomic_file_fails_before_training(content, message, base_config, tm
     assert not (tmp_path / "saved").exists() or not list((tmp_path / "saved").iterdir())
 
 
+def test_users_at_the_minimum_get_a_training_a_valid_and_a_test_row(base_config, tmp_path):
+    """The check's minimum is what RecBole's split needs: with every user at 4 interactions, each has a valid and a
+    test row (at 3, RecBole's split gives them a test row and no valid row, which the check refuses)."""
+    (tmp_path / "four" / "tiny").mkdir(parents=True)
+    (tmp_path / "four" / "tiny" / "tiny.inter").write_text(HEADER + FOUR_EACH)
+    config = Config("SASRec", "tiny", config_dict={**base_config, "data_path": str(tmp_path / "four"), "topk": [1],
+                                                     "valid_metric": "NDCG@1", "neg_pool_size": 2})
+    check_sequential_inter(config)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    assert len(train._dataset) == len(valid._dataset) == len(test._dataset) == 3
+
+
+@pytest.mark.parametrize("listed, filtered, message", [
+    (range(1, 21), True, r"tiny.item: 20 item_id\(s\) of .*tiny.inter are not listed \(e.g. '.*'\), so RecBole would "
+                         r"drop \d+ of its \d+ interactions \(\d+%\); list them in tiny.item"),
+    (range(1, 21), None, None),  # RecBole keeps them when the key is not set
+    (range(1, 41), True, None),
+])
+def test_an_item_file_that_leaves_out_items_of_the_inter_file_is_refused(listed, filtered, message, base_config):
+    item_file = Path(base_config["data_path"]) / "tiny" / "tiny.item"
+    item_file.write_text("item_id:token\tclass:token\n" + "".join(f"{i}\tc{i % 3}\n" for i in listed))
+    config = Config("SASRec", "tiny", config_dict={**base_config, "filter_inter_by_user_or_item": filtered})
+    if message is None:
+        check_sequential_inter(config)
+        assert len(create_dataset(config).inter_feat) == sum(
+            1 for _ in (Path(base_config["data_path"]) / "tiny" / "tiny.inter").open()) - 1
+    else:
+        with pytest.raises(GenNiConfigError, match=message):
+            check_sequential_inter(config)
+
+
 def test_load_col_without_the_time_field_is_named(base_config):
     with pytest.raises(GenNiConfigError, match=r"load_col: inter \['user_id', 'item_id'\] leaves out \['timestamp'\]"):
         run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "load_col": {"inter": ["user_id", "item_id"]}})
@@ -124,7 +172,9 @@ def test_short_users_pass_when_filtered(base_config, tmp_path):
     (tmp_path / "ok" / "tiny").mkdir(parents=True)
     rows = "".join(f"{u}\t{(u + t) % 25 + 1}\t{t}\n" for u in range(1, 31) for t in range(10)) + "99\t1\t1\n"
     (tmp_path / "ok" / "tiny" / "tiny.inter").write_text(HEADER + rows)
-    result = run_recbole_genni("SASRec", "tiny", config_dict={
-        **base_config, "data_path": str(tmp_path / "ok"), "neg_pool_size": 3, "user_inter_num_interval": "[3,inf)",
+    config = Config("SASRec", "tiny", config_dict={
+        **base_config, "data_path": str(tmp_path / "ok"), "neg_pool_size": 3, "user_inter_num_interval": "[4,inf)",
     })
-    assert 0 <= result["test_result"]["ndcg@10"] <= 1
+    check_sequential_inter(config)
+    dataset = create_dataset(config)
+    assert dataset.user_num - 1 == 30 and "99" not in dataset.field2id_token["user_id"]

@@ -54,11 +54,31 @@ class Config(RecBole_Config):
             if os.path.isfile(path):
                 self._update_internal_config_dict(path)
 
+    def _load_config_files(self, file_list):
+        """RecBole's YAML loading, with a missing file, malformed YAML or a file that is not ``key: value`` lines
+        refused naming the file (and line)."""
+        for file in file_list or []:
+            if not os.path.isfile(file):
+                raise GenNiConfigError(f"{file}: no such config file (--config_files / config_file_list)")
+            with open(file, encoding="utf-8") as f:
+                try:
+                    content = yaml.load(f.read(), Loader=self.yaml_loader)
+                except yaml.YAMLError as err:
+                    mark = getattr(err, "problem_mark", None)
+                    where = f"{file}:{mark.line + 1}" if mark is not None else file
+                    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+                    raise GenNiConfigError(f"{where}: not valid YAML ({problem}); write one key: value per line") from None
+            if content is not None and not isinstance(content, dict):
+                raise GenNiConfigError(f"{file}: expected key: value lines, got a YAML {type(content).__name__}")
+        return super()._load_config_files(file_list)
+
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()
         _refuse_misspelt_keys(self.external_config_dict)
+        _refuse_conflicting_samplers(self.external_config_dict)
         self._translate_recbole_neg_args(final)
         _validate_neg_keys(final)
+        _validate_valid_metric(final)
         self._resolve_loss_and_recbole_args(final)
         return final
 
@@ -98,17 +118,7 @@ class Config(RecBole_Config):
         if "neg_sampler" in ext:
             return
         if "train_neg_sample_args" in ext:
-            args = ext["train_neg_sample_args"]
-            if args is None or args == "None" or (isinstance(args, dict) and args.get("distribution") in (None, "none")):
-                final["neg_sampler"] = "none"
-            elif isinstance(args, dict):
-                if args.get("dynamic"):
-                    final["neg_sampler"] = "dns"
-                    final["neg_pool_size"] = args.get("candidate_num") or final["neg_pool_size"]
-                else:
-                    final["neg_sampler"] = args.get("distribution", "uniform")
-                final["neg_num"] = args.get("sample_num", 1)
-                final["neg_popularity_alpha"] = args.get("alpha", final["neg_popularity_alpha"])
+            final.update(_translated_recbole_args(ext["train_neg_sample_args"]))
         elif ext.get("loss_type") == "CE":
             final["neg_sampler"] = "none"
 
@@ -206,6 +216,58 @@ def _default_keys(root: str) -> frozenset:
     return frozenset(keys)
 
 
+def _refuse_conflicting_samplers(external):
+    """``neg_sampler`` (ours) and ``train_neg_sample_args`` (RecBole's) both choose the negatives: refuse a pair
+    that disagrees, and ``neg_num`` with ``neg_sampler: none`` (full softmax uses no negatives)."""
+    if external.get("neg_sampler") == "none" and "neg_num" in external:
+        raise GenNiConfigError(
+            f"neg_num: {external['neg_num']} asks for negatives, but neg_sampler: none trains full-softmax CE with "
+            "none; drop neg_num, or choose a sampler (e.g. neg_sampler: genni)."
+        )
+    if "neg_sampler" not in external or "train_neg_sample_args" not in external:
+        return
+    translated = _translated_recbole_args(external["train_neg_sample_args"])
+    for key, value in translated.items():
+        if external.get(key, value) != value:
+            raise GenNiConfigError(
+                f"train_neg_sample_args: {external['train_neg_sample_args']} means {key}: {value!r}, but {key} is "
+                f"{external[key]!r}; set the negatives with the neg_* keys only (and drop train_neg_sample_args)."
+            )
+
+
+def _translated_recbole_args(args) -> dict:
+    """RecBole's ``train_neg_sample_args`` as the ``neg_*`` keys it stands for (only those it sets)."""
+    if args is None or args == "None" or (isinstance(args, dict) and args.get("distribution") in (None, "none")):
+        return {"neg_sampler": "none"}
+    if not isinstance(args, dict):
+        return {}
+    out = {"neg_sampler": "dns" if args.get("dynamic") else args.get("distribution", "uniform"),
+           "neg_num": args.get("sample_num", 1)}
+    if args.get("dynamic") and args.get("candidate_num"):
+        out["neg_pool_size"] = args["candidate_num"]
+    if "alpha" in args:
+        out["neg_popularity_alpha"] = args["alpha"]
+    return out
+
+
+def _validate_valid_metric(final):
+    """``valid_metric`` must be one of the computed metrics at one of the ``topk`` cut-offs (RecBole would fail
+    with a KeyError after the first training epoch)."""
+    name, _, cutoff = str(final["valid_metric"]).partition("@")
+    metrics = [str(m).lower() for m in final["metrics"]]
+    if name.lower() not in metrics:
+        raise GenNiConfigError(
+            f"valid_metric: {final['valid_metric']} is not computed: metrics is {final['metrics']}; add {name} to "
+            "metrics or choose another valid_metric."
+        )
+    topk = final["topk"] if isinstance(final["topk"], list) else [final["topk"]]
+    if cutoff and (not cutoff.isdigit() or int(cutoff) not in topk):
+        raise GenNiConfigError(
+            f"valid_metric: {final['valid_metric']} needs the cut-off {cutoff} in topk, which is {final['topk']}; "
+            f"add {cutoff} to topk or choose another valid_metric."
+        )
+
+
 def _refuse_misspelt_keys(external):
     """RecBole ignores keys it does not know, so ``neg_exlude: target`` would train with the default exclusion:
     refuse a user's key that no default file defines (RecBole's, for any model, or ours) when it starts with
@@ -215,6 +277,9 @@ def _refuse_misspelt_keys(external):
     for key in external:
         if key in known:
             continue
+        if key.lower() in ours:
+            raise GenNiConfigError(f"{key} is not a configuration key (keys are case-sensitive); did you mean "
+                                   f"{key.lower()}?")
         match = difflib.get_close_matches(key, sorted(ours), n=1, cutoff=0.8)
         if match or key.startswith("neg_"):
             hint = f"did you mean {match[0]}?" if match else "the neg_* keys are " + ", ".join(

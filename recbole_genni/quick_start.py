@@ -13,7 +13,7 @@ from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
-from recbole_genni.config import Config
+from recbole_genni.config import MODEL_BASED_SAMPLERS, Config, resolve_pool_size
 from recbole_genni.data.checks import check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
 from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
@@ -33,6 +33,7 @@ def data_preparation(config, dataset):
         raise GenNiConfigError(
             f"topk: {config['topk']} ranks more items than the catalogue has ({real_items}); lower topk"
         )
+    _check_negatives_fit(config, dataset.item_num)
     train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
     if hasattr(config.model_class, "loss_types"):
         train_data = UserSequenceDataLoader(config, train_data._dataset, None, shuffle=config["shuffle"])
@@ -44,6 +45,40 @@ def data_preparation(config, dataset):
     if config["eval_mask_history"] and config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
         valid_data, test_data = _history_masked(config, train_data._dataset, valid_data, test_data)
     return train_data, valid_data, test_data
+
+
+#: bytes a training negative holds beyond its embedding: its id, score, log count and the score's gradient
+_BYTES_PER_NEGATIVE = 8 + 3 * 4
+
+
+def _check_negatives_fit(config, num_items):
+    """Refuse, before training, a ``neg_num`` that the pool cannot give (K distinct draws from a fractional or
+    ``all`` pool) or whose negatives for one batch cannot fit in memory (ids, scores, and the gathered embeddings
+    with their gradients: a lower bound of what a step holds)."""
+    sampler, k = config["neg_sampler"], config["neg_num"]
+    if sampler == "none":
+        return
+    if sampler in MODEL_BASED_SAMPLERS and not config["neg_replacement"]:
+        pool = resolve_pool_size(config["neg_pool_size"], num_items)
+        if k > pool:
+            raise GenNiConfigError(
+                f"neg_num: {k} is larger than neg_pool_size: {config['neg_pool_size']} ({pool} candidates here); "
+                "raise neg_pool_size, lower neg_num, or set neg_replacement: True."
+            )
+    rows = config["train_batch_size"] * (config["MAX_ITEM_LIST_LENGTH"] if hasattr(config.model_class, "loss_types") else 1)
+    hidden = config["hidden_size"] or config["embedding_size"] or 64
+    needed = rows * k * (_BYTES_PER_NEGATIVE + 2 * 4 * hidden)
+    device = config["device"]
+    if device.type == "cuda":
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise GenNiConfigError(
+            f"neg_num: {k} needs at least {needed / 2**30:.1f} GiB for one batch's negatives ({rows} rows x {k} "
+            f"negatives x {_BYTES_PER_NEGATIVE + 8 * hidden} bytes), more than the {available / 2**30:.1f} GiB of "
+            f"{device}; lower neg_num or train_batch_size."
+        )
 
 
 def _history_masked(config, train_dataset, valid_data, test_data):

@@ -15,7 +15,9 @@ from recbole.utils import set_color
 from recbole_genni.config import MODEL_BASED_SAMPLERS
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.scoring import multi_negative_loss
-from recbole_genni.utils import atomic_write, load_checkpoint
+from recbole_genni.utils import (
+    CheckpointWriteError, GenNiConfigError, atomic_write, load_checkpoint, read_training_checkpoint,
+)
 
 
 class _TimeBudgetSpent(Exception):
@@ -177,16 +179,27 @@ class Trainer(RecBole_Trainer):
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     def _save_last_checkpoint(self, epoch):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return
+        """The state to continue from: rank 0 writes it, with every rank's random streams (``rng``, one per
+        rank), so that each rank of a resumed distributed run continues its own."""
+        rng = [self._rng_state()]
+        if not self.config["single_spec"]:
+            gathered = [None] * torch.distributed.get_world_size() if self._rank == 0 else None
+            torch.distributed.gather_object(rng[0], gathered, dst=0)
+            rng = gathered
+            if self._rank != 0:
+                return
         state = self._training_state(epoch)
         state.update(
             best_model_file=self.saved_model_file,
             best_valid_result=self.best_valid_result,
             history=self.history,
-            rng=self._rng_state(),
+            rng=rng,
         )
         self._write_atomically(state, self.last_checkpoint_file)
+
+    @property
+    def _rank(self) -> int:
+        return 0 if self.config["single_spec"] else torch.distributed.get_rank()
 
     def _training_state(self, epoch):
         return {
@@ -201,8 +214,13 @@ class Trainer(RecBole_Trainer):
 
     @staticmethod
     def _write_atomically(state, path):
-        """A kill leaves the old checkpoint whole, never a half-written one."""
-        atomic_write(path, lambda f: torch.save(state, f, pickle_protocol=4), mode="wb")
+        """A kill or a full disk leaves the old checkpoint whole, never a half-written one."""
+        try:
+            atomic_write(path, lambda f: torch.save(state, f, pickle_protocol=4), mode="wb")
+        except OSError as err:
+            raise CheckpointWriteError(
+                f"{path}: could not write the checkpoint ({err.strerror or err}); the previous one is kept whole"
+            ) from None
 
     def _rng_state(self):
         """Every random stream that decides the next epoch: dropout, shuffling and the negatives."""
@@ -229,17 +247,38 @@ class Trainer(RecBole_Trainer):
 
     def resume_checkpoint(self, resume_file):
         """Continue training from a checkpoint: the ``-last`` one (:attr:`last_checkpoint_file`) continues
-        exactly where a killed run stopped, random streams included; a best-model one restarts after its epoch."""
+        exactly where a killed run stopped, random streams included (each rank its own); a best-model one
+        restarts after its epoch. Checkpoints are written where this run's ``checkpoint_dir`` says, under the
+        names the checkpoint had. A missing, unreadable or foreign file raises :class:`GenNiConfigError`."""
         resume_file = str(resume_file)
-        checkpoint = load_checkpoint(resume_file, self.device)
-        self.saved_model_file = checkpoint.get("best_model_file", resume_file)
+        checkpoint = read_training_checkpoint(resume_file, self.device, self.config)
+        best_name = os.path.basename(checkpoint.get("best_model_file", resume_file))
+        self.saved_model_file = os.path.join(self.config["checkpoint_dir"], best_name)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint.get("best_valid_result")
         self.history = list(checkpoint.get("history", []))
-        self._resume_rng = checkpoint.get("rng")
-        self.model.load_state_dict(checkpoint["state_dict"])
+        self._resume_rng = self._own_rng_state(checkpoint.get("rng"), resume_file)
+        try:
+            self.model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as err:
+            raise GenNiConfigError(
+                f"resume_checkpoint: {resume_file} does not fit this model ({str(err).splitlines()[-1].strip()}); "
+                "resume with the settings it was trained with."
+            ) from None
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _own_rng_state(self, saved, resume_file):
+        """This rank's random streams from a checkpoint's ``rng`` (one per rank; older checkpoints: one dict)."""
+        if saved is None or isinstance(saved, dict):
+            return saved
+        world = 1 if self.config["single_spec"] else torch.distributed.get_world_size()
+        if len(saved) != world:
+            raise GenNiConfigError(
+                f"resume_checkpoint: {resume_file} holds the random streams of {len(saved)} process(es), and this run "
+                f"has {world}; resume it with --nproc={len(saved)} to continue exactly."
+            )
+        return saved[self._rank]

@@ -12,8 +12,16 @@ import torch
 from recbole.utils import get_model as get_recbole_model
 
 
-class GenNiConfigError(ValueError):
+class GenNiError(Exception):
+    """An error the command line reports as one ``error:`` line (exit code 2), with no traceback."""
+
+
+class GenNiConfigError(GenNiError, ValueError):
     """Bad configuration or data, raised before training starts; the message names the key and the fix."""
+
+
+class CheckpointWriteError(GenNiError, OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one is kept whole."""
 
 
 def atomic_write(target, write, mode: str = "w"):
@@ -27,6 +35,8 @@ def atomic_write(target, write, mode: str = "w"):
     try:
         with open(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it the file: a crash never leaves it empty
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; datasets, checkpoints and reports are read by others too
         os.replace(tmp, target)
     except BaseException:
@@ -35,11 +45,11 @@ def atomic_write(target, write, mode: str = "w"):
 
 
 def run_cli(action) -> int:
-    """Run ``action()`` for a command-line tool: a :class:`GenNiConfigError` becomes one ``error:`` line on
-    stderr and exit code 2; success is 0."""
+    """Run ``action()`` for a command-line tool: a :class:`GenNiError` becomes one ``error:`` line on stderr and
+    exit code 2; success is 0."""
     try:
         action()
-    except GenNiConfigError as err:
+    except GenNiError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
@@ -116,3 +126,37 @@ def load_checkpoint(path, device):
     torch >= 2.6 defaults to ``weights_only=True``, which refuses RecBole's checkpoints.
     """
     return torch.load(path, map_location=device, weights_only=False)
+
+
+#: what a checkpoint of RecBole's trainer (and this package's) holds, the minimum to continue training from it
+_TRAINING_CHECKPOINT_KEYS = ("config", "epoch", "cur_step", "best_valid_score", "state_dict", "optimizer")
+
+
+def read_training_checkpoint(path, device, config):
+    """A checkpoint to continue training from, checked before any training: a missing, truncated or foreign file
+    (another kind of pickle, another model or dataset) raises :class:`GenNiConfigError` saying what it is and what
+    was expected."""
+    expected = "a checkpoint this package wrote (<name>-last.pth continues exactly; the best-model one after its epoch)"
+    if not os.path.isfile(path):
+        raise GenNiConfigError(f"resume_checkpoint: {path}: no such file; expected {expected}.")
+    try:
+        checkpoint = load_checkpoint(path, device)
+    except Exception as err:  # torch.load raises many kinds on a truncated or foreign file
+        reason = (str(err).splitlines() or [""])[0][:200]
+        raise GenNiConfigError(
+            f"resume_checkpoint: {path} is not readable as a checkpoint ({type(err).__name__}: {reason}); it may be "
+            f"truncated or not a torch file; expected {expected}."
+        ) from None
+    missing = [k for k in _TRAINING_CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        what = f"a {type(checkpoint).__name__}" if not isinstance(checkpoint, dict) else f"a dict without {missing}"
+        raise GenNiConfigError(f"resume_checkpoint: {path} holds {what}, not a training state; expected {expected}.")
+    saved = checkpoint["config"]
+    if (saved["model"], saved["dataset"]) != (config["model"], config["dataset"]):
+        raise GenNiConfigError(
+            f"resume_checkpoint: {path} was written by a run of {saved['model']} on {saved['dataset']}, and this run "
+            f"is {config['model']} on {config['dataset']}; resume it with --model={saved['model']} "
+            f"--dataset={saved['dataset']}."
+        )
+    return checkpoint
+

@@ -44,6 +44,24 @@ BAD_INPUTS = [
     ({"neg_exlude": "target"}, r"neg_exlude is not a configuration key; did you mean neg_exclude\?"),
     ({"train_time_budge": 60}, r"train_time_budge is not a configuration key; did you mean train_time_budget\?"),
     ({"neg_sampling": "genni"}, r"neg_sampling is not a configuration key; the neg_\* keys are neg_exclude, neg_num"),
+    ({"NEG_SAMPLER": "uniform"}, r"NEG_SAMPLER is not a configuration key \(keys are case-sensitive\); did you mean "
+                                 r"neg_sampler\?"),
+    ({"Neg_Num": 2}, r"Neg_Num is not a configuration key \(keys are case-sensitive\); did you mean neg_num\?"),
+    ({"neg_num": 30, "neg_pool_size": 0.25},
+     r"neg_num: 30 is larger than neg_pool_size: 0.25 \(10 candidates here\); raise neg_pool_size, lower neg_num"),
+    ({"neg_num": 50, "neg_pool_size": "all"}, r"neg_num: 50 is larger than neg_pool_size: all \(40 candidates here\)"),
+    ({"neg_sampler": "uniform", "neg_num": 10**7},
+     r"neg_num: 10000000 needs at least [\d.]+ GiB for one batch's negatives \(64 rows x 10000000 negatives x 148 "
+     r"bytes\), more than the [\d.]+ GiB of cpu; lower neg_num or train_batch_size"),
+    ({"topk": [5, 20]}, r"valid_metric: NDCG@10 needs the cut-off 10 in topk, which is \[5, 20\]; add 10 to topk"),
+    ({"metrics": ["Hit"]}, r"valid_metric: NDCG@10 is not computed: metrics is \['Hit'\]; add NDCG to metrics"),
+    ({"neg_sampler": "genni", "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}},
+     r"train_neg_sample_args: .* means neg_sampler: 'uniform', but neg_sampler is 'genni'; set the negatives with "
+     r"the neg_\* keys only"),
+    ({"neg_num": 4, "train_neg_sample_args": {"distribution": "uniform", "sample_num": 2}, "neg_sampler": "uniform"},
+     r"means neg_num: 2, but neg_num is 4"),
+    ({"neg_sampler": "none", "neg_num": 4}, r"neg_num: 4 asks for negatives, but neg_sampler: none trains full-softmax "
+                                            r"CE with none; drop neg_num"),
 ]
 
 
@@ -59,7 +77,7 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
-    ({"loss_type": "SSM", "ssm_logQ": 0.5}, r"ssm_logQ is not a configuration key; did you mean ssm_logq\?"),
+    ({"loss_type": "SSM", "ssm_logQ": 0.5}, r"ssm_logQ is not a configuration key \(keys are case-sensitive\); did you mean ssm_logq\?"),
 ]
 
 
@@ -68,6 +86,32 @@ def test_bad_gennisasrec_loss_keys_fail_before_training(overrides, message, base
     with pytest.raises(GenNiConfigError, match=message):
         run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, **overrides})
     assert not list((tmp_path / "saved").glob("*.pth"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("neg_num: [1,\nneg_sampler: genni\n", r"bad.yaml:3: not valid YAML \(.*\); write one key: value per line"),
+    ("neg_sampler genni\nneg_num: 2\n", r"bad.yaml:2: not valid YAML"),
+    ("- neg_num\n- 2\n", r"bad.yaml: expected key: value lines, got a YAML list"),
+])
+def test_malformed_yaml_is_named_with_its_line(text, message, base_config, tmp_path):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(GenNiConfigError, match=message):
+        Config("SASRec", "tiny", config_file_list=[str(tmp_path / "bad.yaml")], config_dict=base_config)
+
+
+def test_a_missing_config_file_is_named(base_config, tmp_path):
+    with pytest.raises(GenNiConfigError, match=r"nope.yaml: no such config file"):
+        Config("SASRec", "tiny", config_file_list=[str(tmp_path / "nope.yaml")], config_dict=base_config)
+
+
+def test_yaml_values_are_never_evaluated_as_python(base_config, tmp_path, monkeypatch):
+    """A quoted YAML value stays a string (RecBole evaluates only command-line and config_dict strings)."""
+    (tmp_path / "run.yaml").write_text('neg_num: "2"\n')
+    with pytest.raises(GenNiConfigError, match=r"neg_num: '2' is invalid; expected an integer >= 1"):
+        Config("SASRec", "tiny", config_file_list=[str(tmp_path / "run.yaml")],
+               config_dict={k: v for k, v in base_config.items()})
+    monkeypatch.setattr("sys.argv", ["run", "--neg_num=2"])
+    assert Config("SASRec", "tiny", config_dict=base_config)["neg_num"] == 2
 
 
 def test_a_users_own_keys_far_from_ours_are_kept(base_config):

@@ -2,6 +2,7 @@
 overlapping conversions of one dataset."""
 
 import lzma
+import os
 
 import pytest
 
@@ -83,3 +84,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write(target, fail)
     assert target.read_text() == "old\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_write_is_synced_to_disk_before_it_replaces_the_file(tmp_path, monkeypatch):
+    synced, replaced = [], []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append(bool(synced)), real_replace(a, b)))
+    atomic_write(tmp_path / "x.inter", lambda f: f.write("x\n"))
+    assert synced and replaced == [True]

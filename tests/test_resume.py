@@ -1,14 +1,18 @@
 """A run killed mid-training and resumed from its last checkpoint ends with the uninterrupted run's metrics."""
 
+import os
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from recbole_genni import run_recbole_genni
-from recbole_genni.utils import load_checkpoint
+from recbole_genni.utils import GenNiConfigError, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLED_AFTER_EPOCH = 2
@@ -57,3 +61,140 @@ def test_killed_run_resumes_to_the_same_metrics(model, extra, base_config, tmp_p
     assert resumed["test_result"] == reference["test_result"]
     assert resumed["best_valid_result"] == reference["best_valid_result"]
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in reference["history"]]
+
+
+# Every process of the run (spawned ranks too) imports sitecustomize: rank 0 SIGKILLs itself once it has written
+# the last-epoch checkpoint of KILLED_AFTER_EPOCH, the other rank is then ended by torch's spawn.
+_KILL_RANK_ZERO = textwrap.dedent(f"""
+    import os, signal
+    from recbole_genni.trainer import Trainer
+    save_last = Trainer._save_last_checkpoint
+
+    def save_last_then_die(self, epoch):
+        save_last(self, epoch)
+        if epoch == {KILLED_AFTER_EPOCH} and self._rank == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    Trainer._save_last_checkpoint = save_last_then_die
+""")
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+@pytest.mark.timeout(400)
+def test_killed_distributed_run_resumes_every_rank_to_the_same_metrics(base_config, tmp_path):
+    """Each rank's random streams (dropout, shuffling, negatives) are saved and restored, not rank 0's for all."""
+    config = {**base_config, "epochs": 5, "stopping_step": 100, "neg_num": 2, "seed": 5,
+              "train_batch_size": 16, "hidden_dropout_prob": 0.3}
+    reference = run_recbole_genni("SASRec", "tiny", nproc=2, ip="127.0.0.1", port=_free_port(),
+                                  config_dict={**config, "checkpoint_dir": str(tmp_path / "ref")})
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_KILL_RANK_ZERO)
+    killed_dir = tmp_path / "killed"
+    args = [f"--{k}={v}" for k, v in config.items() if k not in ("load_col", "checkpoint_dir")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT)])}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_recbole_genni.py"), "--model=SASRec", "--dataset=tiny", "--nproc=2",
+         "--ip=127.0.0.1", f"--port={_free_port()}", f"--checkpoint_dir={killed_dir}", "--load_col=None", *args],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=240, env=env,
+    )
+    assert proc.returncode != 0, proc.stderr.decode()[-2000:]
+    (last,) = killed_dir.glob("*-last.pth")
+    checkpoint = load_checkpoint(last, "cpu")
+    assert checkpoint["epoch"] == KILLED_AFTER_EPOCH and len(checkpoint["rng"]) == 2
+    assert not torch.equal(checkpoint["rng"][0]["torch"], checkpoint["rng"][1]["torch"])  # each rank its own
+
+    resumed = run_recbole_genni("SASRec", "tiny", nproc=2, ip="127.0.0.1", port=_free_port(), config_dict={
+        **config, "checkpoint_dir": str(killed_dir), "resume_checkpoint": str(last),
+    })
+    assert resumed["test_result"] == reference["test_result"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in reference["history"]]
+
+
+def test_a_resumed_run_writes_where_its_checkpoint_dir_says(base_config, tmp_path):
+    config = {**base_config, "epochs": 2, "stopping_step": 100}
+    run_recbole_genni("SASRec", "tiny", config_dict={**config, "checkpoint_dir": str(tmp_path / "old")})
+    shutil.move(tmp_path / "old", tmp_path / "moved")
+    (last,) = (tmp_path / "moved").glob("*-last.pth")
+    run_recbole_genni("SASRec", "tiny", config_dict={
+        **config, "epochs": 3, "checkpoint_dir": str(tmp_path / "moved"), "resume_checkpoint": str(last),
+    })
+    assert not (tmp_path / "old").exists()
+    assert load_checkpoint(last, "cpu")["epoch"] == 2  # the moved -last.pth was rewritten after the third epoch
+
+
+def _written_checkpoint(base_config, folder):
+    run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "checkpoint_dir": str(folder)})
+    (last,) = Path(folder).glob("*-last.pth")
+    return last
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda last, tmp: tmp / "nope-last.pth", r"resume_checkpoint: .*nope-last.pth: no such file; expected a "
+                                              r"checkpoint this package wrote"),
+    (lambda last, tmp: _truncated(last, tmp / "cut.pth"),
+     r"resume_checkpoint: .*cut.pth is not readable as a checkpoint \(.*\); it may be truncated or not a torch file"),
+    (lambda last, tmp: _saved({"weights": torch.zeros(2)}, tmp / "foreign.pth"),
+     r"resume_checkpoint: .*foreign.pth holds a dict without \['config', 'epoch', .*\], not a training state"),
+    (lambda last, tmp: _saved([1, 2], tmp / "list.pth"), r"list.pth holds a list, not a training state"),
+])
+def test_a_bad_resume_checkpoint_is_described_before_training(make, message, base_config, tmp_path):
+    path = make(_written_checkpoint(base_config, tmp_path / "saved"), tmp_path)
+    with pytest.raises(GenNiConfigError, match=message):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(path),
+                                                           "checkpoint_dir": str(tmp_path / "other")})
+
+
+def test_a_checkpoint_of_another_model_or_size_is_refused(base_config, tmp_path):
+    last = _written_checkpoint(base_config, tmp_path / "saved")
+    with pytest.raises(GenNiConfigError, match=r"was written by a run of SASRec on tiny, and this run is GRU4Rec on "
+                                               r"tiny; resume it with --model=SASRec --dataset=tiny"):
+        run_recbole_genni("GRU4Rec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last)})
+    with pytest.raises(GenNiConfigError, match=r"does not fit this model \(.*size mismatch.*\); resume with the "
+                                               r"settings it was trained with"):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last),
+                                                           "hidden_size": 32})
+
+
+def _truncated(source, target):
+    data = Path(source).read_bytes()
+    Path(target).write_bytes(data[: len(data) // 2])
+    return target
+
+
+def _saved(obj, target):
+    torch.save(obj, target)
+    return target
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so_in_one_line(base_config, tmp_path, monkeypatch):
+    """The third epoch's checkpoints cannot be written: the second epoch's stay whole, with no temporary beside."""
+    import errno
+
+    from recbole_genni import trainer as trainer_module
+
+    saves = []
+    real_save = torch.save
+
+    def save_until_the_disk_fills(state, f, **kwargs):
+        saves.append(state["epoch"])
+        if state["epoch"] == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(state, f, **kwargs)
+
+    monkeypatch.setattr(trainer_module.torch, "save", save_until_the_disk_fills)
+    folder = tmp_path / "saved"
+    with pytest.raises(trainer_module.CheckpointWriteError,
+                       match=r"-last.pth|\.pth: could not write the checkpoint \(No space left on device\); the "
+                             r"previous one is kept whole"):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "epochs": 4, "stopping_step": 100,
+                                                           "checkpoint_dir": str(folder)})
+    files = sorted(p.name for p in folder.iterdir())
+    assert len(files) == 2 and all(name.endswith(".pth") for name in files)  # no temporary left behind
+    assert all(load_checkpoint(folder / name, "cpu")["epoch"] <= 1 for name in files)

@@ -11,7 +11,7 @@ import yaml
 from recbole.config import Config as RecBole_Config
 from recbole.utils import ModelType
 
-from recbole_genni.support import REFUSED_MODELS
+from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS
 from recbole_genni.utils import GenNiConfigError, get_model, restore_numpy_aliases
 
 restore_numpy_aliases()  # before any RecBole Config runs
@@ -20,6 +20,8 @@ NEG_SAMPLERS = ("uniform", "popularity", "dns", "genni", "none")
 MODEL_BASED_SAMPLERS = ("dns", "genni")
 NEG_EXCLUDES = ("none", "target", "history")
 POOL_PROPOSALS = ("uniform", "popularity")
+#: float32's smallest normal number: a smaller temperature is not a float32 number the draws can divide by
+FLOAT32_TINY = 2.0 ** -126
 
 #: what RecBole's loader needs to set up the ``neg_item_id`` field; our loader draws the negatives itself
 _RECBOLE_PAIRWISE_ARGS = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
@@ -124,7 +126,9 @@ class Config(RecBole_Config):
 
     def _resolve_loss_and_recbole_args(self, final):
         model, sampler = self.model, final["neg_sampler"]
-        uses_loss_type = not hasattr(self.model_class, "input_type")
+        # RecBole's sequential models branch on loss_type, all but the pairwise-only ones (SINE declares a pairwise
+        # input_type and still trains CE by default: it needs loss_type BPR to use the negatives)
+        uses_loss_type = model not in PAIRWISE_ONLY_MODELS
         user_loss = self.external_config_dict.get("loss_type")
         if hasattr(self.model_class, "loss_types"):
             self._resolve_own_loss(final, user_loss)
@@ -300,6 +304,9 @@ def _validate_neg_keys(final):
         raise bad("neg_num", "an integer >= 1")
     if not _is_number(final["neg_temperature"]) or not final["neg_temperature"] > 0:
         raise bad("neg_temperature", "a number > 0 (small values approach DNS's argmax)")
+    if final["neg_temperature"] < FLOAT32_TINY:
+        raise bad("neg_temperature", f"a number >= {FLOAT32_TINY:.3g}, float32's smallest normal number (the draws "
+                                     "compute in float32; at such a temperature they are already the argmax)")
     if not _is_number(final["neg_popularity_alpha"]) or final["neg_popularity_alpha"] < 0:
         raise bad("neg_popularity_alpha", "a number >= 0")
     if not _is_number(final["neg_uniform_mix"]) or not 0 <= final["neg_uniform_mix"] <= 1:

@@ -1,5 +1,5 @@
 """Data loaders: negatives for any RecBole model, whole user sequences for all-position models, and full-ranking
-evaluation with each sequence's own items masked."""
+evaluation with each user's earlier items masked."""
 
 import torch
 from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, TrainDataLoader
@@ -19,7 +19,9 @@ class GenNiTrainDataLoader(TrainDataLoader):
 
     Negatives are drawn where RecBole hooks its own sampling (``_neg_sampling``, in ``collate_fn``). For
     ``genni``/``dns`` the candidate pool is scored by the attached model: one encoder pass per row,
-    ``torch.no_grad()``, eval mode, on the model's device; train mode is restored afterwards.
+    ``torch.no_grad()``, eval mode (no dropout), on the model's device, made when the generator first asks for
+    scores (so it counts as scoring time, and a batch drawn without the model pays none); train mode is restored
+    afterwards.
     """
 
     def __init__(self, config, dataset, sampler, shuffle=False):
@@ -40,10 +42,20 @@ class GenNiTrainDataLoader(TrainDataLoader):
                 raise RuntimeError("neg_sampler needs the model: call get_model(model) before iterating")
             device = self.model.device  # pools, masks and draws on the model's device: no per-row host work
             users, targets = users.to(device), targets.to(device)
-            score = self._bind_scorer(inter_feat.to(device), targets)
+            score = self._lazy_scorer(inter_feat.to(device), targets)
         negatives = self.negatives.generate(users, targets, score)[0].cpu()
         inter_feat.update(Interaction({self.neg_item_id: negatives[:, 0] if negatives.shape[1] == 1 else negatives}))
         return inter_feat
+
+    def _lazy_scorer(self, batch, targets):
+        """The scoring callback of this batch, encoding it on its first call."""
+        bound = []
+
+        def score(candidates):
+            if not bound:
+                bound.append(self._bind_scorer(batch, targets))
+            return bound[0](candidates)
+        return score
 
     @torch.no_grad()
     def _bind_scorer(self, batch, targets):

@@ -21,33 +21,39 @@ class NegativeStats:
 
     While the epoch runs, the counts and sums taken from the model's scores are 0-d tensors on the model's device
     and GPU time is a list of CUDA event pairs, so a training step never waits for the host; :meth:`summary` reads
-    them once.
+    them once. Rows for the hit shares and pool ranks are a random sample of each batch, drawn from a stream of
+    their own (the negatives drawn do not depend on it).
     """
 
-    sampling_seconds: float = 0.0  # wall time on the CPU; the GPU time of the cuda_intervals is added by summary
+    generation_seconds: float = 0.0  # wall time of generation on the CPU (CUDA intervals are added by summary)
+    scoring_seconds: float = 0.0  # of which the model scored candidates (the loader's encoder pass included)
     scored_rows: int = 0
     margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
     rank_sum: float = 0.0  # sum over ranked rows of the mean normalised pool rank (0 = hardest)
-    ranked_rows: int = 0  # scored rows whose pool rank was computed (dense pools, up to SAMPLED_ROWS a batch, fewer
-    # for pools over 2048: RANKED_ENTRIES)
-    fallback_rows: int = 0  # rows with too few allowed candidates, given proposal negatives instead
-    nonfinite_rows: int = 0  # rows with NaN/inf scores, given uniform draws over the pool
-    negatives: int = 0  # negatives checked for hits: those of up to SAMPLED_ROWS rows a batch
+    ranked_rows: int = 0  # scored rows whose pool rank was computed (dense pools; up to SAMPLED_ROWS a batch,
+    # fewer for pools over 2048 candidates: RANKED_ENTRIES)
+    fallback_rows: int = 0  # model-scored rows with too few allowed candidates, given proposal negatives instead
+    nonfinite_rows: int = 0  # model-scored rows with NaN/inf scores, given uniform draws over the pool
+    relaxed_rows: int = 0  # rows whose exclusions were relaxed: the user's items cover the catalogue
+    negatives: int = 0  # negatives checked for hits: those of up to SAMPLED_ROWS random rows a batch
     target_hits: int = 0  # negatives equal to the row's target (possible only with neg_exclude: none)
     history_hits: int = 0  # negatives in the user's training items (possible unless neg_exclude: history)
-    cuda_intervals: list = field(default_factory=list)  # (start, end) CUDA events around each generate call
+    cuda_intervals: dict = field(default_factory=dict)  # kind -> [(start, end) CUDA events]
 
     def summary(self) -> dict:
-        seconds = self.sampling_seconds
-        for start, end in self.cuda_intervals:
-            end.synchronize()
-            seconds += start.elapsed_time(end) / 1000
+        seconds = {"generation": self.generation_seconds, "scoring": self.scoring_seconds}
+        for kind, intervals in self.cuda_intervals.items():
+            for start, end in intervals:
+                end.synchronize()
+                seconds[kind] += start.elapsed_time(end) / 1000
         value = {f.name: float(getattr(self, f.name)) for f in fields(self) if f.name != "cuda_intervals"}
         total = max(value["negatives"], 1)
         out = {
-            "sampling_seconds": seconds,
+            "sampling_seconds": seconds["generation"] - seconds["scoring"],
+            "scoring_seconds": seconds["scoring"],
             "fallback_rows": value["fallback_rows"],
             "nonfinite_rows": value["nonfinite_rows"],
+            "relaxed_rows": value["relaxed_rows"],
             "target_hit_share": value["target_hits"] / total,
             "history_hit_share": value["history_hits"] / total,
         }
@@ -59,23 +65,50 @@ class NegativeStats:
 
 
 #: rows per batch whose pool rank and hits are computed: shares need a sample, not a sort and a history search of
-#: every row (on Beauty's 2048-candidate pools, about a tenth of a training step for all rows)
+#: every row
 SAMPLED_ROWS = 128
 #: (row, candidate) entries per batch sorted for the pool rank, at most SAMPLED_ROWS rows: 128 rows of a 2048 pool,
-#: 21 of Beauty's whole catalogue (128 rows of it took 88 ms a step on a CPU, more than the draw)
+#: 21 of Beauty's whole catalogue
 RANKED_ENTRIES = SAMPLED_ROWS * 2048
+
+
+class _Clock:
+    """Adds the time between :meth:`start` and :meth:`stop` to a kind of :class:`NegativeStats`' seconds: CUDA
+    events on a GPU (read at the epoch's end, so no sync now), else the wall clock."""
+
+    def __init__(self, stats, kind, device):
+        self.stats, self.kind, self.cuda = stats, kind, device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            self.begin = torch.cuda.Event(enable_timing=True)
+            self.begin.record()
+        else:
+            self.begin = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self.stats.cuda_intervals.setdefault(self.kind, []).append((self.begin, end))
+        else:
+            name = f"{self.kind}_seconds"
+            setattr(self.stats, name, getattr(self.stats, name) + time.perf_counter() - self.begin)
 
 
 class NegativeGenerator:
     """K negatives per row from ``neg_sampler``, using a :class:`~recbole_genni.sampler.CandidatePoolSampler`.
 
     ``genni`` scores a pool of M candidates through the caller's ``score`` callback and draws from
-    softmax(score / neg_temperature) over the allowed candidates (K distinct ones, or with ``neg_replacement`` K
-    independent draws); ``dns`` takes the top-K; ``uniform`` and
-    ``popularity`` (and the warm-up epochs) need no model. ``neg_pool_size: all`` makes the pool the whole
-    catalogue, each item once: exact GenNi. A pool larger than ``neg_score_chunk`` is scored chunk by chunk with a
-    running Gumbel-top-k (:func:`~recbole_genni.sampling.sample_negatives_streaming`), so memory stays
-    O(rows x chunk) whatever the catalogue size (with ``neg_replacement``, a reservoir over chunks).
+    softmax(score / neg_temperature) over the allowed candidates: K distinct pool columns (a pool drawn with
+    replacement can hold an item twice, so an item can be drawn twice), or with ``neg_replacement`` K independent
+    draws; ``dns`` takes the top-K; ``uniform`` and ``popularity`` (and the warm-up epochs) need no model.
+    ``neg_pool_size: all`` makes the pool the whole catalogue, each item once: exact GenNi. A pool larger than
+    ``neg_score_chunk`` is scored chunk by chunk with a running Gumbel-top-k
+    (:func:`~recbole_genni.sampling.sample_negatives_streaming`), so memory stays O(rows x chunk) whatever the
+    catalogue size (with ``neg_replacement``, a reservoir over chunks). ``neg_uniform_mix`` replaces each
+    negative by a uniform one with that probability (1: every negative, and the model is not asked).
 
     Rows with NaN/inf scores get uniform draws from their pool (a streamed pool: proposal negatives) and rows with
     too few allowed candidates get proposal negatives; both are counted in :attr:`stats` (``nonfinite_rows``,
@@ -96,17 +129,20 @@ class NegativeGenerator:
         self.epoch = 0
         self.stats = NegativeStats()
         self._device_generators = {}
+        # the telemetry's row sample: a stream of its own, so that it never changes the negatives
+        self._telemetry_generator = torch.Generator().manual_seed(config["seed"] + config["local_rank"] + 7919)
 
     @property
     def generates(self) -> bool:
         """Whether this epoch's negatives come from the model."""
-        return self.neg_sampler in MODEL_BASED_SAMPLERS and self.epoch >= self.warmup_epochs
+        return (self.neg_sampler in MODEL_BASED_SAMPLERS and self.epoch >= self.warmup_epochs
+                and self.uniform_mix < 1)
 
     def pop_stats(self) -> NegativeStats:
         """This epoch's telemetry, reset for the next; warns if the model gave NaN/inf scores."""
         stats, self.stats = self.stats, NegativeStats()
-        stats.fallback_rows += self.sampler.fallback_rows
-        self.sampler.fallback_rows = 0
+        stats.relaxed_rows += self.sampler.relaxed_rows
+        self.sampler.relaxed_rows = 0
         if stats.nonfinite_rows:
             getLogger().warning(
                 f"epoch {self.epoch}: the model gave NaN/inf scores for {int(stats.nonfinite_rows)} row(s); their "
@@ -123,84 +159,92 @@ class NegativeGenerator:
 
         Args:
             users, targets: LongTensor ``[N]``, on the device of the model's scores when :attr:`generates`.
-            score: ``score(pool) -> (pool_scores [N, M], target_scores [N])`` for ``pool`` ``[M]`` or ``[N, M]``
-                on ``targets``' device, or None for every real item (ids ``1 .. |I| - 1``, which a score matrix
-                can give as a view, with no copy); needed when :attr:`generates`. The generator never writes to
-                ``pool_scores``.
+            score: ``score(candidates) -> (scores [N, M], target_scores [N])`` for ``candidates`` ``[M]`` or
+                ``[N, M]`` on ``targets``' device, or None for every real item (ids ``1 .. |I| - 1``, which a score
+                matrix can give as a view, with no copy); needed when :attr:`generates`, and called only then. The
+                generator never writes to the scores. Its time is reported as ``scoring_seconds``.
             with_log_count: also return, for each negative, the log of the number of times it is expected among
                 the row's K draws, over the whole catalogue: what a sampled softmax subtracts (logQ correction).
-                Proposal draws and ``neg_replacement`` model draws: ``log(K q)``. Other model draws: the log
-                inclusion probability given the pool
-                (:func:`~recbole_genni.sampling.sample_negatives_with_inclusion`). Model draws add the log of the
-                item's expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
-                With ``neg_uniform_mix``, the mixture of the two.
+                Proposal draws: ``log(K q)``, q restricted to the row's allowed items. Model draws with
+                ``neg_replacement``: ``log(K q)``; without: the log inclusion probability given the pool
+                (:func:`~recbole_genni.sampling.sample_negatives_with_inclusion`); both plus the log of the item's
+                expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
+                With ``0 < neg_uniform_mix = m < 1``: the expected count of the item in its slot under the mixture
+                given the pool, ``(1 - m) c(item) + m K u(item)``, ``c`` the count under the model's draw from this
+                pool (no pool rate: the uniform part reaches every allowed item) and ``u`` the uniform proposal.
         """
         device = targets.device
         users = users.to(device)
-        started = self._clock_start(device)
-        log_count = None
-        if self.generates:
-            negatives, log_count = self._from_model(users, targets, score, with_log_count)
-        else:
-            negatives = self.sampler.draw(users.cpu(), targets.cpu(), self.neg_num).to(device)
-            if with_log_count:
-                log_count = self._proposal_log_count(negatives)
-        if self.uniform_mix > 0:
-            mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix)
-            rows = mixed.any(dim=1)
-            if bool(rows.any()):
-                uniform = self.sampler.draw(users.cpu()[rows], targets.cpu()[rows], self.neg_num, "uniform")
-                rows, mixed = rows.to(device), mixed.to(device)
-                negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
-            if log_count is not None:
-                log_count = self._mixed_log_count(log_count)
-        self._clock_stop(device, started)
+        if score is not None:
+            score = self._timed_scoring(score, device)
+        with _Clock(self.stats, "generation", device):
+            count_of = None
+            if self.generates:
+                negatives, log_count, count_of = self._from_model(users, targets, score, with_log_count)
+            else:
+                distribution = "uniform" if self.uniform_mix == 1 else None
+                negatives = self.sampler.draw(users.cpu(), targets.cpu(), self.neg_num, distribution).to(device)
+                log_count = self._proposal_log_count(negatives, users, targets, distribution) if with_log_count \
+                    else None
+            if 0 < self.uniform_mix < 1:
+                negatives, log_count = self._mix_uniform(users, targets, negatives, log_count, count_of)
         self._count_hits(users, targets, negatives)
         return negatives, log_count
 
-    @staticmethod
-    def _clock_start(device):
-        """A CUDA event on a GPU (read at the epoch's end: no sync now), else the wall clock."""
-        if device.type == "cuda":
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            return event
-        return time.perf_counter()
+    def _timed_scoring(self, score, device):
+        def timed(candidates):
+            with _Clock(self.stats, "scoring", device):
+                return score(candidates)
+        return timed
 
-    def _clock_stop(self, device, started):
-        if device.type == "cuda":
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self.stats.cuda_intervals.append((started, end))
+    def _mix_uniform(self, users, targets, negatives, log_count, count_of):
+        """Replace each negative by a uniform one with probability ``neg_uniform_mix``, and give every negative
+        its expected count under the mixture (see :meth:`generate`)."""
+        device = negatives.device
+        mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix).to(device)
+        rows = mixed.any(dim=1)
+        if bool(rows.any()):
+            rows_cpu = rows.cpu()
+            uniform = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num, "uniform")
+            negatives = negatives.clone()
+            negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
+        if log_count is None:
+            return negatives, None
+        if count_of is None:  # proposal draws: the count of any item is the proposal's
+            own = self._proposal_log_count(negatives, users, targets)
         else:
-            self.stats.sampling_seconds += time.perf_counter() - started
+            own = count_of(negatives)
+        uniform_count = self._proposal_log_count(negatives, users, targets, "uniform")
+        mix = self.uniform_mix
+        return negatives, torch.logaddexp(own + math.log1p(-mix), uniform_count + math.log(mix))
 
-    def _mixed_log_count(self, log_count):
-        """Each of the K draws is replaced by a uniform one with probability ``neg_uniform_mix``, so an item's
-        expected count is ``(1 - mix) * count + mix * K / (|I| - 1)``."""
-        uniform = torch.full_like(log_count, math.log(self.uniform_mix * self.neg_num / (self.sampler.item_num - 1)))
-        if self.uniform_mix == 1:
-            return uniform
-        return torch.logaddexp(log_count + math.log1p(-self.uniform_mix), uniform)
-
-    def _proposal_log_count(self, negatives):
-        """``log(K q)`` of proposal draws (uniform or popularity), on the device of ``negatives``."""
-        return self.sampler.log_proposal(negatives) + math.log(self.neg_num)
+    def _proposal_log_count(self, negatives, users, targets, distribution=None):
+        """``log(K q)`` of proposal draws (uniform or popularity, q over the row's allowed items)."""
+        return self.sampler.log_proposal(negatives, users, targets, distribution) + math.log(self.neg_num)
 
     def random_state(self) -> dict:
-        """The generator's random streams (the sampler's and the per-device Gumbel streams), for checkpoints."""
+        """The generator's random streams (the sampler's, the per-device Gumbel streams and the telemetry's), for
+        checkpoints."""
         return {
             "sampler": self.sampler.generator.get_state(),
             "devices": {key: gen.get_state() for key, gen in self._device_generators.items()},
+            "telemetry": self._telemetry_generator.get_state(),
         }
 
     def set_random_state(self, state):
         for device, value in state["devices"].items():  # first: creating a device stream draws a seed from the sampler's
             self._generator(device).set_state(value)
         self.sampler.generator.set_state(state["sampler"])
+        if "telemetry" in state:
+            self._telemetry_generator.set_state(state["telemetry"])
+
+    def _sampled_rows(self, n, most, device):
+        """Up to ``most`` random rows of ``n``, from the telemetry's own stream."""
+        return torch.randperm(n, generator=self._telemetry_generator)[:most].to(device)
 
     def _count_hits(self, users, targets, negatives):
-        users, targets, negatives = users[:SAMPLED_ROWS], targets[:SAMPLED_ROWS], negatives[:SAMPLED_ROWS]
+        rows = self._sampled_rows(len(users), SAMPLED_ROWS, negatives.device)
+        users, targets, negatives = users[rows], targets[rows], negatives[rows]
         self.stats.negatives += negatives.numel()
         self.stats.target_hits += (negatives == targets.unsqueeze(1)).sum()
         keys = self.sampler.on_device("used_ids", negatives.device)
@@ -217,6 +261,8 @@ class NegativeGenerator:
 
     @torch.no_grad()
     def _from_model(self, users, targets, score, with_log_count):
+        """``(negatives, log_count, count_of)``: ``count_of(items)`` gives the log expected count of any items
+        ``[N, J]`` under this draw from this pool (see :meth:`generate`), or is None without ``with_log_count``."""
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
         n, device = len(users), targets.device
@@ -228,35 +274,50 @@ class NegativeGenerator:
         scores, target_scores = score(None if self.sampler.covers_catalogue(self.pool_size) else pool)
         scores, target_scores = scores.float(), target_scores.float()
         finite = torch.isfinite(scores.sum(dim=1) + target_scores)  # one reduction; NaN/inf propagate
-        if not bool(finite.all()):  # a copy only when needed: over a whole catalogue it costs ~25 ms on a CPU
+        if not bool(finite.all()):  # a copy only when needed
             scores = scores.masked_fill(~finite.unsqueeze(1), 0.0)  # uniform over the pool
         self.stats.nonfinite_rows += (~finite).sum()
         valid = self.sampler.valid_mask(pool, users, targets)
         short = sampling.short_rows(valid, 1 if self.replacement else self.neg_num)
         sample_valid = valid | short.unsqueeze(1)
-        log_count = None
         generator = self._generator(device)
+        draw = None
         if self.replacement:
-            cols, log_count = sampling.sample_negatives_with_replacement(
-                scores, self.neg_num, self.temperature, sample_valid, generator)
-            log_count = log_count if with_log_count else None
+            draw = sampling.replacement_draw(scores, self.neg_num, self.temperature, sample_valid, generator)
+            cols = draw.columns
         elif with_log_count:
-            cols, log_count = sampling.sample_negatives_with_inclusion(
-                scores, self.neg_num, self.temperature, sample_valid, generator)
+            draw = sampling.inclusion_draw(scores, self.neg_num, self.temperature, sample_valid, generator)
+            cols = draw.columns
         else:
             cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, generator)
         negatives = pool_rows.gather(1, cols)
-        if log_count is not None:
-            log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
-        self.stats.fallback_rows += short.sum()
+        log_count = draw.log_count + self.sampler.log_pool_rate(negatives, pool.shape[-1]) \
+            if with_log_count else None
+        self.stats.fallback_rows += (short & finite).sum()
+        fallen = short | ~finite
         self._replace_rows(short, users, targets, negatives, log_count)
-        ok = finite & ~short
+        ok = ~fallen
         self._add_margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ok)
-        ranked = slice(0, min(SAMPLED_ROWS, max(1, RANKED_ENTRIES // scores.shape[1])))
-        ranks = sampling.pool_ranks(scores[ranked], cols[ranked], valid[ranked])  # [min(N, ranked rows), K]
+        ranked = self._sampled_rows(n, min(SAMPLED_ROWS, max(1, RANKED_ENTRIES // scores.shape[1])), device)
+        ranks = sampling.pool_ranks(scores[ranked], cols[ranked], valid[ranked])  # [ranked rows, K]
         self.stats.rank_sum += (ranks.mean(dim=1).double() * ok[ranked]).sum()
         self.stats.ranked_rows += ok[ranked].sum()
-        return negatives, log_count
+        count_of = self._count_of(draw, pool, score, users, targets, fallen) if with_log_count else None
+        return negatives, log_count, count_of
+
+    def _count_of(self, draw, pool, score, users, targets, fallen):
+        """``count_of(items)``: the log expected count of ``items`` ``[N, J]`` under ``draw`` given ``pool``
+        (copies of the item in the pool times a column's count; -inf outside the pool), or the proposal's on the
+        rows given proposal negatives (``fallen``)."""
+        @torch.no_grad()
+        def count_of(items):
+            item_scores = score(items)[0].float()
+            counts = sampling.log_expected_counts(draw, item_scores, self.temperature, self.neg_num)
+            if not self.sampler.covers_catalogue(self.pool_size):
+                counts = counts + sampling.pool_copies(pool, items).float().log()
+            proposal = self._proposal_log_count(items, users, targets)
+            return torch.where(fallen.unsqueeze(1), proposal, counts)
+        return count_of
 
     def _add_margins(self, margin, ok):
         """Add the rows ``ok`` (bool [N]) of ``margin`` (target score - negative score, [N, K]) to the telemetry."""
@@ -297,13 +358,14 @@ class NegativeGenerator:
         bad_rows |= ~torch.isfinite(target_scores[0])
         self.stats.nonfinite_rows += bad_rows.sum()
         negatives = pool_rows.gather(1, draw.columns)
-        log_count = draw.log_count if with_log_count else None
-        if log_count is not None:
-            log_count += self.sampler.log_pool_rate(negatives, pool.shape[-1])
+        log_count = draw.log_count + self.sampler.log_pool_rate(negatives, pool.shape[-1]) \
+            if with_log_count else None
         self.stats.fallback_rows += (draw.short & ~bad_rows).sum()
-        self._replace_rows(draw.short | bad_rows, users, targets, negatives, log_count)
-        self._add_margins(target_scores[0].unsqueeze(1) - draw.scores, ~(draw.short | bad_rows))
-        return negatives, log_count
+        fallen = draw.short | bad_rows
+        self._replace_rows(fallen, users, targets, negatives, log_count)
+        self._add_margins(target_scores[0].unsqueeze(1) - draw.scores, ~fallen)
+        count_of = self._count_of(draw, pool, score, users, targets, fallen) if with_log_count else None
+        return negatives, log_count, count_of
 
     def _replace_rows(self, rows, users, targets, negatives, log_count):
         """Give ``rows`` (bool [N]) proposal negatives in place (and their log expected counts): rows whose scores
@@ -314,4 +376,4 @@ class NegativeGenerator:
         proposal = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num)
         negatives[rows] = proposal.to(negatives.device)
         if log_count is not None:
-            log_count[rows] = self._proposal_log_count(negatives[rows])
+            log_count[rows] = self._proposal_log_count(negatives[rows], users[rows], targets[rows])

@@ -35,7 +35,7 @@ class CandidatePoolSampler(AbstractSampler):
 
     Vectorised and bounded where RecBole's rejection loop is neither: rows still short after a few redraws
     take their negatives from the exact set of allowed items, and a user who interacted with every item
-    gets history items (never the target) and is counted in :attr:`fallback_rows`.
+    gets history items (never the target) and is counted in :attr:`relaxed_rows`.
 
     Args:
         train_dataset (Dataset): the built training split; popularity and histories come from it only.
@@ -51,7 +51,7 @@ class CandidatePoolSampler(AbstractSampler):
         self.item_num = train_dataset.item_num
         self.exclude = config["neg_exclude"]
         self.generator = torch.Generator().manual_seed(config["seed"] + config["local_rank"])  # a stream per rank
-        self.fallback_rows = 0
+        self.relaxed_rows = 0  # rows whose exclusions were relaxed: too few allowed items in the catalogue
         self._device_copies = {}
         super().__init__(distribution=distribution, alpha=config["neg_popularity_alpha"])
         self.pool_probs = self.popularity_probs() if config["neg_pool_proposal"] == "popularity" else None
@@ -172,12 +172,35 @@ class CandidatePoolSampler(AbstractSampler):
             return torch.full(items.shape, math.log(pool_size / (self.item_num - 1)), device=items.device)
         return (pool_size * self.on_device("pool_probs", items.device)[items]).float().log()
 
-    def log_proposal(self, negatives):
-        """``log q`` of negatives drawn by :meth:`draw` (exclusions ignored: they change q by a tiny factor), on
-        the device of ``negatives``."""
-        if self.distribution == "popularity":
-            return self.on_device("probs", negatives.device)[negatives].float().log()
-        return torch.full(negatives.shape, -math.log(self.item_num - 1), device=negatives.device)
+    def log_proposal(self, items, users, targets, distribution=None):
+        """``log q`` ``[N, J]`` of ``items`` under :meth:`draw`'s proposal (default: the sampler's distribution)
+        restricted to each row's allowed items, on the device of ``items``: uniform is ``1 / (allowed items)``,
+        popularity ``p / (1 - the excluded items' p)``."""
+        device = items.device
+        excluded_count, excluded_mass = self._excluded(users.to(device), targets.to(device), device)
+        if (distribution or self.distribution) == "popularity":
+            probs = self.on_device("probs", device)
+            return probs[items].log().float() - torch.log1p(-excluded_mass).float().unsqueeze(1)
+        allowed = (self.item_num - 1 - excluded_count).clamp(min=1).float()
+        return (-allowed.log()).unsqueeze(1).expand(items.shape).clone()
+
+    def _excluded(self, users, targets, device):
+        """Per row, the number of items ``neg_exclude`` rules out, and their popularity mass (``[N]`` each)."""
+        zeros = torch.zeros(users.shape[0], device=device)
+        if self.exclude == "none":
+            return zeros.long(), zeros.double()
+        probs = self.on_device("probs", device) if self.distribution == "popularity" else None
+        target_mass = probs[targets] if probs is not None else zeros.double()
+        if self.exclude == "target":
+            return torch.ones_like(users), target_mass
+        keys = self.on_device("used_ids", device)
+        rows, items = sampling.history_pairs(keys, users, self.item_num)
+        target_apart = ~sampling.in_history(keys, users, targets.unsqueeze(1), self.item_num).squeeze(1)
+        count = torch.bincount(rows, minlength=users.shape[0]) + target_apart.long()
+        mass = target_mass * target_apart
+        if probs is not None:
+            mass = mass.index_add(0, rows, probs[items])
+        return count, mass
 
     def _draw_from_complement(self, user, target, num, probs):
         """Exact draw from the allowed items of one row; relaxes the history, then duplicates, if too few remain."""
@@ -185,7 +208,7 @@ class CandidatePoolSampler(AbstractSampler):
         allowed = self.valid_mask(items, torch.tensor([user]), torch.tensor([target]))[0]
         weights = (probs[1:] if probs is not None else torch.ones(items.numel(), dtype=torch.double)).clone()
         if int((allowed & (weights > 0)).sum()) < num:
-            self.fallback_rows += 1
+            self.relaxed_rows += 1
             allowed = items != target if self.item_num > 2 else torch.ones_like(items, dtype=torch.bool)
             weights = torch.ones(items.numel(), dtype=torch.double)
         weights[~allowed] = 0

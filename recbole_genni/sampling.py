@@ -31,8 +31,13 @@ __all__ = [
     "sample_negatives_with_replacement",
     "log_inclusion_probs",
     "short_rows",
+    "pool_copies",
     "pool_ranks",
     "StreamedDraw",
+    "SoftmaxDraw",
+    "inclusion_draw",
+    "replacement_draw",
+    "log_expected_counts",
     "sample_negatives_streaming",
     "sample_negatives_streaming_with_replacement",
 ]
@@ -242,20 +247,57 @@ def sample_negatives_with_inclusion(
     with-replacement weight 1 / (K q) is biased for these draws: it underweights the likeliest columns, which are
     drawn at most once, and overweights the rest.
     """
+    draw = inclusion_draw(scores, num_samples, temperature, valid, generator)
+    return draw.columns, draw.log_count
+
+
+class SoftmaxDraw(NamedTuple):
+    """A model draw of K columns per row, and the frame that gives the log expected count of any column among the
+    row's K draws (:func:`log_expected_counts`), drawn or not, from its score alone."""
+
+    columns: torch.Tensor  # [N, K]
+    log_count: torch.Tensor  # [N, K]: log expected count of each drawn column among the K draws
+    # logits are (score - shift) / temperature, shift [N, 1]: with replacement, the row's largest valid score, and
+    # log_norm [N, 1] the log of sum exp(logits) over the valid columns; without, the threshold (the (K + 1)-th
+    # largest key in score units; -inf when every valid column is drawn), and log_norm 0
+    shift: torch.Tensor
+    log_norm: torch.Tensor
+    replacement: bool
+
+
+def log_expected_counts(draw: SoftmaxDraw, scores: torch.Tensor, temperature: float, num_samples: int):
+    """Log expected count among ``draw``'s K draws of columns whose scores are ``scores`` ``[N, J]`` (any valid
+    columns of the same rows): ``log(K q)`` with replacement, the inclusion probability given the threshold
+    without. The value :func:`inclusion_draw` and :func:`replacement_draw` give their drawn columns."""
+    logits = (scores.float() - draw.shift) / temperature
+    if draw.replacement:
+        return logits - draw.log_norm + math.log(num_samples)
+    return log_inclusion_probs(logits, draw.log_norm.squeeze(1))
+
+
+def inclusion_draw(scores, num_samples, temperature=1.0, valid=None, generator=None) -> SoftmaxDraw:
+    """:func:`sample_negatives_with_inclusion` as a :class:`SoftmaxDraw` (its shift is the threshold)."""
     if temperature <= 0:
         raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
     if keys.shape[1] == num_samples:  # every column is drawn
         cols = torch.arange(num_samples, device=keys.device).expand(keys.shape[0], -1)
-        threshold = keys.new_full((keys.shape[0],), float("-inf"))
+        threshold = keys.new_full((keys.shape[0], 1), float("-inf"))
     else:
         # the K + 1 largest keys, unsorted (on a CPU about half a sorted top-k's time): the smallest is the
         # threshold, and its slot takes the (K + 1)-th column, so the first K columns are the draws
         top = keys.topk(num_samples + 1, dim=1, sorted=False)
         smallest = top.values.argmin(dim=1, keepdim=True)
-        threshold = top.values.gather(1, smallest).squeeze(1)
+        threshold = top.values.gather(1, smallest)
         cols = top.indices.scatter(1, smallest, top.indices[:, num_samples:])[:, :num_samples]
-    return cols, log_inclusion_probs(scores.gather(1, cols).float() / temperature, threshold)
+    draw = _inclusion_frame(cols, threshold)
+    return draw._replace(log_count=log_expected_counts(draw, scores.gather(1, cols), temperature, num_samples))
+
+
+def _inclusion_frame(cols, threshold):
+    """A draw without replacement whose (K + 1)-th key is ``threshold`` ``[N, 1]``, in score units (keys are
+    ``score + temperature x Gumbel``): logits against it are ``(score - threshold) / temperature``."""
+    return SoftmaxDraw(cols, None, threshold, torch.zeros_like(threshold), replacement=False)
 
 
 #: entries of the work buffer of a draw with replacement, dense or per streamed chunk (4 MiB of float32): a
@@ -275,24 +317,31 @@ def sample_negatives_with_replacement(
 
     The classic sampled-softmax proposal: ``K q`` is exact, with no threshold (compare
     :func:`sample_negatives_with_inclusion`, whose draws are distinct). A likely column can be drawn more than
-    once. Over a whole catalogue it costs one exp pass and a multinomial, no top-k: a [1450, 12101] draw of
-    K = 256 took 75 ms on one CPU thread, against 285 ms for :func:`sample_negatives_with_inclusion`. Rows need
-    at least one valid column (``num_samples`` may exceed their count); a row with none raises ``ValueError``.
+    once. Over a whole catalogue it costs one exp pass and a multinomial, no top-k. Rows need at least one valid
+    column (``num_samples`` may exceed their count); a row with none raises ``ValueError``.
     """
+    draw = replacement_draw(scores, num_samples, temperature, valid, generator)
+    return draw.columns, draw.log_count
+
+
+def replacement_draw(scores, num_samples, temperature=1.0, valid=None, generator=None) -> SoftmaxDraw:
+    """:func:`sample_negatives_with_replacement` as a :class:`SoftmaxDraw`."""
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     _check_scores(scores)
     _check_valid(scores, valid, 1)
-    cols, log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
-    return cols, scores.gather(1, cols).float() / temperature - log_mass + math.log(num_samples)
+    cols, shift, log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
+    draw = SoftmaxDraw(cols, None, shift, log_mass, replacement=True)
+    return draw._replace(log_count=log_expected_counts(draw, scores.gather(1, cols), temperature, num_samples))
 
 
 def _draw_from_softmax(scores, num_samples, temperature, valid, generator):
-    """K draws with replacement per row from softmax(scores / temperature) over ``valid``, and the log of each
-    row's softmax mass ``log sum exp(scores / temperature)`` over ``valid``, ``[N, 1]``. A row with no valid
-    column draws column 0 and has mass -inf. Returns ``(columns, log_mass)``."""
+    """K draws with replacement per row from softmax(scores / temperature) over ``valid``: ``(columns, shift,
+    log_mass)``, ``shift`` ``[N, 1]`` the row's largest valid score and ``log_mass`` ``[N, 1]`` the log of
+    ``sum exp((scores - shift) / temperature)`` over ``valid``. A row with no valid column draws column 0 and has
+    shift and mass -inf."""
     rows = max(1, WORKSPACE_ENTRIES // max(scores.shape[1], 1))
     if scores.shape[0] <= rows:
         return _draw_block(scores, num_samples, temperature, valid, generator)
@@ -302,21 +351,19 @@ def _draw_from_softmax(scores, num_samples, temperature, valid, generator):
                     None if valid is None else valid[start:start + rows], generator)
         for start in range(0, scores.shape[0], rows)
     ]
-    return torch.cat([cols for cols, _ in blocks]), torch.cat([log_mass for _, log_mass in blocks])
+    return tuple(torch.cat(parts) for parts in zip(*blocks))
 
 
 def _draw_block(scores, num_samples, temperature, valid, generator):
     """:func:`_draw_from_softmax` in one piece."""
-    weights = _masked_logits(scores, temperature, valid)  # fresh buffer: exponentiated in place
-    row_max = weights.amax(dim=1, keepdim=True).clamp_(min=torch.finfo(weights.dtype).min)  # -inf rows: finite
-    weights.sub_(row_max).exp_()  # masked columns: exp(-inf) = 0
-    log_mass = weights.sum(dim=1, keepdim=True)
-    empty = log_mass.squeeze(1) == 0
-    weights[:, 0].add_(empty.to(weights.dtype))  # multinomial needs some weight; no host-device sync
+    weights, shift = _shifted_logits(scores, temperature, valid)  # fresh buffer: exponentiated in place
+    weights.exp_()  # masked columns: exp(-inf) = 0; the largest valid one: 1
+    mass = weights.sum(dim=1, keepdim=True)
+    weights[:, 0].add_((mass.squeeze(1) == 0).to(weights.dtype))  # multinomial needs some weight; no host sync
     # one draw takes torch's exponential-race path (a random number and a division per entry): on a CPU, K = 1 of
     # [3726, 4096] took 384 ms against 124 ms for K = 256 by the inverse CDF, so draw at least two, keep the first
     drawn = torch.multinomial(weights, max(num_samples, 2), replacement=True, generator=generator)[:, :num_samples]
-    return drawn, log_mass.log_().add_(row_max)
+    return drawn, shift, mass.log_()
 
 
 def log_inclusion_probs(logits: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
@@ -327,13 +374,6 @@ def log_inclusion_probs(logits: torch.Tensor, threshold: torch.Tensor) -> torch.
     x = logits - threshold.unsqueeze(1)
     tiny = x < -60  # exp(x) underflows; there 1 - exp(-exp(x)) = exp(x) to first order
     return torch.where(tiny, x, torch.log(-torch.expm1(-torch.exp(x.clamp(min=-60)))))
-
-
-def _threshold(sorted_keys: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """The (K + 1)-th largest key per row of keys sorted in descending order; -inf where there is none."""
-    if sorted_keys.shape[1] > num_samples:
-        return sorted_keys[:, num_samples]
-    return sorted_keys.new_full((sorted_keys.shape[0],), float("-inf"))
 
 
 def short_rows(valid: torch.Tensor, min_valid: int) -> torch.Tensor:
@@ -366,7 +406,9 @@ def _check_valid(scores, valid, min_valid):
 
 
 def _perturbed_keys(scores, num_samples, temperature, valid, generator):
-    """The checked arguments of :func:`sample_negatives`, as masked ``scores / temperature`` + Gumbel noise."""
+    """The checked arguments of :func:`sample_negatives`, as the keys of a Gumbel-top-k in score units:
+    ``score + temperature x Gumbel`` (masked columns -inf). They order the columns as ``score / temperature +
+    Gumbel`` does, and never overflow: a tiny temperature gives the top-K scores, as the limit does."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     _check_scores(scores)
@@ -374,24 +416,44 @@ def _perturbed_keys(scores, num_samples, temperature, valid, generator):
     if not 1 <= num_samples <= m:
         raise ValueError(f"num_samples must be in [1, {m}] for {m} columns, got {num_samples}")
     _check_valid(scores, valid, num_samples)
-    keys = _masked_logits(scores, temperature, valid)
+    keys = _masked_copy(scores, valid)
     if temperature > 0:
-        _add_gumbel_(keys, generator)
+        _add_gumbel_(keys, generator, temperature)
     return keys
 
 
-def _masked_logits(scores, temperature, valid):
-    """``scores / temperature`` (the scores, for temperature 0) with masked columns at -inf, in a fresh buffer."""
-    logits = scores.float() / temperature if temperature > 0 else scores.float().clone()
-    if valid is not None:
-        logits.masked_fill_(~valid, float("-inf"))
-    return logits
+def _shifted_logits(scores, temperature, valid):
+    """``(logits [N, M], shift [N, 1])``: ``(scores - shift) / temperature`` with masked columns at -inf, in a
+    fresh float32 buffer, ``shift`` being the row's largest valid score (-inf for a row with none). Dividing score
+    differences, never raw scores, keeps every logit at most 0 for any temperature > 0, so a tiny temperature
+    approaches the argmax where ``score / temperature`` would overflow to inf and NaN. Temperature 0: the masked
+    scores themselves (DNS's top-k)."""
+    logits = _masked_copy(scores, valid)
+    shift = logits.amax(dim=1, keepdim=True)
+    logits.sub_(shift.clamp(min=torch.finfo(logits.dtype).min)).div_(temperature)
+    return logits, shift
 
 
-def _add_gumbel_(keys, generator):
-    """Add standard Gumbel noise, -log(-log u), in place (one random number per entry, no extra buffers)."""
+def _masked_copy(scores, valid):
+    """The scores in a fresh float32 buffer, masked columns at -inf."""
+    return scores.float().masked_fill(~valid, float("-inf")) if valid is not None else scores.float().clone()
+
+
+def _add_gumbel_(keys, generator, scale=1.0):
+    """Add ``scale`` x standard Gumbel noise, -log(-log u), in place (one random number per entry, no extra
+    buffers)."""
     noise = torch.rand(keys.shape, generator=generator, device=keys.device)
-    return keys.sub_(noise.clamp_(min=1e-20).log_().neg_().log_())
+    return keys.sub_(noise.clamp_(min=1e-20).log_().neg_().log_().mul_(scale))
+
+
+def pool_copies(pool: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """How many times each ``items[n, k]`` appears in the pool of row n: ``pool`` ``[M]`` (shared) or ``[N, M]``
+    (pools are drawn with replacement, so an item can fill several columns). Long ``[N, K]``."""
+    ordered = pool.sort(dim=-1).values
+    if ordered.dim() == 1:
+        return torch.searchsorted(ordered, items, right=True) - torch.searchsorted(ordered, items)
+    items = items.contiguous()
+    return torch.searchsorted(ordered, items, right=True) - torch.searchsorted(ordered, items)
 
 
 def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -412,7 +474,7 @@ def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch
 
 
 class StreamedDraw(NamedTuple):
-    """What :func:`sample_negatives_streaming` returns, all ``[N, K]`` but ``short``."""
+    """What the streamed draws return, all ``[N, K]`` but ``short`` and the frame (:class:`SoftmaxDraw`'s)."""
 
     columns: torch.Tensor  # LongTensor: column indices in 0 .. num_columns - 1
     scores: torch.Tensor  # the chosen columns' scores (telemetry: how hard the negatives are)
@@ -421,6 +483,9 @@ class StreamedDraw(NamedTuple):
     log_count: Optional[torch.Tensor]
     short: torch.Tensor  # bool [N]: rows with fewer than K valid columns (with replacement: none); their columns
     # include masked ones
+    shift: torch.Tensor  # [N, 1] and
+    log_norm: torch.Tensor  # [N, 1], as SoftmaxDraw's: log_expected_counts works on a StreamedDraw too
+    replacement: bool
 
 
 def _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
@@ -428,6 +493,13 @@ def _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
     for start in range(0, num_columns, chunk_size):
         end = min(start + chunk_size, num_columns)
         yield start, end, score_chunk(start, end).float(), valid_chunk(start, end) if valid_chunk is not None else None
+
+
+def _reframe(log_value, shift, new_shift, temperature):
+    """``log_value`` of logits ``(score - shift) / temperature`` in the frame of ``new_shift`` >= ``shift``
+    (rows where both are -inf, with no valid column yet, stay -inf)."""
+    moved = log_value + (shift - new_shift) / temperature
+    return torch.where(torch.isinf(new_shift), torch.full_like(moved, float("-inf")), moved)
 
 
 def sample_negatives_streaming(
@@ -443,7 +515,8 @@ def sample_negatives_streaming(
     """:func:`sample_negatives` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``.
 
     A running Gumbel-top-k: each chunk's perturbed keys are merged with the best K so far, which is exactly the
-    top-K of the perturbed keys of all columns, so the draws follow the same distribution as the dense call.
+    top-K of the perturbed keys of all columns, so the draws follow the same distribution as the dense call. Keys
+    are logits against the running largest score (held keys move when it rises), so no temperature overflows them.
     ``with_log_inclusion`` keeps the best K + 1, for the inclusion probabilities of
     :func:`sample_negatives_with_inclusion`. Peak memory is O(N x (chunk_size + K)). Rows with too few valid
     columns are flagged in ``short`` instead of raising, since that is known only after the last chunk: the
@@ -466,9 +539,9 @@ def sample_negatives_streaming(
     kept = num_samples + 1 if with_log_inclusion else num_samples
     best_keys = best_cols = best_scores = None
     for start, end, scores, valid in _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
-        keys = _masked_logits(scores, temperature, valid)
+        keys = _masked_copy(scores, valid)  # in score units, as _perturbed_keys: no temperature overflows them
         if temperature > 0:
-            _add_gumbel_(keys, generator)
+            _add_gumbel_(keys, generator, temperature)
         # the top K of (best so far, this chunk) is the top K of (best so far, this chunk's top K): merge only those
         top = keys.topk(min(kept, end - start), dim=1)
         cols, chunk_scores = top.indices + start, scores.gather(1, top.indices)
@@ -480,13 +553,15 @@ def sample_negatives_streaming(
         best_keys = merged.values
         best_cols = torch.cat([best_cols, cols], dim=1).gather(1, merged.indices)
         best_scores = torch.cat([best_scores, chunk_scores], dim=1).gather(1, merged.indices)
-    log_count = None
-    if with_log_inclusion:
-        threshold = _threshold(best_keys, num_samples)
-        log_count = log_inclusion_probs(best_scores[:, :num_samples] / temperature, threshold)
     chosen = slice(0, num_samples)
-    return StreamedDraw(best_cols[:, chosen], best_scores[:, chosen], log_count,
-                        torch.isinf(best_keys[:, chosen]).any(dim=1))
+    threshold = best_keys[:, num_samples:num_samples + 1] if best_keys.shape[1] > num_samples else \
+        best_keys.new_full((best_keys.shape[0], 1), float("-inf"))
+    frame = _inclusion_frame(best_cols[:, chosen], threshold)
+    draw = StreamedDraw(frame.columns, best_scores[:, chosen], None, torch.isinf(best_keys[:, chosen]).any(dim=1),
+                        frame.shift, frame.log_norm, replacement=False)
+    if not with_log_inclusion:
+        return draw
+    return draw._replace(log_count=log_expected_counts(draw, draw.scores, temperature, num_samples))
 
 
 def sample_negatives_streaming_with_replacement(
@@ -503,27 +578,32 @@ def sample_negatives_streaming_with_replacement(
 
     Each of the K draws holds one column. A chunk draws K columns from its own softmax, and its k-th replaces the
     k-th held one with probability (the chunk's softmax mass) / (the mass of all chunks so far): a reservoir over
-    chunks, so every draw follows the softmax over all columns, independently of the others. ``log_count`` is
-    ``log(K q)``; rows with no valid column are flagged in ``short``. Peak memory is O(N x (chunk_size + K)).
-    Arguments as in :func:`sample_negatives_streaming`.
+    chunks, so every draw follows the softmax over all columns, independently of the others. Masses are kept
+    against the running largest score, so no temperature overflows them. ``log_count`` is ``log(K q)``; rows with
+    no valid column are flagged in ``short``. Peak memory is O(N x (chunk_size + K)). Arguments as in
+    :func:`sample_negatives_streaming`.
     """
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
     if num_samples < 1 or chunk_size < 1:
         raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples} and {chunk_size}")
-    cols = chosen_scores = log_mass = None
+    cols = chosen_scores = shift = log_mass = None
     for start, _, scores, valid in _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
-        drawn, chunk_log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
+        drawn, chunk_shift, chunk_log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
         drawn_scores = scores.gather(1, drawn)
         if cols is None:
-            cols, chosen_scores, log_mass = drawn + start, drawn_scores, chunk_log_mass
+            cols, chosen_scores, shift, log_mass = drawn + start, drawn_scores, chunk_shift, chunk_log_mass
             continue
-        log_mass_so_far = torch.logaddexp(log_mass, chunk_log_mass)
+        new_shift = torch.maximum(shift, chunk_shift)
+        held = _reframe(log_mass, shift, new_shift, temperature)
+        chunk_log_mass = _reframe(chunk_log_mass, chunk_shift, new_shift, temperature)
+        log_mass_so_far = torch.logaddexp(held, chunk_log_mass)
         # P(take this chunk's draw) = its mass / the mass so far (two empty masses: NaN, so the held draw stays)
         u = torch.rand(drawn.shape, generator=generator, device=drawn.device)
         take = u < (chunk_log_mass - log_mass_so_far).exp()
         cols = torch.where(take, drawn + start, cols)
         chosen_scores = torch.where(take, drawn_scores, chosen_scores)
-        log_mass = log_mass_so_far
-    log_count = chosen_scores / temperature - log_mass + math.log(num_samples)
-    return StreamedDraw(cols, chosen_scores, log_count, torch.isinf(log_mass).squeeze(1))
+        shift, log_mass = new_shift, log_mass_so_far
+    draw = StreamedDraw(cols, chosen_scores, None, torch.isinf(log_mass).squeeze(1), shift, log_mass,
+                        replacement=True)
+    return draw._replace(log_count=log_expected_counts(draw, chosen_scores, temperature, num_samples))

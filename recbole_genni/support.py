@@ -1,8 +1,8 @@
 """Which RecBole sequential models train with generated negatives, and how each one is scored.
 
 ``ONE_PASS_ENCODERS`` lists dot-product models: the sampler encodes each sequence once with ``model.forward``
-(arguments named below, as the model's own ``full_sort_predict`` passes them) and dots the hidden state with
-the candidates' rows of ``model.item_embedding``. Their BPR heads also broadcast a ``[K, B]`` negatives tensor,
+(arguments named below, as the model's own loss passes them) and dots the hidden state with the candidates' rows
+of ``model.item_embedding``, the score the model's BPR loss gives a negative (tested for every model). Their BPR heads also broadcast a ``[K, B]`` negatives tensor,
 so K negatives cost one encoder pass in the loss too.
 
 ``GENERIC_MODELS`` have other heads (distances, biases, separate output tables, candidate-dependent
@@ -31,11 +31,18 @@ ONE_PASS_ENCODERS = {
     "NextItNet": ("ITEM_SEQ",),
     "FOSSIL": ("ITEM_SEQ", "ITEM_SEQ_LEN", "USER_ID"),
     "HRM": ("ITEM_SEQ", "USER_ID", "ITEM_SEQ_LEN"),
-    "SHAN": ("ITEM_SEQ", "USER_ID"),
+    # SHAN's loss encodes the left-padded copy of the sequence (its full_sort_predict, RecBole 1.2.1, the other)
+    "SHAN": ("INVERSE_ITEM_SEQ", "USER_ID"),
+    # HGN's BPR loss scores negatives with item_embedding (positives and ranking with item_embedding_for_prediction,
+    # RecBole 1.2.1): the negatives are generated from the score that loss trains
+    "HGN": ("ITEM_SEQ", "USER_ID"),
 }
 
+#: models that train only on sampled negatives, with BPR whatever ``loss_type`` says (no CE)
+PAIRWISE_ONLY_MODELS = ("FPMC", "TransRec")
+
 #: models scored through ``full_sort_predict`` (exact, one pass per row, but |I| scores per row)
-GENERIC_MODELS = ("FPMC", "TransRec", "HGN", "NPE")
+GENERIC_MODELS = ("FPMC", "TransRec", "NPE")
 
 REFUSED_MODELS = {
     "CORE": "CORE trains with full-softmax CE only; use neg_sampler: none.",

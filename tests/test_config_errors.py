@@ -19,6 +19,8 @@ BAD_INPUTS = [
     ({"neg_temperature": 0}, r"neg_temperature: 0 is invalid; expected a number > 0"),
     ({"neg_temperature": -1.5}, r"neg_temperature: -1.5 is invalid"),
     ({"neg_temperature": "warm"}, r"neg_temperature: 'warm' is invalid"),
+    ({"neg_temperature": 1e-40}, r"neg_temperature: 1e-40 is invalid; expected a number >= 1.18e-38, float32's "
+                                 r"smallest normal number"),
     ({"neg_pool_size": 0}, r"neg_pool_size: 0 is invalid; expected an integer >= 1"),
     ({"neg_pool_size": 1.5}, r"neg_pool_size: 1.5 is invalid; expected a fraction in \(0, 1\]"),
     ({"neg_pool_size": "most"}, r"neg_pool_size: 'most' is invalid"),

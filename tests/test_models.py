@@ -10,7 +10,7 @@ from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
-from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, REFUSED_MODELS
+from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS
 
 from conftest import KNOWLEDGE_CONFIG
 
@@ -54,10 +54,44 @@ def test_refused_model_exits_nonzero_with_the_reason(model, monkeypatch, capsys,
     assert not list(tmp_path.glob("*.pth"))
 
 
-@pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "Caser", "NARM", "FPMC"])
+class _RecordingBPR(torch.nn.Module):
+    """Stands in for a model's BPR loss module: records the scores its loss gives the positive and the negative."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.loss, self.calls = loss, []
+
+    def forward(self, pos_score, neg_score):
+        self.calls.append((pos_score, neg_score))
+        return self.loss(pos_score, neg_score)
+
+
+@pytest.mark.parametrize("model", TRAINED)
+def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(model, base_config):
+    """Generated negatives are hard for the loss that trains on them: for every supported model, the scorer's
+    score of a candidate is the score the model's own BPR loss gives it as a negative (same batch, eval mode)."""
+    config = Config(model, "tiny", config_dict={**base_config, "neg_sampler": "genni",
+                                                 **MODEL_OVERRIDES.get(model, {})})
+    assert config["loss_type"] == "BPR" or model in PAIRWISE_ONLY_MODELS  # SINE's own default is CE
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = config.model_class(config, train._dataset).eval()
+    train.get_model(net)
+    batch = next(iter(train))
+    loss_name = "bpr_loss" if model == "TransRec" else "loss_fct"
+    recorder = _RecordingBPR(getattr(net, loss_name))
+    setattr(net, loss_name, recorder)
+    negatives, targets = batch[train.neg_item_id], batch[train.iid_field]
+    with torch.no_grad():
+        net.calculate_loss(batch)
+        scored, _ = scorer_for(net).bind(batch, targets)(negatives.unsqueeze(1))
+    (_, loss_scores), = recorder.calls
+    assert torch.allclose(scored.reshape(-1), loss_scores.reshape(-1), atol=1e-5)
+
+
+@pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS) + ["FPMC"])
 def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_config):
     """One encoder pass over [K, B] negatives (or K repeated rows) equals K separate BPR losses, averaged."""
-    config = Config(model, "tiny", config_dict={**base_config, "neg_num": 3})
+    config = Config(model, "tiny", config_dict={**base_config, "neg_num": 3, **MODEL_OVERRIDES.get(model, {})})
     train, _, _ = data_preparation(config, create_dataset(config))
     net = config.model_class(config, train._dataset).eval()
     train.get_model(net)

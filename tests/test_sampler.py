@@ -81,9 +81,12 @@ def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_c
     config = {**base_config, "data_path": str(data), "neg_pool_size": 10, "topk": [5, 10]}
     for sampler in ("uniform", "genni"):
         train, _ = loader_for(config, neg_sampler=sampler)
-        for _ in train:
-            pass
-        assert train.negatives.pop_stats().fallback_rows > 0
+        uid = train._dataset.token2id(train.uid_field, "99")
+        rows = sum(int((batch[train.uid_field] == uid).sum()) for batch in train)
+        stats = train.negatives.pop_stats()
+        # each of its rows once: relaxed (its exclusions dropped) and, when the model drew, fallen back from the pool
+        assert int(stats.relaxed_rows) == rows > 0
+        assert int(stats.fallback_rows) == (rows if sampler == "genni" else 0)
 
 
 def test_pool_size_fraction_and_all(base_config):
@@ -131,3 +134,75 @@ def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, bas
         item12 = train._dataset.token2id(train.iid_field, "12")
         negatives = torch.cat([b[train.neg_item_id][b[train.uid_field] == uid] for b in train])
         assert negatives.numel() > 0 and bool((negatives == item12).all())
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("replacement", [False, True], ids=["distinct", "replacement"])
+@pytest.mark.parametrize("proposal", ["uniform", "popularity"])
+def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, proposal, base_config):
+    """sum_k exp(s_k - log count_k) over a row's K negatives estimates sum_j exp(s_j) over the row's allowed items
+    (what SSM's logQ correction relies on), for model draws from uniform and popularity pools, mixed with uniform
+    negatives or not: the mean over 3000 independent draws is within 4 standard errors of the truth."""
+    from recbole_genni.scoring import gathered_scores
+
+    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=5, neg_pool_size=20, neg_pool_shared=False,
+                          neg_temperature=0.7, neg_uniform_mix=mix, neg_replacement=replacement,
+                          neg_pool_proposal=proposal)
+    negatives, sampler = train.negatives, train._sampler
+    batch = next(iter(train))
+    users, targets = batch[train.uid_field][:8], batch[train.iid_field][:8]
+    reps = 3000
+    scores = 1.5 * torch.randn(8, sampler.item_num, generator=torch.Generator().manual_seed(0))
+    full = scores.repeat(reps, 1)
+    drawn, log_count = negatives.generate(users.repeat(reps), targets.repeat(reps),
+                                          lambda candidates: gathered_scores(full, candidates, targets.repeat(reps)),
+                                          with_log_count=True)
+    estimates = (full.gather(1, drawn) - log_count).exp().sum(dim=1).view(reps, 8).double()
+    allowed = sampler.valid_mask(torch.arange(1, sampler.item_num), users, targets)
+    if proposal == "popularity" and mix == 0:  # the pools reach only items with a training count
+        allowed &= sampler.pool_probs[1:] > 0
+    truth = (scores[:, 1:].exp() * allowed).sum(dim=1).double()
+    error = (estimates.mean(dim=0) - truth) / (estimates.std(dim=0) / reps ** 0.5)
+    assert error.abs().max() < 4, error
+
+
+def test_a_full_uniform_mix_never_asks_the_model(base_config):
+    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=3, neg_uniform_mix=1.0)
+    batch = next(iter(train))
+
+    def refuse(candidates):
+        raise AssertionError("scored")
+
+    drawn, log_count = train.negatives.generate(batch[train.uid_field], batch[train.iid_field], refuse, True)
+    assert not train.negatives.generates and drawn.shape == (len(batch), 3) and torch.isfinite(log_count).all()
+
+
+def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch):
+    first, _ = loader_for(base_config, neg_num=2)
+    monkeypatch.setattr(generator, "SAMPLED_ROWS", 2)
+    second, _ = loader_for(base_config, neg_num=2)
+    for a, b in zip(first, second):
+        assert torch.equal(a[first.neg_item_id], b[second.neg_item_id])
+    state = second._sampler.generator.get_state()
+    seen = torch.cat([second.negatives._sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
+    assert set(seen.tolist()) == set(range(50))  # not the first rows of each batch
+    assert torch.equal(second._sampler.generator.get_state(), state)
+
+
+@pytest.mark.parametrize("model", ["SASRec", "GenNiSASRec"])
+def test_scoring_and_drawing_are_timed_apart_on_both_paths(model, base_config):
+    """sampling_seconds means the same on both paths: generation without the model's scoring (the loader's
+    encoder pass, GenNiSASRec's products), which is scoring_seconds."""
+    from recbole_genni.trainer import Trainer
+
+    config = Config(model, "tiny", config_dict={**base_config, "neg_sampler": "genni", "neg_num": 2})
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    trainer = Trainer(config, config.model_class(config, train._dataset))
+    trainer.fit(train, valid, saved=False)
+    record = trainer.history[0]
+    assert record["scoring_seconds"] > 0 and record["sampling_seconds"] > 0
+    uniform = Config(model, "tiny", config_dict={**base_config, "neg_sampler": "uniform", "neg_num": 2})
+    train, valid, _ = data_preparation(uniform, create_dataset(uniform))
+    trainer = Trainer(uniform, uniform.model_class(uniform, train._dataset))
+    trainer.fit(train, valid, saved=False)
+    assert trainer.history[0]["scoring_seconds"] == 0 and trainer.history[0]["sampling_seconds"] > 0

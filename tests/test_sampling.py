@@ -306,12 +306,12 @@ def test_inclusion_draws_are_the_k_largest_keys_and_their_threshold_the_next():
     scores = torch.randn(200, 30, generator=torch.Generator().manual_seed(1))
     valid = torch.rand(200, 30, generator=torch.Generator().manual_seed(2)) > 0.4
     valid[:, :k + 1] = True
-    keys = sampling._perturbed_keys(scores, k, tau, valid, torch.Generator().manual_seed(3))
+    keys = sampling._perturbed_keys(scores, k, tau, valid, torch.Generator().manual_seed(3))  # score + tau x Gumbel
     cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, torch.Generator().manual_seed(3))
     top = keys.topk(k + 1, dim=1)
     assert torch.equal(cols.sort(dim=1).values, top.indices[:, :k].sort(dim=1).values)
-    expected = sampling.log_inclusion_probs(scores.gather(1, cols) / tau, top.values[:, k])
-    assert torch.allclose(log_inclusion, expected)
+    expected = sampling.log_inclusion_probs(scores.gather(1, cols) / tau, top.values[:, k] / tau)
+    assert torch.allclose(log_inclusion, expected, atol=1e-5)
 
 
 def test_every_valid_column_drawn_has_inclusion_one():
@@ -357,3 +357,36 @@ def test_shared_pool_mask_from_history_pairs_equals_the_pairwise_mask():
         for row_targets in (targets, None):
             pairwise = sampling.exclusion_mask(pool, row_targets, keys, users, num_items)
             assert torch.equal(sampling.pool_exclusion_mask(pool, 7, row_targets, (rows, items)), pairwise)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["dense", "streamed"])
+def test_a_tiny_temperature_draws_the_argmax_with_finite_counts(streamed):
+    """score / tau overflows float32 for tau = 1e-37 and scores of 100; the draws divide score differences instead,
+    so they approach the argmax (the top K without replacement) and every log count stays finite."""
+    k, tau = 3, 1e-37
+    scores = 100 * torch.randn(64, 50, generator=torch.Generator().manual_seed(0))
+    valid = torch.rand(64, 50, generator=torch.Generator().manual_seed(1)) > 0.3
+    valid[:, :k] = True
+    top = scores.masked_fill(~valid, float("-inf")).topk(k, dim=1).indices
+    gen = torch.Generator().manual_seed(2)
+    if streamed:
+        def score_chunk(a, b):
+            return scores[:, a:b]
+
+        def valid_chunk(a, b):
+            return valid[:, a:b]
+
+        with_replacement = sampling.sample_negatives_streaming_with_replacement(
+            score_chunk, 50, k, tau, 7, valid_chunk, gen)
+        without = sampling.sample_negatives_streaming(score_chunk, 50, k, tau, 7, valid_chunk, gen, True)
+        with_replacement = (with_replacement.columns, with_replacement.log_count)
+        without = (without.columns, without.log_count)
+    else:
+        with_replacement = sampling.sample_negatives_with_replacement(scores, k, tau, valid, gen)
+        without = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, gen)
+    cols, log_count = with_replacement
+    assert torch.equal(cols, top[:, :1].expand(-1, k))  # every draw is the argmax: q = 1
+    assert torch.allclose(log_count, torch.full_like(log_count, math.log(k)))
+    cols, log_count = without
+    assert torch.equal(cols.sort(dim=1).values, top.sort(dim=1).values)
+    assert torch.isfinite(log_count).all() and (log_count <= 0).all()

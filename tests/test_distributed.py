@@ -54,7 +54,7 @@ def test_two_cpu_ranks_train_identically_with_genni(base_config):
     (_, params0, name0, result0, batches0), (_, params1, name1, result1, batches1) = reports
     assert (params0 == params1).all()
     assert name0 == name1
-    assert result0 == result1 and 0 <= result0["ndcg@10"] <= 1
+    assert result0 == result1
     assert batches0 == batches1  # each rank trains on its half of the rows
 
 
@@ -66,7 +66,7 @@ def test_run_recbole_genni_with_nproc_two(base_config, tmp_path, monkeypatch):
     result = run_recbole_genni("SASRec", "tiny", config_dict={
         **base_config, "neg_sampler": "genni", "state": "INFO", "epochs": 2,
     }, nproc=2, ip="127.0.0.1", port=free_port())
-    assert 0 <= result["test_result"]["ndcg@10"] <= 1
+    assert len(result["history"]) == 2 and result["stop_reason"] == "epochs"
     logs = list((tmp_path / "log" / "SASRec").glob("*.log"))
     assert any("test result" in log.read_text() for log in logs)  # rank 0 logs; RecBole silences the others
     steps = {}  # tag -> epochs on disk

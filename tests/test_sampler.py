@@ -206,3 +206,36 @@ def test_scoring_and_drawing_are_timed_apart_on_both_paths(model, base_config):
     trainer = Trainer(uniform, uniform.model_class(uniform, train._dataset))
     trainer.fit(train, valid, saved=False)
     assert trainer.history[0]["scoring_seconds"] == 0 and trainer.history[0]["sampling_seconds"] > 0
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
+def test_a_uniform_mix_replaces_that_share_of_the_model_draws(mix, base_config):
+    """With a near-zero temperature the model always draws the row's best-scored allowed item; a share ``mix``
+    of the negatives is uniform instead, hitting that item only by chance."""
+    from recbole_genni.scoring import gathered_scores
+
+    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=4, neg_pool_size="all", neg_temperature=1e-4,
+                          neg_replacement=True, neg_uniform_mix=mix)
+    batch = next(iter(train))
+    users, targets = batch[train.uid_field].repeat(50), batch[train.iid_field].repeat(50)
+    scores = torch.randn(len(users), train._sampler.item_num, generator=torch.Generator().manual_seed(0))
+    drawn, _ = train.negatives.generate(users, targets, lambda c: gathered_scores(scores, c, targets))
+    allowed = train._sampler.valid_mask(torch.arange(train._sampler.item_num), users, targets)
+    best = scores.masked_fill(~allowed, float("-inf")).argmax(dim=1, keepdim=True)
+    share = float((drawn == best).float().mean())
+    chance = float((1 / allowed.sum(dim=1)).mean())
+    assert share == pytest.approx((1 - mix) + mix * chance, abs=0.02)
+
+
+def test_warmup_epochs_draw_uniform_negatives_without_the_model(base_config):
+    """``neg_warmup_epochs: 1``: the first epoch's negatives cost no scoring, the second's are the model's."""
+    from recbole_genni.trainer import Trainer
+
+    config = Config("SASRec", "tiny", config_dict={**base_config, "neg_sampler": "genni", "neg_warmup_epochs": 1,
+                                                    "epochs": 2, "stopping_step": 100})
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    trainer = Trainer(config, config.model_class(config, train._dataset))
+    trainer.fit(train, valid, saved=False)
+    first, second = trainer.history
+    assert first["scoring_seconds"] == 0 and "pool_rank" not in first
+    assert second["scoring_seconds"] > 0 and 0 <= second["pool_rank"] <= 1

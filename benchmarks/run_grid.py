@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -111,7 +112,22 @@ def run_cell(cell: dict) -> dict:
         "wall_seconds": time.time() - start,
         "history": history,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": package_commit(),
+        "config": cell["config"],  # the cell's settings over the package's defaults (seed included)
     }
+
+
+def package_commit() -> str:
+    """The commit of the checkout the package runs from (with ``+`` if it has uncommitted changes), or
+    ``unknown`` outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
 
 
 def convert_sources(grid, settings=None):

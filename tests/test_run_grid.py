@@ -62,6 +62,8 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
     assert len(records) == 4 and all(set(r["test"]) == set(run_grid.METRICS) for r in records)
     assert all(r["best_valid"]["ndcg@10"] == max(h["valid_score"] for h in r["history"]) for r in records)
     assert all(r["epochs"] == 2 and r["stop_reason"] == "epochs" for r in records)  # --set reached every cell
+    assert all(r["config"]["epochs"] == 2 and r["config"]["seed"] == r["seed"] for r in records)
+    assert all(r["commit"] == run_grid.package_commit() != "" for r in records)
     for r in records:  # an epoch's seconds: its training plus its validation, as recorded in the epoch's history
         epoch_seconds = [h["train_seconds"] + h["valid_seconds"] for h in r["history"]]
         assert r["seconds_per_epoch"] == pytest.approx(sum(epoch_seconds) / 2)

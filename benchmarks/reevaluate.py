@@ -20,7 +20,7 @@ from recbole.data import create_dataset  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
 from recbole_genni.quick_start import data_preparation  # noqa: E402
-from recbole_genni.utils import get_trainer  # noqa: E402
+from recbole_genni.registry import get_trainer  # noqa: E402
 
 TEST_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
 DESCRIBED_KEYS = ("neg_sampler", "loss_type", "neg_num", "neg_pool_size", "neg_pool_shared")

@@ -11,17 +11,13 @@ import yaml
 from recbole.config import Config as RecBole_Config
 from recbole.utils import ModelType
 
+from recbole_genni.compat import init_distributed, restore_numpy_aliases
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.options import FLOAT32_TINY, MODEL_BASED_SAMPLERS, NEG_EXCLUDES, NEG_SAMPLERS, POOL_PROPOSALS
+from recbole_genni.registry import get_model
 from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS
-from recbole_genni.utils import GenNiConfigError, get_model, restore_numpy_aliases
 
 restore_numpy_aliases()  # before any RecBole Config runs
-
-NEG_SAMPLERS = ("uniform", "popularity", "dns", "genni", "none")
-MODEL_BASED_SAMPLERS = ("dns", "genni")
-NEG_EXCLUDES = ("none", "target", "history")
-POOL_PROPOSALS = ("uniform", "popularity")
-#: float32's smallest normal number: a smaller temperature is not a float32 number the draws can divide by
-FLOAT32_TINY = 2.0 ** -126
 
 #: what RecBole's loader needs to set up the ``neg_item_id`` field; our loader draws the negatives itself
 _RECBOLE_PAIRWISE_ARGS = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
@@ -92,27 +88,7 @@ class Config(RecBole_Config):
         final = self.final_config_dict
         if "local_rank" not in final:
             return super()._init_device()
-        import torch
-
-        use_cuda = torch.cuda.is_available() and final["use_gpu"]
-        if use_cuda:
-            gpu_id = ",".join(map(str, final["gpu_id"])) if isinstance(final["gpu_id"], tuple) else str(final["gpu_id"])
-            final["gpu_id"] = gpu_id
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
-            if len(gpu_id.split(",")) < final["nproc"]:
-                raise GenNiConfigError(f"gpu_id: '{gpu_id}' names fewer GPUs than nproc: {final['nproc']}.")
-        torch.distributed.init_process_group(
-            backend="nccl" if use_cuda else "gloo",
-            rank=final["local_rank"] + final["offset"],
-            world_size=final["world_size"],
-            init_method=f"tcp://{final['ip']}:{final['port']}",
-        )
-        final["device"] = torch.device("cuda", final["local_rank"]) if use_cuda else torch.device("cpu")
-        if use_cuda:
-            torch.cuda.set_device(final["local_rank"])
-        final["single_spec"] = False
-        if final["local_rank"] != 0:
-            final.update(state="error", show_progress=False, verbose=False)
+        init_distributed(final)
 
     def _translate_recbole_neg_args(self, final):
         """Map a user's ``train_neg_sample_args`` (and nothing of ours) onto the ``neg_*`` keys."""
@@ -350,17 +326,3 @@ def _validate_neg_keys(final):
             f"worker: {final['worker']} runs the collate step in other processes, away from the model that "
             f"neg_sampler: {final['neg_sampler']} scores with; set worker: 0."
         )
-
-
-def resolve_pool_size(pool_size, num_items: int) -> int:
-    """M for a catalogue of ``num_items`` ids (padding included): int, fraction or ``'all'``; checked."""
-    real_items = num_items - 1
-    if pool_size == "all":
-        return real_items
-    size = max(1, round(pool_size * real_items)) if isinstance(pool_size, float) else pool_size
-    if size > real_items:
-        raise GenNiConfigError(
-            f"neg_pool_size: {pool_size} is larger than the catalogue ({real_items} items); "
-            "use a smaller size, a fraction in (0, 1], or 'all'."
-        )
-    return size

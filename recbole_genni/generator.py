@@ -12,7 +12,7 @@ from logging import getLogger
 import torch
 
 from recbole_genni import sampling
-from recbole_genni.config import MODEL_BASED_SAMPLERS, resolve_pool_size
+from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
 
 
 @dataclass

@@ -13,11 +13,14 @@ from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
-from recbole_genni.config import MODEL_BASED_SAMPLERS, Config, resolve_pool_size
+from recbole_genni.compat import exit_rank
+from recbole_genni.config import Config
 from recbole_genni.data.checks import check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
+from recbole_genni.registry import get_trainer
 from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
-from recbole_genni.utils import GenNiConfigError, get_trainer
 
 SUMMARY_METRICS = ("hit@10", "ndcg@10")
 
@@ -149,25 +152,6 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
     if local_rank == 0:
         queue.put(result)
     exit_rank()
-
-
-def exit_rank():
-    """End a finished spawned rank without interpreter finalization.
-
-    The gloo process group must be neither freed nor finalized from Python (both seen in runs of the CI script):
-    - freed (its last reference dropped, which holds the GIL), its destructor waits for a gloo worker thread that
-      is itself waiting for the GIL to release a finished all-gather's tensors: the rank deadlocks;
-    - left alive to interpreter finalization, such a thread can reach for the GIL while the interpreter is torn
-      down: the rank aborts (SIGABRT, "terminate called without an active exception").
-    So a finished rank keeps its group (:data:`_FINISHED_GROUPS`; DDP's constructor also pins it, by importing
-    ``torch.distributed.nn``, whose functions hold ``group.WORLD`` as a default argument), flushes its logs and
-    leaves at once. The result has already gone through the (synchronous) queue, and the trainer flushes
-    TensorBoard when ``fit`` returns.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def _make_log_dir(config):

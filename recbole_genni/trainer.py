@@ -12,12 +12,12 @@ from torch.nn.parallel import DistributedDataParallel
 from recbole.trainer import Trainer as RecBole_Trainer
 from recbole.utils import set_color
 
-from recbole_genni.config import MODEL_BASED_SAMPLERS
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.scoring import multi_negative_loss
-from recbole_genni.utils import (
-    CheckpointWriteError, GenNiConfigError, atomic_write, load_checkpoint, read_training_checkpoint,
-)
+from recbole_genni.compat import load_checkpoint
+from recbole_genni.errors import CheckpointWriteError, GenNiConfigError
+from recbole_genni.options import MODEL_BASED_SAMPLERS
+from recbole_genni.utils import atomic_write, read_training_checkpoint
 
 
 class _TimeBudgetSpent(Exception):

@@ -12,7 +12,7 @@ from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_sequential_inter
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.errors import GenNiConfigError
 
 BAD_INPUTS = [
     ({"neg_sampler": "hard"}, r"neg_sampler: 'hard' is invalid; expected uniform \| popularity \| dns \| genni \| none"),

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from recbole_genni.data.convert import convert, main
-from recbole_genni.utils import GenNiConfigError, atomic_write
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.utils import atomic_write
 
 
 def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):

@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from recbole_genni import run_recbole_genni
-from recbole_genni.quick_start import exit_rank
+from recbole_genni.compat import exit_rank
 
 
 def free_port() -> str:

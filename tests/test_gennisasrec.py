@@ -11,7 +11,7 @@ from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
 from recbole_genni.model import gennisasrec
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.errors import GenNiConfigError
 
 
 def prepared(base_config, **overrides):

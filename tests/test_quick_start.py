@@ -11,7 +11,8 @@ from recbole.data import create_dataset
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.utils import GenNiConfigError, get_trainer
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.registry import get_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +154,7 @@ def test_numpy_aliases_that_recbole_sets_are_restored_when_missing(monkeypatch):
     """NumPy 2 removed ``np.float_``/``complex_``/``unicode_``; RecBole's Config assigns from them."""
     import numpy as np
 
-    from recbole_genni.utils import restore_numpy_aliases
+    from recbole_genni.compat import restore_numpy_aliases
 
     for name in ("float_", "complex_", "unicode_"):
         monkeypatch.delattr(np, name, raising=False)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from recbole_genni import run_recbole_genni
-from recbole_genni.utils import GenNiConfigError, load_checkpoint
+from recbole_genni.compat import load_checkpoint
+from recbole_genni.errors import GenNiConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLED_AFTER_EPOCH = 2

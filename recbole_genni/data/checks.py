@@ -5,7 +5,7 @@ import re
 
 import pandas as pd
 
-from recbole_genni.utils import GenNiConfigError
+from recbole_genni.errors import GenNiConfigError
 
 #: RecBole's column types (``name:type`` in an atomic file's header)
 COLUMN_TYPES = ("token", "token_seq", "float", "float_seq")

@@ -15,7 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from recbole_genni.utils import GenNiConfigError, atomic_write, run_cli
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.utils import atomic_write, run_cli
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 

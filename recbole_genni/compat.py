@@ -1,0 +1,78 @@
+"""What RecBole 1.2.1 needs to run on today's stack, one small function a workaround, each naming the upstream
+issue (or the RecBole file, where none is filed). The rest of the package calls these and nothing else for it."""
+
+import logging
+import os
+import sys
+
+import torch
+
+from recbole_genni.errors import GenNiConfigError
+
+
+def restore_numpy_aliases():
+    """RecBole 1.2.1's ``Config`` runs ``np.float = np.float_`` (also ``complex_``, ``unicode_``): names NumPy 2
+    removed (RUCAIBox/RecBole#2203). Give them back under NumPy 2 so RecBole runs there too; a no-op under NumPy 1."""
+    import numpy as np
+
+    for removed, current in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if not hasattr(np, removed):
+            setattr(np, removed, getattr(np, current))
+
+
+def disable_anomaly_detection():
+    """RecBole 1.2.1's ``model/sequential_recommender/sine.py`` switches autograd anomaly detection on for the whole
+    process at import (about a third of CPU training time); every sequential-model import reaches it, so switch it
+    back off."""
+    torch.autograd.set_detect_anomaly(False)
+
+
+def load_checkpoint(path, device):
+    """Load a RecBole checkpoint. Checkpoints are pickles (they hold the Config): load only trusted files.
+
+    torch >= 2.6 defaults to ``weights_only=True``, which refuses RecBole's checkpoints (RUCAIBox/RecBole#2212).
+    """
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def init_distributed(final):
+    """RecBole's distributed device set-up, on gloo (CPU) as well as NCCL (CUDA): RecBole 1.2.1's
+    ``Config._init_device`` hard-wires ``init_process_group(backend="nccl")`` and ``cuda:<local_rank>``.
+    ``final`` is the config's final dict, updated in place."""
+    use_cuda = torch.cuda.is_available() and final["use_gpu"]
+    if use_cuda:
+        gpu_id = ",".join(map(str, final["gpu_id"])) if isinstance(final["gpu_id"], tuple) else str(final["gpu_id"])
+        final["gpu_id"] = gpu_id
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+        if len(gpu_id.split(",")) < final["nproc"]:
+            raise GenNiConfigError(f"gpu_id: '{gpu_id}' names fewer GPUs than nproc: {final['nproc']}.")
+    torch.distributed.init_process_group(
+        backend="nccl" if use_cuda else "gloo",
+        rank=final["local_rank"] + final["offset"],
+        world_size=final["world_size"],
+        init_method=f"tcp://{final['ip']}:{final['port']}",
+    )
+    final["device"] = torch.device("cuda", final["local_rank"]) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(final["local_rank"])
+    final["single_spec"] = False
+    if final["local_rank"] != 0:
+        final.update(state="error", show_progress=False, verbose=False)
+
+
+def exit_rank():
+    """End a finished spawned rank without interpreter finalization (gloo, torch's process groups).
+
+    The gloo process group must be neither freed nor finalized from Python:
+    - freed (its last reference dropped, which holds the GIL), its destructor waits for a gloo worker thread that
+      is itself waiting for the GIL to release a finished all-gather's tensors: the rank deadlocks;
+    - left alive to interpreter finalization, such a thread can reach for the GIL while the interpreter is torn
+      down: the rank aborts (SIGABRT, "terminate called without an active exception").
+    So a finished rank keeps its group (the caller holds a reference; DDP's constructor also pins it, by importing
+    ``torch.distributed.nn``, whose functions hold ``group.WORLD`` as a default argument), flushes its logs and
+    leaves at once. Its result must already have gone through a synchronous queue.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

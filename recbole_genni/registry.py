@@ -1,0 +1,58 @@
+"""Models and trainers by name: the package's own first, then RecBole's (RecBole-GNN's ``get_model`` pattern)."""
+
+import importlib
+import pkgutil
+
+from recbole.utils import get_model as get_recbole_model
+
+from recbole_genni.compat import disable_anomaly_detection
+from recbole_genni.errors import GenNiConfigError
+
+
+def _own_model_module(name: str):
+    module_path = f"recbole_genni.model.{name.lower()}"
+    if importlib.util.find_spec(module_path) is None:
+        return None
+    return importlib.import_module(module_path)
+
+
+def supported_models() -> list:
+    """Names of RecBole's sequential models plus the package's own."""
+    import recbole.model.sequential_recommender as seq
+    import recbole_genni.model as own
+
+    names = []
+    for pkg in (seq, own):
+        for info in pkgutil.iter_modules(pkg.__path__):
+            module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+            names += [n for n, obj in vars(module).items() if isinstance(obj, type) and n.lower() == info.name]
+    return sorted(names)
+
+
+def get_model(model_name: str):
+    """The model class: the package's own (``recbole_genni.model.<lowercase>``) first, then RecBole's."""
+    module = _own_model_module(model_name)
+    if module is not None and hasattr(module, model_name):
+        model_class = getattr(module, model_name)
+    else:
+        try:
+            model_class = get_recbole_model(model_name)
+        except (ValueError, AttributeError, ImportError):  # RecBole probes exlib_recommender, which needs lightgbm
+            raise GenNiConfigError(
+                f"unknown model {model_name!r}; supported sequential models: {', '.join(supported_models())}"
+            ) from None
+    disable_anomaly_detection()
+    return model_class
+
+
+def get_trainer(model_type, model_name):
+    """``<Model>Trainer`` from this package or RecBole if one exists, else :class:`~recbole_genni.trainer.Trainer`."""
+    from recbole.utils import ModelType, get_trainer as get_recbole_trainer
+
+    import recbole_genni.trainer as own
+
+    if hasattr(own, model_name + "Trainer"):
+        return getattr(own, model_name + "Trainer")
+    if model_type == ModelType.SEQUENTIAL and not hasattr(importlib.import_module("recbole.trainer"), model_name + "Trainer"):
+        return own.Trainer
+    return get_recbole_trainer(model_type, model_name)

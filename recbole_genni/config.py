@@ -15,7 +15,7 @@ from recbole_genni.compat import init_distributed, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.options import FLOAT32_TINY, MODEL_BASED_SAMPLERS, NEG_EXCLUDES, NEG_SAMPLERS, POOL_PROPOSALS
 from recbole_genni.registry import get_model
-from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS
+from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS, recbole_family
 
 restore_numpy_aliases()  # before any RecBole Config runs
 
@@ -44,7 +44,9 @@ class Config(RecBole_Config):
         return super()._get_model_and_dataset(model, dataset)
 
     def _load_internal_config_dict(self, model, model_class, dataset):
-        super()._load_internal_config_dict(model, model_class, dataset)
+        # RecBole's defaults of the RecBole model this one is or subclasses: a user's subclass of SASRec (and
+        # GenNiSASRec) starts from SASRec's hyper-parameters, as SASRec itself does
+        super()._load_internal_config_dict(recbole_family(model_class), model_class, dataset)
         for path in (
             os.path.join(properties_dir(), "overall.yaml"),
             os.path.join(properties_dir(), "model", f"{model}.yaml"),
@@ -102,9 +104,10 @@ class Config(RecBole_Config):
 
     def _resolve_loss_and_recbole_args(self, final):
         model, sampler = self.model, final["neg_sampler"]
+        family = recbole_family(self.model_class)  # a user's subclass of a RecBole model is treated as that model
         # RecBole's sequential models branch on loss_type, all but the pairwise-only ones (SINE declares a pairwise
         # input_type and still trains CE by default: it needs loss_type BPR to use the negatives)
-        uses_loss_type = model not in PAIRWISE_ONLY_MODELS
+        uses_loss_type = family not in PAIRWISE_ONLY_MODELS
         user_loss = self.external_config_dict.get("loss_type")
         if hasattr(self.model_class, "loss_types"):
             self._resolve_own_loss(final, user_loss)
@@ -124,8 +127,8 @@ class Config(RecBole_Config):
             final["loss_type"] = "CE"
             final["train_neg_sample_args"] = None
             return
-        if model in REFUSED_MODELS:
-            raise GenNiConfigError(f"model {model} cannot train with neg_sampler: {sampler}. {REFUSED_MODELS[model]}")
+        if family in REFUSED_MODELS:
+            raise GenNiConfigError(f"model {model} cannot train with neg_sampler: {sampler}. {REFUSED_MODELS[family]}")
         if final["MODEL_TYPE"] != ModelType.SEQUENTIAL:
             raise GenNiConfigError(
                 f"neg_sampler: {sampler} is for sequential models; {model} is {final['MODEL_TYPE'].name.lower()}."

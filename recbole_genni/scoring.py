@@ -3,7 +3,7 @@
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_genni.support import ONE_PASS_ENCODERS
+from recbole_genni.support import ONE_PASS_ENCODERS, recbole_family
 
 
 def full_product_is_cheaper(columns, hidden_size, num_items):
@@ -72,8 +72,9 @@ class FullSortScorer:
 
 
 def scorer_for(model):
-    """The scoring adapter of a model instance, chosen by its class name (see :mod:`recbole_genni.support`)."""
-    fields = ONE_PASS_ENCODERS.get(type(model).__name__)
+    """The scoring adapter of a model instance, chosen by the RecBole model it is or subclasses (see
+    :mod:`recbole_genni.support`)."""
+    fields = ONE_PASS_ENCODERS.get(recbole_family(type(model)))
     if fields is not None:
         return DotProductScorer(model, fields)
     return FullSortScorer(model)

@@ -10,6 +10,8 @@ forwards): they are scored with ``full_sort_predict`` once per row, then gathere
 repeat the row K times in the loss (RecBole's own layout).
 
 ``REFUSED_MODELS`` cannot train on sampled negatives; the reason is the error the user sees.
+
+A model is looked up by the RecBole class it is or subclasses (:func:`recbole_family`), not by its own name.
 """
 
 #: model name -> interaction fields passed to ``model.forward`` (attribute names on the model)
@@ -59,10 +61,10 @@ REFUSED_MODELS = {
 }
 
 
-def scoring_path(model_name: str) -> str:
-    """``'one-pass'``, ``'generic'`` or ``'refused'`` for a RecBole sequential model name."""
-    if model_name in REFUSED_MODELS:
-        return "refused"
-    if model_name in ONE_PASS_ENCODERS:
-        return "one-pass"
-    return "generic"
+def recbole_family(model_class) -> str:
+    """The name of the RecBole model that ``model_class`` is or subclasses (the first in its MRO defined by
+    RecBole), so that a user's subclass of SASRec is scored, refused or trained as SASRec is; else its own name."""
+    for cls in model_class.__mro__:
+        if cls.__module__.startswith("recbole.model."):
+            return cls.__name__
+    return model_class.__name__

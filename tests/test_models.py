@@ -8,6 +8,7 @@ from recbole.data import create_dataset
 
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
+from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
 from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS
@@ -146,3 +147,23 @@ def test_no_pool_scores_every_real_item_and_a_held_score_matrix_gives_a_view():
     viewed, viewed_targets = gathered_scores(full, None, targets)
     assert torch.equal(viewed, full[:, every]) and viewed.data_ptr() == full[:, 1:].data_ptr()
     assert torch.allclose(viewed_targets, target_scores, atol=1e-6)
+
+
+def test_a_users_subclass_of_a_recbole_model_takes_that_models_path(base_config):
+    """Scoring, loss and refusals follow the RecBole model a class subclasses, not its name."""
+    from recbole.model.sequential_recommender import CORE, SASRec
+
+    from recbole_genni.scoring import DotProductScorer
+
+    class MySASRec(SASRec):
+        pass
+
+    class MyCORE(CORE):
+        pass
+
+    config = Config(MySASRec, "tiny", config_dict={**base_config, "neg_sampler": "genni", "neg_num": 2})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = MySASRec(config, train._dataset)
+    assert isinstance(scorer_for(net), DotProductScorer) and scorer_for(net).one_pass_loss
+    with pytest.raises(GenNiConfigError, match=r"model MyCORE cannot train with neg_sampler: genni. CORE trains"):
+        Config(MyCORE, "tiny", config_dict={**base_config, "neg_sampler": "genni"})

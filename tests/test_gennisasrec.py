@@ -220,3 +220,35 @@ def test_bucketed_batches_cover_every_user_once_pad_less_and_keep_each_position_
         weighted = sum(model.calculate_loss(b) for b in epochs[0])
         whole = next(iter(prepared(base_config, train_batch_size=1000, neg_sampler="none")[1][0]))
         assert weighted == pytest.approx(float(model.calculate_loss(whole)) * train.sample_size / 4, rel=1e-5)
+
+
+@pytest.mark.parametrize("neg_pool_size", [8, "all"])
+def test_negatives_are_scored_from_the_training_pass_itself(neg_pool_size, base_config, monkeypatch):
+    """GenNiSASRec generates from the same dropout-on encoder pass its loss trains (not an eval-mode pass): the
+    scores the generator sees for the drawn negatives are the loss's own negative logits."""
+    config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=3, neg_pool_size=neg_pool_size,
+                                     hidden_dropout_prob=0.5, attn_dropout_prob=0.5)
+    model = config.model_class(config, train._dataset).train()
+    seen = {}
+    generate, sampled_softmax_loss = model.negatives.generate, losses.sampled_softmax_loss
+
+    def spy_generate(users, targets, score=None, with_log_count=False):
+        negatives, log_count = generate(users, targets, score, with_log_count)
+        seen["scores"], seen["negatives"] = score(negatives)[0], negatives
+        return negatives, log_count
+
+    def spy_loss(pos, neg, mask, neg_log_count=None, logq_weight=1.0):
+        seen["logits"] = neg.detach()
+        return sampled_softmax_loss(pos, neg, mask, neg_log_count, logq_weight)
+
+    monkeypatch.setattr(model.negatives, "generate", spy_generate)
+    monkeypatch.setattr(gennisasrec.losses, "sampled_softmax_loss", spy_loss)
+    batch = next(iter(train))
+    model.calculate_loss(batch)
+    assert torch.allclose(seen["scores"], seen["logits"], atol=1e-5)
+    model.eval()
+    with torch.no_grad():  # an eval-mode pass (no dropout) would have scored them otherwise
+        targets = batch[model.TARGET_SEQ]
+        hidden = model.encode(batch[model.ITEM_SEQ])[targets > 0]
+        eval_scores = (hidden.unsqueeze(1) * model.item_embedding.weight[seen["negatives"]]).sum(-1)
+    assert not torch.allclose(eval_scores, seen["scores"], atol=1e-3)

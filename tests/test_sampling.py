@@ -390,3 +390,14 @@ def test_a_tiny_temperature_draws_the_argmax_with_finite_counts(streamed):
     cols, log_count = without
     assert torch.equal(cols.sort(dim=1).values, top.sort(dim=1).values)
     assert torch.isfinite(log_count).all() and (log_count <= 0).all()
+
+
+def test_distinct_draws_are_distinct_pool_columns_and_a_repeated_item_can_be_drawn_twice():
+    """Without replacement the K draws are distinct columns of the pool; a pool drawn with replacement can hold an
+    item in two columns, and both can be drawn."""
+    pool = torch.tensor([5, 5, 7, 9])  # item 5 twice
+    scores = torch.tensor([[10.0, 10.0, -10.0, -10.0]]).expand(200, -1)
+    cols = sampling.sample_negatives(scores, 2, 1.0, generator=torch.Generator().manual_seed(0))
+    assert bool((cols[:, 0] != cols[:, 1]).all())
+    items = pool[cols]
+    assert bool((items == 5).all())  # both draws are item 5, from its two columns

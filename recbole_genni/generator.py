@@ -5,96 +5,13 @@ It turns a ``score(pool) -> (pool_scores, target_scores)`` callback into K negat
 """
 
 import math
-import time
-from dataclasses import dataclass, field, fields
 from logging import getLogger
 
 import torch
 
 from recbole_genni import sampling
 from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
-
-
-@dataclass
-class NegativeStats:
-    """What a researcher watches per epoch: cost of sampling and how hard the negatives were.
-
-    While the epoch runs, the counts and sums taken from the model's scores are 0-d tensors on the model's device
-    and GPU time is a list of CUDA event pairs, so a training step never waits for the host; :meth:`summary` reads
-    them once. Rows for the hit shares and pool ranks are a random sample of each batch, drawn from a stream of
-    their own (the negatives drawn do not depend on it).
-    """
-
-    generation_seconds: float = 0.0  # wall time of generation on the CPU (CUDA intervals are added by summary)
-    scoring_seconds: float = 0.0  # of which the model scored candidates (the loader's encoder pass included)
-    scored_rows: int = 0
-    margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
-    rank_sum: float = 0.0  # sum over ranked rows of the mean normalised pool rank (0 = hardest)
-    ranked_rows: int = 0  # scored rows whose pool rank was computed (dense pools; up to SAMPLED_ROWS a batch,
-    # fewer for pools over 2048 candidates: RANKED_ENTRIES)
-    fallback_rows: int = 0  # model-scored rows with too few allowed candidates, given proposal negatives instead
-    nonfinite_rows: int = 0  # model-scored rows with NaN/inf scores, given uniform draws over the pool
-    relaxed_rows: int = 0  # rows whose exclusions were relaxed: the user's items cover the catalogue
-    negatives: int = 0  # negatives checked for hits: those of up to SAMPLED_ROWS random rows a batch
-    target_hits: int = 0  # negatives equal to the row's target (possible only with neg_exclude: none)
-    history_hits: int = 0  # negatives in the user's training items (possible unless neg_exclude: history)
-    cuda_intervals: dict = field(default_factory=dict)  # kind -> [(start, end) CUDA events]
-
-    def summary(self) -> dict:
-        seconds = {"generation": self.generation_seconds, "scoring": self.scoring_seconds}
-        for kind, intervals in self.cuda_intervals.items():
-            for start, end in intervals:
-                end.synchronize()
-                seconds[kind] += start.elapsed_time(end) / 1000
-        value = {f.name: float(getattr(self, f.name)) for f in fields(self) if f.name != "cuda_intervals"}
-        total = max(value["negatives"], 1)
-        out = {
-            "sampling_seconds": seconds["generation"] - seconds["scoring"],
-            "scoring_seconds": seconds["scoring"],
-            "fallback_rows": value["fallback_rows"],
-            "nonfinite_rows": value["nonfinite_rows"],
-            "relaxed_rows": value["relaxed_rows"],
-            "target_hit_share": value["target_hits"] / total,
-            "history_hit_share": value["history_hits"] / total,
-        }
-        if value["scored_rows"]:
-            out["score_margin"] = value["margin_sum"] / value["scored_rows"]
-        if value["ranked_rows"]:
-            out["pool_rank"] = value["rank_sum"] / value["ranked_rows"]
-        return out
-
-
-#: rows per batch whose pool rank and hits are computed: shares need a sample, not a sort and a history search of
-#: every row
-SAMPLED_ROWS = 128
-#: (row, candidate) entries per batch sorted for the pool rank, at most SAMPLED_ROWS rows: 128 rows of a 2048 pool,
-#: 21 of Beauty's whole catalogue
-RANKED_ENTRIES = SAMPLED_ROWS * 2048
-
-
-class _Clock:
-    """Adds the time between :meth:`start` and :meth:`stop` to a kind of :class:`NegativeStats`' seconds: CUDA
-    events on a GPU (read at the epoch's end, so no sync now), else the wall clock."""
-
-    def __init__(self, stats, kind, device):
-        self.stats, self.kind, self.cuda = stats, kind, device.type == "cuda"
-
-    def __enter__(self):
-        if self.cuda:
-            self.begin = torch.cuda.Event(enable_timing=True)
-            self.begin.record()
-        else:
-            self.begin = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self.stats.cuda_intervals.setdefault(self.kind, []).append((self.begin, end))
-        else:
-            name = f"{self.kind}_seconds"
-            setattr(self.stats, name, getattr(self.stats, name) + time.perf_counter() - self.begin)
+from recbole_genni.telemetry import NegativeStats, NegativeTelemetry
 
 
 class NegativeGenerator:
@@ -127,10 +44,13 @@ class NegativeGenerator:
         self.pool_size = resolve_pool_size(config["neg_pool_size"], sampler.item_num)
         self.score_chunk = config["neg_score_chunk"]
         self.epoch = 0
-        self.stats = NegativeStats()
         self._device_generators = {}
-        # the telemetry's row sample: a stream of its own, so that it never changes the negatives
-        self._telemetry_generator = torch.Generator().manual_seed(config["seed"] + config["local_rank"] + 7919)
+        self.telemetry = NegativeTelemetry(config["seed"] + config["local_rank"] + 7919)
+
+    @property
+    def stats(self) -> NegativeStats:
+        """The current epoch's telemetry (see :mod:`recbole_genni.telemetry`)."""
+        return self.telemetry.stats
 
     @property
     def generates(self) -> bool:
@@ -140,7 +60,7 @@ class NegativeGenerator:
 
     def pop_stats(self) -> NegativeStats:
         """This epoch's telemetry, reset for the next; warns if the model gave NaN/inf scores."""
-        stats, self.stats = self.stats, NegativeStats()
+        stats = self.telemetry.pop()
         stats.relaxed_rows += self.sampler.relaxed_rows
         self.sampler.relaxed_rows = 0
         if stats.nonfinite_rows:
@@ -177,7 +97,7 @@ class NegativeGenerator:
         users = users.to(device)
         if score is not None:
             score = self._timed_scoring(score, device)
-        with _Clock(self.stats, "generation", device):
+        with self.telemetry.clock("generation", device):
             count_of = None
             if self.generates:
                 negatives, log_count, count_of = self._from_model(users, targets, score, with_log_count)
@@ -188,12 +108,13 @@ class NegativeGenerator:
                     else None
             if 0 < self.uniform_mix < 1:
                 negatives, log_count = self._mix_uniform(users, targets, negatives, log_count, count_of)
-        self._count_hits(users, targets, negatives)
+        self.telemetry.hits(users, targets, negatives, self.sampler.on_device("used_ids", negatives.device),
+                            self.sampler.item_num)
         return negatives, log_count
 
     def _timed_scoring(self, score, device):
         def timed(candidates):
-            with _Clock(self.stats, "scoring", device):
+            with self.telemetry.clock("scoring", device):
                 return score(candidates)
         return timed
 
@@ -228,7 +149,7 @@ class NegativeGenerator:
         return {
             "sampler": self.sampler.generator.get_state(),
             "devices": {key: gen.get_state() for key, gen in self._device_generators.items()},
-            "telemetry": self._telemetry_generator.get_state(),
+            "telemetry": self.telemetry.generator.get_state(),
         }
 
     def set_random_state(self, state):
@@ -236,19 +157,7 @@ class NegativeGenerator:
             self._generator(device).set_state(value)
         self.sampler.generator.set_state(state["sampler"])
         if "telemetry" in state:
-            self._telemetry_generator.set_state(state["telemetry"])
-
-    def _sampled_rows(self, n, most, device):
-        """Up to ``most`` random rows of ``n``, from the telemetry's own stream."""
-        return torch.randperm(n, generator=self._telemetry_generator)[:most].to(device)
-
-    def _count_hits(self, users, targets, negatives):
-        rows = self._sampled_rows(len(users), SAMPLED_ROWS, negatives.device)
-        users, targets, negatives = users[rows], targets[rows], negatives[rows]
-        self.stats.negatives += negatives.numel()
-        self.stats.target_hits += (negatives == targets.unsqueeze(1)).sum()
-        keys = self.sampler.on_device("used_ids", negatives.device)
-        self.stats.history_hits += sampling.in_history(keys, users, negatives, self.sampler.item_num).sum()
+            self.telemetry.generator.set_state(state["telemetry"])
 
     def _generator(self, device):
         """The Gumbel-noise stream on ``device``, seeded from the sampler's stream on first use."""
@@ -296,12 +205,8 @@ class NegativeGenerator:
         self.stats.fallback_rows += (short & finite).sum()
         fallen = short | ~finite
         self._replace_rows(short, users, targets, negatives, log_count)
-        ok = ~fallen
-        self._add_margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ok)
-        ranked = self._sampled_rows(n, min(SAMPLED_ROWS, max(1, RANKED_ENTRIES // scores.shape[1])), device)
-        ranks = sampling.pool_ranks(scores[ranked], cols[ranked], valid[ranked])  # [ranked rows, K]
-        self.stats.rank_sum += (ranks.mean(dim=1).double() * ok[ranked]).sum()
-        self.stats.ranked_rows += ok[ranked].sum()
+        self.telemetry.margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ~fallen)
+        self.telemetry.ranks(scores, cols, valid, ~fallen)
         count_of = self._count_of(draw, pool, score, users, targets, fallen) if with_log_count else None
         return negatives, log_count, count_of
 
@@ -318,11 +223,6 @@ class NegativeGenerator:
             proposal = self._proposal_log_count(items, users, targets)
             return torch.where(fallen.unsqueeze(1), proposal, counts)
         return count_of
-
-    def _add_margins(self, margin, ok):
-        """Add the rows ``ok`` (bool [N]) of ``margin`` (target score - negative score, [N, K]) to the telemetry."""
-        self.stats.margin_sum += (margin.mean(dim=1).double() * ok).sum()
-        self.stats.scored_rows += ok.sum()
 
     def _streamed(self, pool, pool_rows, users, targets, score, with_log_count):
         """:meth:`_from_model` for a pool scored ``neg_score_chunk`` columns at a time; never holds [N, M]."""
@@ -363,7 +263,7 @@ class NegativeGenerator:
         self.stats.fallback_rows += (draw.short & ~bad_rows).sum()
         fallen = draw.short | bad_rows
         self._replace_rows(fallen, users, targets, negatives, log_count)
-        self._add_margins(target_scores[0].unsqueeze(1) - draw.scores, ~fallen)
+        self.telemetry.margins(target_scores[0].unsqueeze(1) - draw.scores, ~fallen)
         count_of = self._count_of(draw, pool, score, users, targets, fallen) if with_log_count else None
         return negatives, log_count, count_of
 

@@ -57,7 +57,7 @@ def test_no_import_cycle_among_the_package_modules():
             visit(name, [name])
 
 
-@pytest.mark.parametrize("module", ["sampling", "losses", "options", "errors"])
+@pytest.mark.parametrize("module", ["sampling", "losses", "options", "errors", "telemetry"])
 def test_pure_modules_import_without_recbole(module):
     code = f"import sys, recbole_genni.{module}; assert 'recbole' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

@@ -5,7 +5,7 @@ import torch
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
-from recbole_genni import generator, sampling
+from recbole_genni import sampling, telemetry
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
 
@@ -40,7 +40,7 @@ def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
 def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_rows(base_config, monkeypatch):
     """Counts stay tensors while the epoch runs (no host-device sync per batch); pool ranks and hits use
     SAMPLED_ROWS a batch."""
-    monkeypatch.setattr(generator, "SAMPLED_ROWS", 4)
+    monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 4)
     train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2)
     batches = list(train)
     assert torch.is_tensor(train.negatives.stats.margin_sum)
@@ -54,7 +54,7 @@ def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_
 
 def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config, monkeypatch):
     """Ranking sorts whole rows: for pools of M candidates, RANKED_ENTRIES // M rows a batch are ranked."""
-    monkeypatch.setattr(generator, "RANKED_ENTRIES", 2 * 20)
+    monkeypatch.setattr(telemetry, "RANKED_ENTRIES", 2 * 20)
     train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2, neg_pool_size=20)
     batches = list(train)
     stats = train.negatives.pop_stats()
@@ -179,12 +179,12 @@ def test_a_full_uniform_mix_never_asks_the_model(base_config):
 
 def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch):
     first, _ = loader_for(base_config, neg_num=2)
-    monkeypatch.setattr(generator, "SAMPLED_ROWS", 2)
+    monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 2)
     second, _ = loader_for(base_config, neg_num=2)
     for a, b in zip(first, second):
         assert torch.equal(a[first.neg_item_id], b[second.neg_item_id])
     state = second._sampler.generator.get_state()
-    seen = torch.cat([second.negatives._sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
+    seen = torch.cat([second.negatives.telemetry.sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
     assert set(seen.tolist()) == set(range(50))  # not the first rows of each batch
     assert torch.equal(second._sampler.generator.get_state(), state)
 

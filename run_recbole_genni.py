@@ -16,7 +16,8 @@ def main(argv=None):
     parser.add_argument("--model", "-m", default="SASRec", help="RecBole model name, or GenNiSASRec")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name under data_path")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
-    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP: gloo on CPU, NCCL on GPU)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes on this machine (DDP: gloo on CPU, NCCL on GPU)")
     parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines")
     parser.add_argument("--ip", default="localhost", help="address of the machine with rank 0")
     parser.add_argument("--port", default="5678", help="free port on that machine")

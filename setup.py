@@ -22,5 +22,5 @@ setup(
         "setuptools<81",  # ray 2.6.3 (RecBole's dependency) imports pkg_resources
         "tensorboard",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "matplotlib"], "bench": ["matplotlib"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "matplotlib", "ruff==0.17.5"], "bench": ["matplotlib"]},
 )

@@ -24,9 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script or imported
-from cells import parse_args_or_run_cell, run_cell_process  # noqa: E402
-
 import yaml
+from cells import parse_args_or_run_cell, run_cell_process  # noqa: E402
 
 METRICS = [f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)]
 
@@ -108,7 +107,8 @@ def run_cell(cell: dict) -> dict:
         "sampling_seconds_per_epoch": sum(h.get("sampling_seconds", 0.0) for h in history) / max(epochs, 1),
         "peak_memory_mb": peak / 2**20,
         "peak_memory_kind": "cuda" if cuda else "process RSS",
-        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": (torch.cuda.get_device_name() if cuda
+                   else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"),
         "wall_seconds": time.time() - start,
         "history": history,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -159,7 +159,8 @@ def report(records, title: str) -> str:
     for key, rs in groups.items():
         for col, get, _ in columns:
             values = [get(r) for r in rs if get(r) is not None]
-            stats[key, col] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)) if values else None
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            stats[key, col] = (statistics.mean(values), spread, len(values)) if values else None
     lines = [f"## {title}", "", "| dataset | cell | seeds | " + " | ".join(c for c, _, _ in columns) + " | device |"]
     lines.append("|" + "---|" * (len(columns) + 4))
     for dataset in sorted({d for d, _ in groups}):
@@ -286,7 +287,8 @@ def main():
         parser.error(f"--only {args.only}: no cell of {args.grid} has that name")
     todo = []
     for i, cell in enumerate(cells, start=1):
-        print(f"[{i}/{len(cells)}] {cell['key']}: " + ("done, skipped" if cell["key"] in done else "to run"), flush=True)
+        state = "done, skipped" if cell["key"] in done else "to run"
+        print(f"[{i}/{len(cells)}] {cell['key']}: {state}", flush=True)
         if cell["key"] not in done:
             todo.append((i, cell))
     command = " ".join([Path(sys.executable).name, *sys.argv])

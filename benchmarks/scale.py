@@ -8,8 +8,9 @@ written to ``dataset/`` once). Per sampler, a fresh process builds GenNiSASRec a
 warm-up step, then times ``--steps`` training steps (negatives, loss, backward, Adam) at the same batch size.
 Memory: on CUDA ``max_memory_allocated``; on CPU the peak resident set (Linux ``VmHWM``, reset before each step):
 the whole step's peak, and the peak while the encoder runs, the negatives are generated and the loss is computed,
-above the memory held before the step (model, gradients, Adam state and data): what the sampler and loss cost. A cell that cannot allocate under ``--memory_limit_gb``
-(address space, CPU only) or on the GPU is reported as out of memory. Writes ``--out`` (JSON), a Markdown table and
+above the memory held before the step (model, gradients, Adam state and data): what the sampler and loss cost. A
+cell that cannot allocate under ``--memory_limit_gb`` (address space, CPU only) or on the GPU is reported as out of
+memory. Writes ``--out`` (JSON), a Markdown table and
 a PNG plot beside it.
 """
 

@@ -20,7 +20,9 @@ from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS, recbole_
 restore_numpy_aliases()  # before any RecBole Config runs
 
 #: what RecBole's loader needs to set up the ``neg_item_id`` field; our loader draws the negatives itself
-_RECBOLE_PAIRWISE_ARGS = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+_RECBOLE_PAIRWISE_ARGS = {
+    "distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0,
+}
 
 
 def properties_dir() -> str:
@@ -67,7 +69,8 @@ class Config(RecBole_Config):
                     mark = getattr(err, "problem_mark", None)
                     where = f"{file}:{mark.line + 1}" if mark is not None else file
                     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-                    raise GenNiConfigError(f"{where}: not valid YAML ({problem}); write one key: value per line") from None
+                    raise GenNiConfigError(
+                        f"{where}: not valid YAML ({problem}); write one key: value per line") from None
             if content is not None and not isinstance(content, dict):
                 raise GenNiConfigError(f"{file}: expected key: value lines, got a YAML {type(content).__name__}")
         return super()._load_config_files(file_list)
@@ -167,7 +170,8 @@ def _check_ce_pairing(user_loss, sampler, sampled_loss):
     """Full-softmax CE and sampled negatives exclude each other: say which key to change."""
     if sampler == "none" and user_loss not in (None, "CE"):
         raise GenNiConfigError(
-            f"loss_type: {user_loss} needs negatives but neg_sampler is none; set neg_sampler (e.g. genni) or loss_type: CE."
+            f"loss_type: {user_loss} needs negatives but neg_sampler is none; "
+            "set neg_sampler (e.g. genni) or loss_type: CE."
         )
     if sampler != "none" and user_loss == "CE":
         raise GenNiConfigError(

@@ -153,7 +153,8 @@ class NegativeGenerator:
         }
 
     def set_random_state(self, state):
-        for device, value in state["devices"].items():  # first: creating a device stream draws a seed from the sampler's
+        # device streams first: creating one draws a seed from the sampler's stream
+        for device, value in state["devices"].items():
             self._generator(device).set_state(value)
         self.sampler.generator.set_state(state["sampler"])
         if "telemetry" in state:

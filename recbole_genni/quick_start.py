@@ -7,7 +7,6 @@ import time
 
 import torch
 import torch.multiprocessing as mp
-
 from recbole.data import create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader
@@ -68,7 +67,8 @@ def _check_negatives_fit(config, num_items):
                 f"neg_num: {k} is larger than neg_pool_size: {config['neg_pool_size']} ({pool} candidates here); "
                 "raise neg_pool_size, lower neg_num, or set neg_replacement: True."
             )
-    rows = config["train_batch_size"] * (config["MAX_ITEM_LIST_LENGTH"] if hasattr(config.model_class, "loss_types") else 1)
+    every_position = hasattr(config.model_class, "loss_types")  # rows are whole sequences: a row per position
+    rows = config["train_batch_size"] * (config["MAX_ITEM_LIST_LENGTH"] if every_position else 1)
     hidden = config["hidden_size"] or config["embedding_size"] or 64
     needed = rows * k * (_BYTES_PER_NEGATIVE + 2 * 4 * hidden)
     device = config["device"]

@@ -19,6 +19,7 @@ def _own_model_module(name: str):
 def supported_models() -> list:
     """Names of RecBole's sequential models plus the package's own."""
     import recbole.model.sequential_recommender as seq
+
     import recbole_genni.model as own
 
     names = []
@@ -47,12 +48,14 @@ def get_model(model_name: str):
 
 def get_trainer(model_type, model_name):
     """``<Model>Trainer`` from this package or RecBole if one exists, else :class:`~recbole_genni.trainer.Trainer`."""
-    from recbole.utils import ModelType, get_trainer as get_recbole_trainer
+    from recbole.utils import ModelType
+    from recbole.utils import get_trainer as get_recbole_trainer
 
     import recbole_genni.trainer as own
 
     if hasattr(own, model_name + "Trainer"):
         return getattr(own, model_name + "Trainer")
-    if model_type == ModelType.SEQUENTIAL and not hasattr(importlib.import_module("recbole.trainer"), model_name + "Trainer"):
+    recbole_trainers = importlib.import_module("recbole.trainer")
+    if model_type == ModelType.SEQUENTIAL and not hasattr(recbole_trainers, model_name + "Trainer"):
         return own.Trainer
     return get_recbole_trainer(model_type, model_name)

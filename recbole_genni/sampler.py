@@ -141,7 +141,8 @@ class CandidatePoolSampler(AbstractSampler):
         return lambda pool: sampling.pool_exclusion_mask(pool.to(device), users.shape[0], targets, history)
 
     def draw(self, users, targets, num, distribution=None):
-        """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per config."""
+        """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per
+        config."""
         n = users.shape[0]
         out = torch.zeros(n, num, dtype=torch.long)
         todo = torch.arange(n)

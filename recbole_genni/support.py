@@ -2,12 +2,12 @@
 
 ``ONE_PASS_ENCODERS`` lists dot-product models: the sampler encodes each sequence once with ``model.forward``
 (arguments named below, as the model's own loss passes them) and dots the hidden state with the candidates' rows
-of ``model.item_embedding``, the score the model's BPR loss gives a negative (tested for every model). Their BPR heads also broadcast a ``[K, B]`` negatives tensor,
-so K negatives cost one encoder pass in the loss too.
+of ``model.item_embedding``, the score the model's BPR loss gives a negative (tested for every model). Their BPR
+heads also broadcast a ``[K, B]`` negatives tensor, so K negatives cost one encoder pass in the loss too.
 
-``GENERIC_MODELS`` have other heads (distances, biases, separate output tables, candidate-dependent
-forwards): they are scored with ``full_sort_predict`` once per row, then gathered, and K > 1 negatives
-repeat the row K times in the loss (RecBole's own layout).
+``GENERIC_MODELS`` have other heads (distances, biases, candidate-dependent forwards): they are scored with
+``full_sort_predict`` once per row, then gathered, and K > 1 negatives repeat the row K times in the loss
+(RecBole's own layout).
 
 ``REFUSED_MODELS`` cannot train on sampled negatives; the reason is the error the user sees.
 

@@ -8,6 +8,7 @@ import torch
 
 from recbole_genni import sampling
 
+
 @dataclass
 class NegativeStats:
     """What a researcher watches per epoch: cost of sampling and how hard the negatives were.

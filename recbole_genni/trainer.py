@@ -8,15 +8,15 @@ import uuid
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from recbole.trainer import Trainer as RecBole_Trainer
 from recbole.utils import set_color
+from torch.nn.parallel import DistributedDataParallel
 
-from recbole_genni.dataloader import GenNiTrainDataLoader
-from recbole_genni.scoring import multi_negative_loss
 from recbole_genni.compat import load_checkpoint
+from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.errors import CheckpointWriteError, GenNiConfigError
 from recbole_genni.options import MODEL_BASED_SAMPLERS
+from recbole_genni.scoring import multi_negative_loss
 from recbole_genni.utils import atomic_write, read_training_checkpoint
 
 

@@ -4,18 +4,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from recbole.data import create_dataset
 
 from benchmarks.run_grid import expand
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_sequential_inter
-from recbole_genni.quick_start import data_preparation
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.quick_start import data_preparation
 
 BAD_INPUTS = [
-    ({"neg_sampler": "hard"}, r"neg_sampler: 'hard' is invalid; expected uniform \| popularity \| dns \| genni \| none"),
+    ({"neg_sampler": "hard"},
+     r"neg_sampler: 'hard' is invalid; expected uniform \| popularity \| dns \| genni \| none"),
     ({"neg_temperature": 0}, r"neg_temperature: 0 is invalid; expected a number > 0"),
     ({"neg_temperature": -1.5}, r"neg_temperature: -1.5 is invalid"),
     ({"neg_temperature": "warm"}, r"neg_temperature: 'warm' is invalid"),
@@ -79,7 +79,8 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
-    ({"loss_type": "SSM", "ssm_logQ": 0.5}, r"ssm_logQ is not a configuration key \(keys are case-sensitive\); did you mean ssm_logq\?"),
+    ({"loss_type": "SSM", "ssm_logQ": 0.5},
+     r"ssm_logQ is not a configuration key \(keys are case-sensitive\); did you mean ssm_logq\?"),
 ]
 
 

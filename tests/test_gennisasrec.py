@@ -9,9 +9,9 @@ from recbole.data import create_dataset
 from recbole_genni import losses, run_recbole_genni, scoring
 from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
+from recbole_genni.errors import GenNiConfigError
 from recbole_genni.model import gennisasrec
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.errors import GenNiConfigError
 
 
 def prepared(base_config, **overrides):

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import KNOWLEDGE_CONFIG, write_atomic, write_knowledge
 from recbole.data import create_dataset
 
 from recbole_genni import run_recbole_genni
@@ -12,8 +13,6 @@ from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
 from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS
-
-from conftest import KNOWLEDGE_CONFIG, write_atomic, write_knowledge
 
 #: models whose own hyper-parameters or data need more than the tiny defaults
 MODEL_OVERRIDES = {"FEARec": {"n_layers": 2}, "GRU4RecKG": KNOWLEDGE_CONFIG}

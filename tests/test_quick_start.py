@@ -10,8 +10,8 @@ from recbole.data import create_dataset
 
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
-from recbole_genni.quick_start import data_preparation
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.quick_start import data_preparation
 from recbole_genni.registry import get_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,8 @@ def test_cli_unknown_model_exits_nonzero_with_one_line():
 
 
 def test_command_line_overrides_like_recbole(monkeypatch, base_config):
-    monkeypatch.setattr(sys, "argv", ["run", "--epochs=3", "--train_batch_size=32", "--neg_temperature=0.5", "--seed=3"])
+    monkeypatch.setattr(sys, "argv",
+                        ["run", "--epochs=3", "--train_batch_size=32", "--neg_temperature=0.5", "--seed=3"])
     config = Config("GRU4Rec", "tiny", config_dict=base_config)
     assert (config["epochs"], config["train_batch_size"], config["neg_temperature"], config["seed"]) == (3, 32, 0.5, 3)
     assert config["model"] == "GRU4Rec"

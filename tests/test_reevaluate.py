@@ -28,5 +28,6 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
         assert unmasked[metric] == result["test_result"][metric]
         assert masked[metric] >= unmasked[metric]
     rows = out.read_text().splitlines()[2:4]
-    assert "| unmasked | " + " | ".join(f"{unmasked[c]:.4f}" for c in ["valid ndcg@10", *reevaluate.TEST_METRICS]) in rows[0]
+    columns = ["valid ndcg@10", *reevaluate.TEST_METRICS]
+    assert "| unmasked | " + " | ".join(f"{unmasked[c]:.4f}" for c in columns) in rows[0]
     assert "| masked | " in rows[1]

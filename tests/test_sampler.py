@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from conftest import write_atomic
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
 from recbole_genni import sampling, telemetry
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
-
-from conftest import write_atomic
 
 
 def loader_for(base_config, model="SASRec", **overrides):

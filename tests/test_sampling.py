@@ -307,7 +307,8 @@ def test_inclusion_draws_are_the_k_largest_keys_and_their_threshold_the_next():
     valid = torch.rand(200, 30, generator=torch.Generator().manual_seed(2)) > 0.4
     valid[:, :k + 1] = True
     keys = sampling._perturbed_keys(scores, k, tau, valid, torch.Generator().manual_seed(3))  # score + tau x Gumbel
-    cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, torch.Generator().manual_seed(3))
+    cols, log_inclusion = sampling.sample_negatives_with_inclusion(
+        scores, k, tau, valid, torch.Generator().manual_seed(3))
     top = keys.topk(k + 1, dim=1)
     assert torch.equal(cols.sort(dim=1).values, top.indices[:, :k].sort(dim=1).values)
     expected = sampling.log_inclusion_probs(scores.gather(1, cols) / tau, top.values[:, k] / tau)
@@ -333,7 +334,8 @@ def test_log_inclusion_is_stable_far_from_the_threshold():
 def test_streaming_flags_short_rows_instead_of_raising():
     valid = torch.ones(2, 6, dtype=torch.bool)
     valid[1, 1:] = False
-    draw = sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 2, 1.0, 4, lambda a, b: valid[:, a:b])
+    draw = sampling.sample_negatives_streaming(
+        lambda a, b: torch.zeros(2, b - a), 6, 2, 1.0, 4, lambda a, b: valid[:, a:b])
     assert draw.short.tolist() == [False, True]
     assert valid[0, draw.columns[0]].all()
     with pytest.raises(ValueError, match="temperature > 0"):

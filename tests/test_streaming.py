@@ -5,11 +5,10 @@ import math
 import pytest
 import torch
 from scipy.stats import chisquare
-
-from recbole_genni import sampling
-
 from test_gennisasrec import train_one_epoch
 from test_sampler import loader_for
+
+from recbole_genni import sampling
 
 
 class RecordingScores:
@@ -101,7 +100,8 @@ def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog):
 
 
 @pytest.mark.parametrize("pool_size, pool_proposal", [(12, "uniform"), (12, "popularity"), ("all", "uniform")])
-def test_logq_counts_estimate_the_catalogue_sum_for_pools_and_the_exact_catalogue(pool_size, pool_proposal, base_config):
+def test_logq_counts_estimate_the_catalogue_sum_for_pools_and_the_exact_catalogue(
+        pool_size, pool_proposal, base_config):
     """Over fresh pools, sum_k exp(s_k) / count_k over a row's K = 3 GenNi negatives estimates the sum of exp(s)
     over the row's allowed catalogue: inclusion given the pool, times the pool's expected copies of the item."""
     train, _ = loader_for(base_config, neg_pool_size=pool_size, neg_pool_proposal=pool_proposal, neg_num=3,

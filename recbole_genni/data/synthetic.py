@@ -72,7 +72,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     data = generate(args.items, args.users, args.min_len, args.max_len, args.zipf, args.signal, args.seed)
     path = write(args.out, args.name or f"synth-{args.items}", args.items, *data)
-    print(f"{path}: {args.users:,} users, {len(np.unique(data[1])):,} items used of {args.items:,}, {len(data[0]):,} interactions")
+    used = len(np.unique(data[1]))
+    print(f"{path}: {args.users:,} users, {used:,} items used of {args.items:,}, {len(data[0]):,} interactions")
     return 0
 
 

@@ -11,6 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from recbole_genni import run_recbole_genni
 from recbole_genni.compat import exit_rank
 
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> str:
     with socket.socket() as s:

@@ -43,6 +43,7 @@ def _random_hit_at_10(data_path):
     return sum(hits) / len(hits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", TRAINED)
 def test_every_model_learns_a_toy_rule_with_generated_negatives(model, base_config, learnable_data):
     """Trained with two GenNi negatives per row, every supported model ranks the next item far better than a random

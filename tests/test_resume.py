@@ -37,6 +37,7 @@ _KILLED_CLI = textwrap.dedent(f"""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("model, extra", [
     ("SASRec", {}), ("GenNiSASRec", {}), ("GenNiSASRec", {"train_bucket_batches": 2, "train_batch_size": 8}),
@@ -86,6 +87,7 @@ def _free_port() -> str:
         return str(s.getsockname()[1])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_killed_distributed_run_resumes_every_rank_to_the_same_metrics(base_config, tmp_path):
     """Each rank's random streams (dropout, shuffling, negatives) are saved and restored, not rank 0's for all."""

@@ -13,7 +13,7 @@ from recbole.utils import ModelType
 
 from recbole_genni.compat import init_distributed, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
-from recbole_genni.options import FLOAT32_TINY, MODEL_BASED_SAMPLERS, NEG_EXCLUDES, NEG_SAMPLERS, POOL_PROPOSALS
+from recbole_genni.options import validate_neg_keys
 from recbole_genni.registry import get_model
 from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS, recbole_family
 
@@ -80,7 +80,7 @@ class Config(RecBole_Config):
         _refuse_misspelt_keys(self.external_config_dict)
         _refuse_conflicting_samplers(self.external_config_dict)
         self._translate_recbole_neg_args(final)
-        _validate_neg_keys(final)
+        validate_neg_keys(final)
         _validate_valid_metric(final)
         self._resolve_loss_and_recbole_args(final)
         return final
@@ -158,11 +158,6 @@ class Config(RecBole_Config):
                 "loss_type: SSM needs the probability of each drawn negative, which dns (an argmax) does not have; "
                 "use neg_sampler: genni with a small neg_temperature instead."
             )
-        if not _is_number(final["gbce_t"]) or not 0 <= final["gbce_t"] <= 1:
-            raise _invalid(final, "gbce_t", "a number in [0, 1] (0 = BCE)")
-        logq = final["ssm_logq"]
-        if not isinstance(logq, bool) and not (_is_number(logq) and 0 <= logq <= 1):
-            raise _invalid(final, "ssm_logq", "True, False or a weight in [0, 1]")
         final["train_neg_sample_args"] = None
 
 
@@ -178,19 +173,6 @@ def _check_ce_pairing(user_loss, sampler, sampled_loss):
             f"loss_type: CE is full softmax and uses no negatives, but neg_sampler is {sampler}; "
             f"set neg_sampler: none for CE, or {sampled_loss} to train on the sampled negatives."
         )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int_at_least(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _invalid(final, key, expected) -> GenNiConfigError:
-    """The one message for a key whose value is out of range: the key, its value and what it expects."""
-    return GenNiConfigError(f"{key}: {final[key]!r} is invalid; expected {expected}.")
 
 
 @functools.lru_cache(maxsize=None)
@@ -272,64 +254,3 @@ def _refuse_misspelt_keys(external):
             hint = f"did you mean {match[0]}?" if match else "the neg_* keys are " + ", ".join(
                 sorted(k for k in ours if k.startswith("neg_")))
             raise GenNiConfigError(f"{key} is not a configuration key; {hint}")
-
-
-def _validate_neg_keys(final):
-    """Check the ``neg_*`` keys that need no dataset; the pool size against the catalogue is checked at load."""
-    bad = functools.partial(_invalid, final)
-    if final["neg_sampler"] not in NEG_SAMPLERS:
-        raise bad("neg_sampler", " | ".join(NEG_SAMPLERS))
-    if final["neg_exclude"] not in NEG_EXCLUDES:
-        raise bad("neg_exclude", " | ".join(NEG_EXCLUDES))
-    if final["neg_pool_proposal"] not in POOL_PROPOSALS:
-        raise bad("neg_pool_proposal", " | ".join(POOL_PROPOSALS))
-    if not _is_int_at_least(final["neg_num"], 1):
-        raise bad("neg_num", "an integer >= 1")
-    if not _is_number(final["neg_temperature"]) or not final["neg_temperature"] > 0:
-        raise bad("neg_temperature", "a number > 0 (small values approach DNS's argmax)")
-    if final["neg_temperature"] < FLOAT32_TINY:
-        raise bad("neg_temperature", f"a number >= {FLOAT32_TINY:.3g}, float32's smallest normal number (the draws "
-                                     "compute in float32; at such a temperature they are already the argmax)")
-    if not _is_number(final["neg_popularity_alpha"]) or final["neg_popularity_alpha"] < 0:
-        raise bad("neg_popularity_alpha", "a number >= 0")
-    if not _is_number(final["neg_uniform_mix"]) or not 0 <= final["neg_uniform_mix"] <= 1:
-        raise bad("neg_uniform_mix", "a number in [0, 1]")
-    if not _is_int_at_least(final["neg_warmup_epochs"], 0):
-        raise bad("neg_warmup_epochs", "an integer >= 0")
-    if not _is_int_at_least(final["train_bucket_batches"], 0):
-        raise bad("train_bucket_batches", "an integer >= 0 (0 = random batches)")
-    if not _is_int_at_least(final["neg_score_chunk"], 1):
-        raise bad("neg_score_chunk", "an integer >= 1 (candidates scored at once; memory is rows x chunk)")
-    budget = final["train_time_budget"]
-    if budget is not None and (not _is_number(budget) or not budget > 0):
-        raise bad("train_time_budget", "a number of seconds > 0, or ~ (None) for no limit")
-    # position_from_end is in GenNiSASRec's defaults only
-    for key in ("neg_pool_shared", "neg_replacement", "eval_mask_history", "position_from_end"):
-        if key in final and not isinstance(final[key], bool):
-            raise bad(key, "True or False")
-    pool = final["neg_pool_size"]
-    if isinstance(pool, str):
-        if pool != "all":
-            raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
-    elif isinstance(pool, bool) or not _is_number(pool):
-        raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
-    elif isinstance(pool, float) and not 0 < pool <= 1:
-        raise bad("neg_pool_size", "a fraction in (0, 1] when given as a float, or an integer >= 1")
-    elif isinstance(pool, int) and pool < 1:
-        raise bad("neg_pool_size", "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'")
-    if final["neg_replacement"] and final["neg_sampler"] == "dns":
-        raise GenNiConfigError(
-            "neg_replacement: True draws from a softmax, and neg_sampler: dns takes the top-K scores with none; "
-            "set neg_replacement: False, or use neg_sampler: genni with a small neg_temperature."
-        )
-    if (isinstance(pool, int) and final["neg_num"] > pool and final["neg_sampler"] in MODEL_BASED_SAMPLERS
-            and not final["neg_replacement"]):
-        raise GenNiConfigError(
-            f"neg_num: {final['neg_num']} is larger than neg_pool_size: {pool}; "
-            "raise neg_pool_size or lower neg_num."
-        )
-    if final["neg_sampler"] in MODEL_BASED_SAMPLERS and final["worker"]:
-        raise GenNiConfigError(
-            f"worker: {final['worker']} runs the collate step in other processes, away from the model that "
-            f"neg_sampler: {final['neg_sampler']} scores with; set worker: 0."
-        )

@@ -61,3 +61,18 @@ def test_no_import_cycle_among_the_package_modules():
 def test_pure_modules_import_without_recbole(module):
     code = f"import sys, recbole_genni.{module}; assert 'recbole' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_the_key_table_checks_every_key_of_ours_that_takes_a_value():
+    """Every ``neg_*`` key in the package's defaults has a row in :data:`~recbole_genni.options.KEY_CHECKS`, so a
+    new key cannot skip validation."""
+    import yaml
+
+    from recbole_genni.options import KEY_CHECKS
+
+    checked = {key for key, _, _ in KEY_CHECKS}
+    defaults = {}
+    for path in (PACKAGE.parent / "properties").rglob("*.yaml"):
+        defaults.update(yaml.safe_load(path.read_text()) or {})
+    unchecked = sorted(k for k in defaults if k.startswith("neg_") and k not in checked)
+    assert unchecked == [], unchecked

@@ -23,7 +23,7 @@ class NegativeGenerator:
     draws; ``dns`` takes the top-K; ``uniform`` and ``popularity`` (and the warm-up epochs) need no model.
     ``neg_pool_size: all`` makes the pool the whole catalogue, each item once: exact GenNi. A pool larger than
     ``neg_score_chunk`` is scored chunk by chunk with a running Gumbel-top-k
-    (:func:`~recbole_genni.sampling.sample_negatives_streaming`), so memory stays O(rows x chunk) whatever the
+    (:func:`~recbole_genni.sampling.draw_streaming`), so memory stays O(rows x chunk) whatever the
     catalogue size (with ``neg_replacement``, a reservoir over chunks). ``neg_uniform_mix`` replaces each
     negative by a uniform one with that probability (1: every negative, and the model is not asked).
 
@@ -87,7 +87,7 @@ class NegativeGenerator:
                 the row's K draws, over the whole catalogue: what a sampled softmax subtracts (logQ correction).
                 Proposal draws: ``log(K q)``, q restricted to the row's allowed items. Model draws with
                 ``neg_replacement``: ``log(K q)``; without: the log inclusion probability given the pool
-                (:func:`~recbole_genni.sampling.sample_negatives_with_inclusion`); both plus the log of the item's
+                (:func:`~recbole_genni.sampling.draw`); both plus the log of the item's
                 expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
                 With ``0 < neg_uniform_mix = m < 1``: the expected count of the item in its slot under the mixture
                 given the pool, ``(1 - m) c(item) + m K u(item)``, ``c`` the count under the model's draw from this
@@ -191,15 +191,9 @@ class NegativeGenerator:
         short = sampling.short_rows(valid, 1 if self.replacement else self.neg_num)
         sample_valid = valid | short.unsqueeze(1)
         generator = self._generator(device)
-        draw = None
-        if self.replacement:
-            draw = sampling.replacement_draw(scores, self.neg_num, self.temperature, sample_valid, generator)
-            cols = draw.columns
-        elif with_log_count:
-            draw = sampling.inclusion_draw(scores, self.neg_num, self.temperature, sample_valid, generator)
-            cols = draw.columns
-        else:
-            cols = sampling.sample_negatives(scores, self.neg_num, self.temperature, sample_valid, generator)
+        draw = sampling.draw(scores, self.neg_num, self.temperature, sample_valid, generator,
+                             replacement=self.replacement, with_log_count=with_log_count or self.replacement)
+        cols = draw.columns
         negatives = pool_rows.gather(1, cols)
         log_count = draw.log_count + self.sampler.log_pool_rate(negatives, pool.shape[-1]) \
             if with_log_count else None
@@ -247,15 +241,10 @@ class NegativeGenerator:
             def valid_chunk(start, end):
                 return self.sampler.valid_mask(pool[:, start:end], users, targets)
 
-        if self.replacement:
-            draw = sampling.sample_negatives_streaming_with_replacement(
-                score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
-                self._generator(device))
-        else:
-            draw = sampling.sample_negatives_streaming(
-                score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
-                self._generator(device), with_log_count,
-            )
+        draw = sampling.draw_streaming(
+            score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
+            self._generator(device), replacement=self.replacement, with_log_count=with_log_count or self.replacement,
+        )
         bad_rows |= ~torch.isfinite(target_scores[0])
         self.stats.nonfinite_rows += bad_rows.sum()
         negatives = pool_rows.gather(1, draw.columns)

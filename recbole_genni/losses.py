@@ -51,7 +51,7 @@ def sampled_softmax_loss(pos, neg, mask, neg_log_count=None, logq_weight: float 
     the pool's softmax(score / tau)), so the likeliest items, the hardest negatives, appear at most once while
     ``K q`` can exceed 1: ``1 / (K q)`` would underweight exactly them (and overweight the rest). The generator gives
     ``c = P(drawn | pool) x E[copies in the pool]``: the inclusion probability of the Gumbel-top-k draw given its
-    (K + 1)-th key (:func:`recbole_genni.sampling.sample_negatives_with_inclusion`; unbiased, as in priority
+    (K + 1)-th key (:func:`recbole_genni.sampling.draw`; unbiased, as in priority
     sampling) times the pool's coverage of the catalogue (``M / (|I| - 1)`` for a uniform pool, 1 for
     ``neg_pool_size: all``). With ``neg_replacement`` the K draws are independent, and ``c = K q`` exactly, for q
     the pool's softmax(score / tau), times the same coverage. Scores enter the proposal detached: the correction is

@@ -157,7 +157,7 @@ class CandidatePoolSampler(AbstractSampler):
             rows = todo[done]
             if rows.numel():
                 zeros = torch.zeros(valid[done].shape)
-                cols = sampling.sample_negatives(zeros, num, 1.0, valid[done], self.generator)
+                cols = sampling.draw(zeros, num, 1.0, valid[done], self.generator, with_log_count=False).columns
                 out[rows] = cand[done].gather(1, cols)
             todo = todo[~done]
         for row in todo.tolist():

@@ -4,9 +4,9 @@ Pure tensor functions with no RecBole import, so they can be used from any PyTor
 
     pool = draw_pool(num_items=1000, pool_size=100, generator=g)              # [M] candidate ids
     scores = user_emb @ item_emb[pool].T                                       # [N, M]
-    valid = exclusion_mask(pool, targets=pos, history_keys=keys, users=uid, num_items=1000)
-    cols = sample_negatives(scores, num_samples=2, temperature=0.5, valid=valid, generator=g)
-    negatives = pool[cols]                                                     # [N, 2]
+    valid = exclusion_mask(pool, targets=pos, keys=keys, users=uid, num_items=1000)
+    drawn = draw(scores, num_samples=2, temperature=0.5, valid=valid, generator=g)
+    negatives = pool[drawn.columns]                                            # [N, 2]; drawn.log_count: logQ
 
 Item id 0 is padding everywhere (RecBole's convention); real items are ``1 .. num_items - 1``.
 
@@ -26,20 +26,15 @@ __all__ = [
     "exclusion_mask",
     "history_pairs",
     "pool_exclusion_mask",
-    "sample_negatives",
-    "sample_negatives_with_inclusion",
-    "sample_negatives_with_replacement",
+    "draw",
+    "draw_streaming",
+    "SoftmaxDraw",
+    "StreamedDraw",
+    "log_expected_counts",
     "log_inclusion_probs",
     "short_rows",
     "pool_copies",
     "pool_ranks",
-    "StreamedDraw",
-    "SoftmaxDraw",
-    "inclusion_draw",
-    "replacement_draw",
-    "log_expected_counts",
-    "sample_negatives_streaming",
-    "sample_negatives_streaming_with_replacement",
 ]
 
 
@@ -199,84 +194,83 @@ def pool_exclusion_mask(
     return valid
 
 
-def sample_negatives(
+def draw(
     scores: torch.Tensor,
     num_samples: int,
     temperature: float = 1.0,
     valid: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
-) -> torch.Tensor:
+    replacement: bool = False,
+    with_log_count: Optional[bool] = None,
+) -> "SoftmaxDraw":
     """Draw ``num_samples`` columns per row from softmax(scores / temperature) over the valid columns.
 
-    Draws are without replacement within a row (Gumbel-top-k, i.e. sequential sampling from the softmax),
-    so the first column of each row follows the softmax exactly. ``temperature == 0`` returns the top-k
-    valid columns (DNS); a very large temperature gives uniform draws over the valid columns.
+    Without replacement (the default) the K draws are distinct columns (Gumbel-top-k, i.e. sequential sampling from
+    the softmax, so the first follows the softmax exactly); ``temperature == 0`` returns the top-K valid columns
+    (DNS). With ``replacement`` they are K independent draws: a likely column can repeat, and the draw costs one exp
+    pass and a multinomial, no top-k. Scores are never divided by the temperature, only score differences, so any
+    temperature > 0 is exact (a tiny one approaches the argmax).
+
+    The draw's ``log_count`` ``[N, K]`` is each drawn column's log expected count among the row's K draws, what a
+    sampled softmax subtracts (logQ): ``log(K q)`` with replacement; without, the inclusion probability given the row's
+    (K + 1)-th largest perturbed key (priority sampling: Duffield, Lund & Thorup 2007; Kool, van Hoof & Welling
+    2019), which weights the likeliest columns, drawn at most once, correctly where ``1 / (K q)`` would not.
+    :func:`log_expected_counts` gives the same for any other column of the row.
 
     Args:
         scores: float ``[N, M]``; non-finite entries are not allowed (check with ``torch.isfinite`` first).
-        num_samples: K.
-        temperature: tau >= 0.
+        num_samples: K (with replacement it may exceed a row's valid columns).
+        temperature: tau >= 0 (> 0 with replacement or log counts).
         valid: optional bool ``[N, M]``; False columns are never returned.
         generator: random generator on the device of ``scores``.
+        replacement: K independent draws instead of K distinct columns.
+        with_log_count: compute ``log_count`` (default: when temperature > 0); False saves a top-(K + 1).
 
     Returns:
-        LongTensor ``[N, K]`` of column indices into ``scores``.
+        :class:`SoftmaxDraw` (``columns`` LongTensor ``[N, K]``; ``log_count`` and the frame None when not computed).
 
     Raises:
-        ValueError: on a bad shape or temperature, or when a row has fewer than K valid columns
-            (the caller decides the fallback; this function never returns a masked column).
+        ValueError: on a bad shape or temperature, or when a row has too few valid columns (fewer than K without
+            replacement, none with it): the caller decides the fallback, and no masked column is ever returned.
     """
+    if replacement:
+        return _replacement_draw(scores, num_samples, temperature, valid, generator)
+    if with_log_count is None:
+        with_log_count = temperature > 0
+    if with_log_count:
+        return _inclusion_draw(scores, num_samples, temperature, valid, generator)
     keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
-    return keys.topk(num_samples, dim=1).indices
-
-
-def sample_negatives_with_inclusion(
-    scores: torch.Tensor,
-    num_samples: int,
-    temperature: float = 1.0,
-    valid: Optional[torch.Tensor] = None,
-    generator: Optional[torch.Generator] = None,
-):
-    """:func:`sample_negatives` (temperature > 0) that also returns each draw's log inclusion probability.
-
-    Returns ``(columns [N, K], log_inclusion [N, K])``, columns in no particular order (:func:`sample_negatives`
-    returns them by key): ``log P(column among the row's K draws | threshold)``
-    (:func:`log_inclusion_probs`), the threshold being the row's (K + 1)-th largest perturbed key. Weighting
-    each drawn column by 1 / inclusion estimates a sum over all valid columns without bias (priority sampling:
-    Duffield, Lund & Thorup 2007; Kool, van Hoof & Welling 2019), which is what a sampled softmax needs. The
-    with-replacement weight 1 / (K q) is biased for these draws: it underweights the likeliest columns, which are
-    drawn at most once, and overweights the rest.
-    """
-    draw = inclusion_draw(scores, num_samples, temperature, valid, generator)
-    return draw.columns, draw.log_count
+    return SoftmaxDraw(keys.topk(num_samples, dim=1).indices, None, None, None, replacement=False)
 
 
 class SoftmaxDraw(NamedTuple):
-    """A model draw of K columns per row, and the frame that gives the log expected count of any column among the
-    row's K draws (:func:`log_expected_counts`), drawn or not, from its score alone."""
+    """What :func:`draw` returns: K columns per row, their log expected counts, and the frame that gives the log
+    expected count of any column among the row's K draws (:func:`log_expected_counts`), drawn or not, from its score
+    alone. All but ``columns`` are None when counts were not computed."""
 
     columns: torch.Tensor  # [N, K]
-    log_count: torch.Tensor  # [N, K]: log expected count of each drawn column among the K draws
+    log_count: Optional[torch.Tensor]  # [N, K]: log expected count of each drawn column among the K draws
     # logits are (score - shift) / temperature, shift [N, 1]: with replacement, the row's largest valid score, and
     # log_norm [N, 1] the log of sum exp(logits) over the valid columns; without, the threshold (the (K + 1)-th
     # largest key in score units; -inf when every valid column is drawn), and log_norm 0
-    shift: torch.Tensor
-    log_norm: torch.Tensor
+    shift: Optional[torch.Tensor]
+    log_norm: Optional[torch.Tensor]
     replacement: bool
 
 
-def log_expected_counts(draw: SoftmaxDraw, scores: torch.Tensor, temperature: float, num_samples: int):
-    """Log expected count among ``draw``'s K draws of columns whose scores are ``scores`` ``[N, J]`` (any valid
-    columns of the same rows): ``log(K q)`` with replacement, the inclusion probability given the threshold
-    without. The value :func:`inclusion_draw` and :func:`replacement_draw` give their drawn columns."""
-    logits = (scores.float() - draw.shift) / temperature
-    if draw.replacement:
-        return logits - draw.log_norm + math.log(num_samples)
-    return log_inclusion_probs(logits, draw.log_norm.squeeze(1))
+def log_expected_counts(drawn, scores: torch.Tensor, temperature: float, num_samples: int):
+    """Log expected count among the K draws of ``drawn`` (a :class:`SoftmaxDraw` or :class:`StreamedDraw` with
+    counts) of columns whose scores are ``scores`` ``[N, J]`` (any valid columns of the same rows): ``log(K q)`` with
+    replacement, the inclusion probability given the threshold without: what :func:`draw` gives its drawn
+    columns."""
+    logits = (scores.float() - drawn.shift) / temperature
+    if drawn.replacement:
+        return logits - drawn.log_norm + math.log(num_samples)
+    return log_inclusion_probs(logits, drawn.log_norm.squeeze(1))
 
 
-def inclusion_draw(scores, num_samples, temperature=1.0, valid=None, generator=None) -> SoftmaxDraw:
-    """:func:`sample_negatives_with_inclusion` as a :class:`SoftmaxDraw` (its shift is the threshold)."""
+def _inclusion_draw(scores, num_samples, temperature, valid, generator) -> SoftmaxDraw:
+    """:func:`draw` without replacement, with log counts (the frame's shift is the threshold)."""
     if temperature <= 0:
         raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
@@ -305,27 +299,8 @@ def _inclusion_frame(cols, threshold):
 WORKSPACE_ENTRIES = 1 << 20
 
 
-def sample_negatives_with_replacement(
-    scores: torch.Tensor,
-    num_samples: int,
-    temperature: float = 1.0,
-    valid: Optional[torch.Tensor] = None,
-    generator: Optional[torch.Generator] = None,
-):
-    """K independent draws per row from softmax(scores / temperature) over the valid columns, with each draw's
-    log expected count among the row's K draws: ``(columns [N, K], log(K q) [N, K])``.
-
-    The classic sampled-softmax proposal: ``K q`` is exact, with no threshold (compare
-    :func:`sample_negatives_with_inclusion`, whose draws are distinct). A likely column can be drawn more than
-    once. Over a whole catalogue it costs one exp pass and a multinomial, no top-k. Rows need at least one valid
-    column (``num_samples`` may exceed their count); a row with none raises ``ValueError``.
-    """
-    draw = replacement_draw(scores, num_samples, temperature, valid, generator)
-    return draw.columns, draw.log_count
-
-
-def replacement_draw(scores, num_samples, temperature=1.0, valid=None, generator=None) -> SoftmaxDraw:
-    """:func:`sample_negatives_with_replacement` as a :class:`SoftmaxDraw`."""
+def _replacement_draw(scores, num_samples, temperature, valid, generator) -> SoftmaxDraw:
+    """:func:`draw` with replacement."""
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
     if num_samples < 1:
@@ -406,7 +381,7 @@ def _check_valid(scores, valid, min_valid):
 
 
 def _perturbed_keys(scores, num_samples, temperature, valid, generator):
-    """The checked arguments of :func:`sample_negatives`, as the keys of a Gumbel-top-k in score units:
+    """The checked arguments of :func:`draw`, as the keys of a Gumbel-top-k in score units:
     ``score + temperature x Gumbel`` (masked columns -inf). They order the columns as ``score / temperature +
     Gumbel`` does, and never overflow: a tiny temperature gives the top-K scores, as the limit does."""
     if temperature < 0:
@@ -474,12 +449,11 @@ def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch
 
 
 class StreamedDraw(NamedTuple):
-    """What the streamed draws return, all ``[N, K]`` but ``short`` and the frame (:class:`SoftmaxDraw`'s)."""
+    """What :func:`draw_streaming` returns, all ``[N, K]`` but ``short`` and the frame (:class:`SoftmaxDraw`'s)."""
 
     columns: torch.Tensor  # LongTensor: column indices in 0 .. num_columns - 1
     scores: torch.Tensor  # the chosen columns' scores (telemetry: how hard the negatives are)
-    # log of each column's expected count among the row's K draws: the inclusion probability of
-    # sample_negatives_with_inclusion (None unless with_log_inclusion), or K q for draws with replacement
+    # log of each column's expected count among the row's K draws, as draw's (None when not computed)
     log_count: Optional[torch.Tensor]
     short: torch.Tensor  # bool [N]: rows with fewer than K valid columns (with replacement: none); their columns
     # include masked ones
@@ -502,7 +476,7 @@ def _reframe(log_value, shift, new_shift, temperature):
     return torch.where(torch.isinf(new_shift), torch.full_like(moved, float("-inf")), moved)
 
 
-def sample_negatives_streaming(
+def draw_streaming(
     score_chunk: Callable[[int, int], torch.Tensor],
     num_columns: int,
     num_samples: int,
@@ -510,24 +484,39 @@ def sample_negatives_streaming(
     chunk_size: int = 4096,
     valid_chunk: Optional[Callable[[int, int], torch.Tensor]] = None,
     generator: Optional[torch.Generator] = None,
-    with_log_inclusion: bool = False,
+    replacement: bool = False,
+    with_log_count: Optional[bool] = None,
 ) -> StreamedDraw:
-    """:func:`sample_negatives` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``.
+    """:func:`draw` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``: the same
+    distribution and log counts as the dense draw, with peak memory O(N x (chunk_size + K)).
 
-    A running Gumbel-top-k: each chunk's perturbed keys are merged with the best K so far, which is exactly the
-    top-K of the perturbed keys of all columns, so the draws follow the same distribution as the dense call. Keys
-    are logits against the running largest score (held keys move when it rises), so no temperature overflows them.
-    ``with_log_inclusion`` keeps the best K + 1, for the inclusion probabilities of
-    :func:`sample_negatives_with_inclusion`. Peak memory is O(N x (chunk_size + K)). Rows with too few valid
-    columns are flagged in ``short`` instead of raising, since that is known only after the last chunk: the
-    caller replaces them.
+    Without replacement: a running Gumbel-top-k, each chunk's perturbed keys merged with the best K (K + 1 for the
+    counts) so far, which is exactly the top K of all columns' keys. With replacement: a reservoir over chunks, each
+    chunk drawing K columns from its own softmax and its k-th replacing the k-th held one with probability (the
+    chunk's softmax mass) / (the mass of all chunks so far). Rows with too few valid columns are flagged in ``short``
+    instead of raising, since that is known only after the last chunk: the caller replaces them.
 
     Args:
         score_chunk: ``score_chunk(start, end)`` -> float ``[N, end - start]``, the scores of columns ``start:end``.
         valid_chunk: optional ``valid_chunk(start, end)`` -> bool ``[N, end - start]``.
-        with_log_inclusion: compute ``log_count``, the log inclusion probabilities (needs ``temperature > 0``).
-        (other arguments as in :func:`sample_negatives`)
+        (other arguments as in :func:`draw`)
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if replacement:
+        return _stream_reservoir(score_chunk, num_columns, num_samples, temperature, chunk_size, valid_chunk,
+                                 generator)
+    if with_log_count is None:
+        with_log_count = temperature > 0
+    return _stream_gumbel(score_chunk, num_columns, num_samples, temperature, chunk_size, valid_chunk, generator,
+                          with_log_count)
+
+
+def _stream_gumbel(score_chunk, num_columns, num_samples, temperature, chunk_size, valid_chunk, generator,
+                   with_log_inclusion) -> StreamedDraw:
+    """:func:`draw_streaming` without replacement: a running Gumbel-top-k over the chunks, keys in score units
+    (``score + temperature x Gumbel``, as :func:`_perturbed_keys`). ``with_log_inclusion`` keeps the best K + 1, for
+    the threshold of the inclusion probabilities (needs ``temperature > 0``)."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if with_log_inclusion and temperature == 0:
@@ -564,25 +553,10 @@ def sample_negatives_streaming(
     return draw._replace(log_count=log_expected_counts(draw, draw.scores, temperature, num_samples))
 
 
-def sample_negatives_streaming_with_replacement(
-    score_chunk: Callable[[int, int], torch.Tensor],
-    num_columns: int,
-    num_samples: int,
-    temperature: float = 1.0,
-    chunk_size: int = 4096,
-    valid_chunk: Optional[Callable[[int, int], torch.Tensor]] = None,
-    generator: Optional[torch.Generator] = None,
-) -> StreamedDraw:
-    """:func:`sample_negatives_with_replacement` over ``num_columns`` columns scored chunk by chunk, never holding
-    ``[N, num_columns]``.
-
-    Each of the K draws holds one column. A chunk draws K columns from its own softmax, and its k-th replaces the
-    k-th held one with probability (the chunk's softmax mass) / (the mass of all chunks so far): a reservoir over
-    chunks, so every draw follows the softmax over all columns, independently of the others. Masses are kept
-    against the running largest score, so no temperature overflows them. ``log_count`` is ``log(K q)``; rows with
-    no valid column are flagged in ``short``. Peak memory is O(N x (chunk_size + K)). Arguments as in
-    :func:`sample_negatives_streaming`.
-    """
+def _stream_reservoir(score_chunk, num_columns, num_samples, temperature, chunk_size, valid_chunk,
+                      generator) -> StreamedDraw:
+    """:func:`draw_streaming` with replacement: a reservoir over the chunks, masses kept against the running largest
+    score so that no temperature overflows them; ``log_count`` is ``log(K q)``."""
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
     if num_samples < 1 or chunk_size < 1:

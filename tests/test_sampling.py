@@ -13,7 +13,7 @@ def draw_first_columns(scores, valid, temperature, draws, seed=0):
     gen = torch.Generator().manual_seed(seed)
     rows = scores.expand(draws, -1).contiguous()
     mask = valid.expand(draws, -1).contiguous() if valid is not None else None
-    return sampling.sample_negatives(rows, 1, temperature, mask, gen)[:, 0]
+    return sampling.draw(rows, 1, temperature, mask, gen, with_log_count=False).columns[:, 0]
 
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
@@ -32,7 +32,7 @@ def test_draws_follow_softmax_over_valid_columns(temperature):
 def test_first_of_k_follows_softmax_and_rows_have_no_duplicates():
     scores = torch.tensor([[1.0, 0.0, -0.5, 0.7, 0.2]])
     gen = torch.Generator().manual_seed(3)
-    cols = sampling.sample_negatives(scores.expand(20_000, -1).contiguous(), 3, 1.0, None, gen)
+    cols = sampling.draw(scores.expand(20_000, -1).contiguous(), 3, 1.0, None, gen, with_log_count=False).columns
     assert cols.shape == (20_000, 3) and cols.dtype == torch.long
     assert all(len(set(row)) == 3 for row in cols[:2000].tolist())
     counts = torch.bincount(cols[:, 0], minlength=5)
@@ -45,7 +45,7 @@ def test_masked_columns_are_never_returned():
     scores = torch.randn(500, 30, generator=gen) * 5
     valid = torch.rand(500, 30, generator=gen) < 0.5
     valid[:, :4] = True  # at least 4 valid per row
-    cols = sampling.sample_negatives(scores, 4, 1.0, valid, gen)
+    cols = sampling.draw(scores, 4, 1.0, valid, gen, with_log_count=False).columns
     assert bool(valid.gather(1, cols).all())
 
 
@@ -54,7 +54,7 @@ def test_zero_temperature_is_argmax_and_large_temperature_is_uniform():
     scores = torch.randn(200, 12, generator=gen)
     valid = torch.ones_like(scores, dtype=torch.bool)
     valid[:, 0] = False
-    cols = sampling.sample_negatives(scores, 2, 0.0, valid, gen)
+    cols = sampling.draw(scores, 2, 0.0, valid, gen, with_log_count=False).columns
     expected = scores.masked_fill(~valid, float("-inf")).topk(2, dim=1).indices
     assert torch.equal(cols, expected)
     hot = draw_first_columns(torch.tensor([[5.0, 0.0, -5.0, 1.0]]), None, 1e6, 20_000)
@@ -64,9 +64,9 @@ def test_zero_temperature_is_argmax_and_large_temperature_is_uniform():
 
 def test_same_seed_same_indices():
     scores = torch.randn(64, 50)
-    a = sampling.sample_negatives(scores, 3, 0.7, None, torch.Generator().manual_seed(11))
-    b = sampling.sample_negatives(scores, 3, 0.7, None, torch.Generator().manual_seed(11))
-    c = sampling.sample_negatives(scores, 3, 0.7, None, torch.Generator().manual_seed(12))
+    a = sampling.draw(scores, 3, 0.7, None, torch.Generator().manual_seed(11), with_log_count=False).columns
+    b = sampling.draw(scores, 3, 0.7, None, torch.Generator().manual_seed(11), with_log_count=False).columns
+    c = sampling.draw(scores, 3, 0.7, None, torch.Generator().manual_seed(12), with_log_count=False).columns
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -74,7 +74,7 @@ def test_short_row_raises_instead_of_returning_a_masked_column():
     valid = torch.ones(3, 5, dtype=torch.bool)
     valid[1] = torch.tensor([True, False, False, False, False])
     with pytest.raises(ValueError, match="row 1 with 1"):
-        sampling.sample_negatives(torch.zeros(3, 5), 2, 1.0, valid)
+        sampling.draw(torch.zeros(3, 5), 2, 1.0, valid, with_log_count=False).columns
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_short_row_raises_instead_of_returning_a_masked_column():
 )
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        sampling.sample_negatives(**kwargs)
+        sampling.draw(**kwargs, with_log_count=False)
 
 
 @pytest.mark.parametrize("temperature, k", [(0.5, 80), (1.0, 80), (2.0, 80), (1.0, 1)])
@@ -103,11 +103,11 @@ def test_draws_with_replacement_follow_the_softmax_and_report_its_log_probabilit
     gen = torch.Generator().manual_seed(0)
     probs = torch.softmax(row[:5].double() / temperature, dim=0)
     streamed = [
-        sampling.sample_negatives_streaming_with_replacement(
-            lambda a, b: scores[:, a:b], 6, k, temperature, chunk, lambda a, b: mask[:, a:b], gen)
+        sampling.draw_streaming(
+            lambda a, b: scores[:, a:b], 6, k, temperature, chunk, lambda a, b: mask[:, a:b], gen, replacement=True)
         for chunk in (1, 4, 64)  # chunk 1: column 5 is a chunk with no valid column
     ]
-    draws = [sampling.sample_negatives_with_replacement(scores, k, temperature, mask, gen)]
+    draws = [sampling.draw(scores, k, temperature, mask, gen, replacement=True)[:2]]
     draws += [(draw.columns, draw.log_count) for draw in streamed]
     for cols, log_count in draws:
         assert cols.shape == (500, k) and cols.dtype == torch.long
@@ -122,20 +122,20 @@ def test_draws_with_replacement_repeat_columns_and_need_one_valid_column_a_row()
     gen = torch.Generator().manual_seed(1)
     valid = torch.tensor([[True, False, False], [True, True, False]])
     scores = torch.randn(2, 3, generator=gen)
-    cols, log_count = sampling.sample_negatives_with_replacement(scores, 10, 1.0, valid, gen)
+    cols, log_count = sampling.draw(scores, 10, 1.0, valid, gen, replacement=True)[:2]
     assert cols[0].tolist() == [0] * 10  # K > valid columns: repeats
     assert torch.allclose(log_count[0], torch.full((10,), math.log(10)))
     assert set(cols[1].tolist()) <= {0, 1}
     valid[1] = False
-    streamed = sampling.sample_negatives_streaming_with_replacement(
-        lambda a, b: scores[:, a:b], 3, 4, 1.0, 2, lambda a, b: valid[:, a:b], gen)
+    streamed = sampling.draw_streaming(
+        lambda a, b: scores[:, a:b], 3, 4, 1.0, 2, lambda a, b: valid[:, a:b], gen, replacement=True)
     assert streamed.short.tolist() == [False, True] and streamed.columns[0].tolist() == [0] * 4
     with pytest.raises(ValueError, match="row 1 with 0"):
-        sampling.sample_negatives_with_replacement(torch.zeros(2, 3), 1, 1.0, valid)
+        sampling.draw(torch.zeros(2, 3), 1, 1.0, valid, replacement=True)[:2]
     with pytest.raises(ValueError, match="temperature > 0"):
-        sampling.sample_negatives_with_replacement(torch.zeros(2, 3), 1, 0.0)
+        sampling.draw(torch.zeros(2, 3), 1, 0.0, replacement=True)[:2]
     with pytest.raises(ValueError, match=r"\[N, M\]"):
-        sampling.sample_negatives_with_replacement(torch.zeros(3), 1)
+        sampling.draw(torch.zeros(3), 1, replacement=True)[:2]
 
 
 def test_equal_scores_drawn_with_replacement_give_the_uniform_log_count():
@@ -143,7 +143,7 @@ def test_equal_scores_drawn_with_replacement_give_the_uniform_log_count():
     :func:`recbole_genni.losses.sampled_softmax_loss` turns into the known uniform shift."""
     valid = torch.ones(4, 9, dtype=torch.bool)
     valid[:, 0] = False
-    _, log_count = sampling.sample_negatives_with_replacement(torch.full((4, 9), 0.3), 5, 0.7, valid)
+    _, log_count = sampling.draw(torch.full((4, 9), 0.3), 5, 0.7, valid, replacement=True)[:2]
     assert torch.allclose(log_count, torch.full((4, 5), math.log(5 / 8)))
     pos, neg, mask = torch.randn(4), torch.randn(4, 5), torch.ones(4, dtype=torch.bool)
     shifted = torch.cat([pos.unsqueeze(1), neg + math.log(8 / 5)], dim=1)
@@ -242,7 +242,7 @@ def test_streaming_draws_follow_the_dense_softmax():
     draws = 30_000
     rows, mask = scores.expand(draws, -1), valid.expand(draws, -1)
     gen = torch.Generator().manual_seed(5)
-    cols = sampling.sample_negatives_streaming(
+    cols = sampling.draw_streaming(
         lambda a, b: rows[:, a:b], 7, 1, 0.7, chunk_size=3, valid_chunk=lambda a, b: mask[:, a:b], generator=gen
     ).columns[:, 0]
     counts = torch.bincount(cols, minlength=7)
@@ -258,9 +258,9 @@ def test_streaming_top_k_equals_dense_and_chunking_never_changes_it():
     scores = torch.randn(50, 23, generator=gen)
     valid = torch.rand(50, 23, generator=gen) < 0.7
     valid[:, :3] = True
-    dense = sampling.sample_negatives(scores, 3, 0.0, valid)
+    dense = sampling.draw(scores, 3, 0.0, valid, with_log_count=False).columns
     for chunk in (1, 4, 23, 100):
-        streamed = sampling.sample_negatives_streaming(
+        streamed = sampling.draw_streaming(
             lambda a, b: scores[:, a:b], 23, 3, 0.0, chunk_size=chunk, valid_chunk=lambda a, b: valid[:, a:b]
         )
         assert torch.equal(streamed.columns, dense)
@@ -285,12 +285,12 @@ def test_inclusion_weights_estimate_a_sum_over_the_valid_columns_without_bias():
     scores, valid = row.expand(rows, -1), valid.expand(rows, -1)
     weights = scores.double().exp()
     truth = float(weights[0][valid[0]].sum())
-    cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, gen)
+    cols, log_inclusion = sampling.draw(scores, k, tau, valid, gen, with_log_count=True)[:2]
     assert valid.gather(1, cols).all() and (log_inclusion <= 0).all()
     assert float(horvitz_thompson(cols, log_inclusion, weights).mean()) == pytest.approx(truth, rel=0.02)
     for chunk in (1, 5, 64):
-        draw = sampling.sample_negatives_streaming(
-            lambda a, b: scores[:, a:b], 12, k, tau, chunk, lambda a, b: valid[:, a:b], gen, with_log_inclusion=True
+        draw = sampling.draw_streaming(
+            lambda a, b: scores[:, a:b], 12, k, tau, chunk, lambda a, b: valid[:, a:b], gen, with_log_count=True
         )
         assert torch.equal(draw.scores, scores.gather(1, draw.columns)) and not draw.short.any()
         assert float(horvitz_thompson(draw.columns, draw.log_count, weights).mean()) == pytest.approx(truth, rel=0.02)
@@ -307,8 +307,8 @@ def test_inclusion_draws_are_the_k_largest_keys_and_their_threshold_the_next():
     valid = torch.rand(200, 30, generator=torch.Generator().manual_seed(2)) > 0.4
     valid[:, :k + 1] = True
     keys = sampling._perturbed_keys(scores, k, tau, valid, torch.Generator().manual_seed(3))  # score + tau x Gumbel
-    cols, log_inclusion = sampling.sample_negatives_with_inclusion(
-        scores, k, tau, valid, torch.Generator().manual_seed(3))
+    cols, log_inclusion = sampling.draw(
+        scores, k, tau, valid, torch.Generator().manual_seed(3), with_log_count=True)[:2]
     top = keys.topk(k + 1, dim=1)
     assert torch.equal(cols.sort(dim=1).values, top.indices[:, :k].sort(dim=1).values)
     expected = sampling.log_inclusion_probs(scores.gather(1, cols) / tau, top.values[:, k] / tau)
@@ -318,10 +318,10 @@ def test_inclusion_draws_are_the_k_largest_keys_and_their_threshold_the_next():
 def test_every_valid_column_drawn_has_inclusion_one():
     scores = torch.tensor([[0.3, 5.0, -1.0, 2.0]])
     valid = torch.tensor([[True, False, True, True]])
-    cols, log_inclusion = sampling.sample_negatives_with_inclusion(scores, 3, 1.0, valid)
+    cols, log_inclusion = sampling.draw(scores, 3, 1.0, valid, with_log_count=True)[:2]
     assert sorted(cols[0].tolist()) == [0, 2, 3] and torch.equal(log_inclusion, torch.zeros(1, 3))
     with pytest.raises(ValueError, match="temperature > 0"):
-        sampling.sample_negatives_with_inclusion(scores, 1, 0.0)
+        sampling.draw(scores, 1, 0.0, with_log_count=True)[:2]
 
 
 def test_log_inclusion_is_stable_far_from_the_threshold():
@@ -334,12 +334,12 @@ def test_log_inclusion_is_stable_far_from_the_threshold():
 def test_streaming_flags_short_rows_instead_of_raising():
     valid = torch.ones(2, 6, dtype=torch.bool)
     valid[1, 1:] = False
-    draw = sampling.sample_negatives_streaming(
+    draw = sampling.draw_streaming(
         lambda a, b: torch.zeros(2, b - a), 6, 2, 1.0, 4, lambda a, b: valid[:, a:b])
     assert draw.short.tolist() == [False, True]
     assert valid[0, draw.columns[0]].all()
     with pytest.raises(ValueError, match="temperature > 0"):
-        sampling.sample_negatives_streaming(lambda a, b: torch.zeros(2, b - a), 6, 1, 0.0, with_log_inclusion=True)
+        sampling.draw_streaming(lambda a, b: torch.zeros(2, b - a), 6, 1, 0.0, with_log_count=True)
 
 
 def test_shared_pool_mask_from_history_pairs_equals_the_pairwise_mask():
@@ -378,14 +378,14 @@ def test_a_tiny_temperature_draws_the_argmax_with_finite_counts(streamed):
         def valid_chunk(a, b):
             return valid[:, a:b]
 
-        with_replacement = sampling.sample_negatives_streaming_with_replacement(
-            score_chunk, 50, k, tau, 7, valid_chunk, gen)
-        without = sampling.sample_negatives_streaming(score_chunk, 50, k, tau, 7, valid_chunk, gen, True)
+        with_replacement = sampling.draw_streaming(
+            score_chunk, 50, k, tau, 7, valid_chunk, gen, replacement=True)
+        without = sampling.draw_streaming(score_chunk, 50, k, tau, 7, valid_chunk, gen, with_log_count=True)
         with_replacement = (with_replacement.columns, with_replacement.log_count)
         without = (without.columns, without.log_count)
     else:
-        with_replacement = sampling.sample_negatives_with_replacement(scores, k, tau, valid, gen)
-        without = sampling.sample_negatives_with_inclusion(scores, k, tau, valid, gen)
+        with_replacement = sampling.draw(scores, k, tau, valid, gen, replacement=True)[:2]
+        without = sampling.draw(scores, k, tau, valid, gen, with_log_count=True)[:2]
     cols, log_count = with_replacement
     assert torch.equal(cols, top[:, :1].expand(-1, k))  # every draw is the argmax: q = 1
     assert torch.allclose(log_count, torch.full_like(log_count, math.log(k)))
@@ -399,7 +399,7 @@ def test_distinct_draws_are_distinct_pool_columns_and_a_repeated_item_can_be_dra
     item in two columns, and both can be drawn."""
     pool = torch.tensor([5, 5, 7, 9])  # item 5 twice
     scores = torch.tensor([[10.0, 10.0, -10.0, -10.0]]).expand(200, -1)
-    cols = sampling.sample_negatives(scores, 2, 1.0, generator=torch.Generator().manual_seed(0))
+    cols = sampling.draw(scores, 2, 1.0, generator=torch.Generator().manual_seed(0), with_log_count=False).columns
     assert bool((cols[:, 0] != cols[:, 1]).all())
     items = pool[cols]
     assert bool((items == 5).all())  # both draws are item 5, from its two columns

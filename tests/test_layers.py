@@ -76,3 +76,15 @@ def test_the_key_table_checks_every_key_of_ours_that_takes_a_value():
         defaults.update(yaml.safe_load(path.read_text()) or {})
     unchecked = sorted(k for k in defaults if k.startswith("neg_") and k not in checked)
     assert unchecked == [], unchecked
+
+
+def test_the_configuration_page_documents_every_key_of_ours():
+    import yaml
+
+    page = (PACKAGE.parent / "docs" / "configuration.md").read_text()
+    keys = set()
+    properties = PACKAGE.parent / "properties"
+    for path in [properties / "overall.yaml", *(properties / "model").glob("*.yaml")]:  # not main_job.yaml
+        keys.update(yaml.safe_load(path.read_text()) or {})
+    missing = sorted(k for k in keys if f"`{k}`" not in page)
+    assert missing == [], missing

@@ -104,3 +104,15 @@ def base_config(tiny_data, tmp_path):
         "neg_pool_size": 20,
         **TINY_MODEL,
     }
+
+
+@pytest.fixture
+def make_dataset():
+    """``make_dataset(folder, name, **sizes)``: write a sequential dataset as :func:`write_atomic` does."""
+    return write_atomic
+
+
+@pytest.fixture
+def model_overrides():
+    """Per model, the config beyond the tiny defaults that its own hyper-parameters or data need."""
+    return {"FEARec": {"n_layers": 2}, "GRU4RecKG": KNOWLEDGE_CONFIG}

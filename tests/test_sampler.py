@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from conftest import write_atomic
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
@@ -72,9 +71,9 @@ def test_dns_takes_the_best_scored_allowed_candidate(base_config):
 
 
 @pytest.mark.timeout(60)
-def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config):
+def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config, make_dataset):
     """One user's training items cover all 12 items: no allowed negative exists, the row falls back, counted."""
-    data = write_atomic(tmp_path / "full", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
+    data = make_dataset(tmp_path / "full", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
     inter.write_text(inter.read_text() + "".join(f"99\t{i % 12 + 1}\t{100 + i}\n" for i in range(14)))
     config = {**base_config, "data_path": str(data), "neg_pool_size": 10, "topk": [5, 10]}
@@ -121,8 +120,8 @@ def test_same_seed_gives_the_same_negatives(base_config):
 
 
 @pytest.mark.timeout(60)
-def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config):
-    data = write_atomic(tmp_path / "one", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
+def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config, make_dataset):
+    data = make_dataset(tmp_path / "one", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
     # user 99 trains on items 1..11 (then valid 1, test 2): item 12 is its only allowed negative
     inter.write_text(inter.read_text() + "".join(f"99\t{i}\t{100 + t}\n" for t, i in enumerate([*range(1, 12), 1, 2])))

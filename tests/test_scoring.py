@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from conftest import KNOWLEDGE_CONFIG, write_atomic, write_knowledge
 from recbole.data import create_dataset
 
 from recbole_genni import run_recbole_genni
@@ -14,8 +13,6 @@ from recbole_genni.quick_start import data_preparation
 from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
 from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS
 
-#: models whose own hyper-parameters or data need more than the tiny defaults
-MODEL_OVERRIDES = {"FEARec": {"n_layers": 2}, "GRU4RecKG": KNOWLEDGE_CONFIG}
 TRAINED = sorted(set(ONE_PASS_ENCODERS) | set(GENERIC_MODELS))
 
 
@@ -24,11 +21,12 @@ TOY_EPOCHS = {"NextItNet": 30}
 
 
 @pytest.fixture
-def learnable_data(tmp_path):
+def learnable_data(tmp_path, make_dataset, tiny_data):
     """60 users whose next item is the current one plus 1 (mod 40) four times in five: a rule every model can
-    learn in a few epochs."""
-    folder = write_atomic(tmp_path / "toy", "tiny", num_users=60, min_len=8, max_len=14, item_features=True)
-    write_knowledge(folder, "tiny")
+    learn in a few epochs (with tiny's item features and knowledge files)."""
+    folder = make_dataset(tmp_path / "toy", "tiny", num_users=60, min_len=8, max_len=14, item_features=True)
+    for suffix in ("ent", "rel", "link", "kg"):
+        (folder / "tiny" / f"tiny.{suffix}").write_text((tiny_data / "tiny" / f"tiny.{suffix}").read_text())
     return folder
 
 
@@ -45,12 +43,12 @@ def _random_hit_at_10(data_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", TRAINED)
-def test_every_model_learns_a_toy_rule_with_generated_negatives(model, base_config, learnable_data):
+def test_every_model_learns_a_toy_rule_with_generated_negatives(model, base_config, learnable_data, model_overrides):
     """Trained with two GenNi negatives per row, every supported model ranks the next item far better than a random
     ranking does (the history masked, as in evaluation)."""
     config = {**base_config, "data_path": str(learnable_data), "neg_sampler": "genni", "neg_num": 2,
               "learning_rate": 0.01, "epochs": TOY_EPOCHS.get(model, 12), "stopping_step": 100,
-              **MODEL_OVERRIDES.get(model, {})}
+              **model_overrides.get(model, {})}
     result = run_recbole_genni(model, "tiny", config_dict=config, saved=False)
     assert all(math.isfinite(h["train_loss"]) for h in result["history"])
     random_hit = _random_hit_at_10(learnable_data)
@@ -83,11 +81,11 @@ class _RecordingBPR(torch.nn.Module):
 
 
 @pytest.mark.parametrize("model", TRAINED)
-def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(model, base_config):
+def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(model, base_config, model_overrides):
     """Generated negatives are hard for the loss that trains on them: for every supported model, the scorer's
     score of a candidate is the score the model's own BPR loss gives it as a negative (same batch, eval mode)."""
     config = Config(model, "tiny", config_dict={**base_config, "neg_sampler": "genni",
-                                                 **MODEL_OVERRIDES.get(model, {})})
+                                                 **model_overrides.get(model, {})})
     assert config["loss_type"] == "BPR" or model in PAIRWISE_ONLY_MODELS  # SINE's own default is CE
     train, _, _ = data_preparation(config, create_dataset(config))
     net = config.model_class(config, train._dataset).eval()
@@ -105,9 +103,9 @@ def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(mode
 
 
 @pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS) + ["FPMC"])
-def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_config):
+def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_config, model_overrides):
     """One encoder pass over [K, B] negatives (or K repeated rows) equals K separate BPR losses, averaged."""
-    config = Config(model, "tiny", config_dict={**base_config, "neg_num": 3, **MODEL_OVERRIDES.get(model, {})})
+    config = Config(model, "tiny", config_dict={**base_config, "neg_num": 3, **model_overrides.get(model, {})})
     train, _, _ = data_preparation(config, create_dataset(config))
     net = config.model_class(config, train._dataset).eval()
     train.get_model(net)

@@ -22,7 +22,7 @@ def restore_numpy_aliases():
 
 def disable_anomaly_detection():
     """RecBole 1.2.1's ``model/sequential_recommender/sine.py`` switches autograd anomaly detection on for the whole
-    process at import (about a third of CPU training time); every sequential-model import reaches it, so switch it
+    process at import (a large share of CPU training time); every sequential-model import reaches it, so switch it
     back off."""
     torch.autograd.set_detect_anomaly(False)
 

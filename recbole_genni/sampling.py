@@ -40,8 +40,7 @@ __all__ = [
 
 class AliasTable(NamedTuple):
     """Walker's alias table of a distribution over ids: a draw is one uniform column and one coin, O(1), where
-    ``torch.multinomial`` with replacement searches the cumulative sum for every draw (about 4x slower on a CPU for
-    popularity pools of 2048 per row over Beauty's 12k items)."""
+    ``torch.multinomial`` with replacement searches the cumulative sum for every draw."""
 
     accept: torch.Tensor  # [n] float32: probability of keeping the drawn column
     alias: torch.Tensor  # [n] long: the id drawn when the column is not kept
@@ -278,7 +277,7 @@ def _inclusion_draw(scores, num_samples, temperature, valid, generator) -> Softm
         cols = torch.arange(num_samples, device=keys.device).expand(keys.shape[0], -1)
         threshold = keys.new_full((keys.shape[0], 1), float("-inf"))
     else:
-        # the K + 1 largest keys, unsorted (on a CPU about half a sorted top-k's time): the smallest is the
+        # the K + 1 largest keys, unsorted (cheaper than a sorted top-k): the smallest is the
         # threshold, and its slot takes the (K + 1)-th column, so the first K columns are the draws
         top = keys.topk(num_samples + 1, dim=1, sorted=False)
         smallest = top.values.argmin(dim=1, keepdim=True)
@@ -294,8 +293,8 @@ def _inclusion_frame(cols, threshold):
     return SoftmaxDraw(cols, None, threshold, torch.zeros_like(threshold), replacement=False)
 
 
-#: entries of the work buffer of a draw with replacement, dense or per streamed chunk (4 MiB of float32): a
-#: [1450, 12101] draw in row blocks of this size took 75 ms on one CPU thread, against 103-129 ms in one piece
+#: entries of the work buffer of a draw with replacement, dense or per streamed chunk (4 MiB of float32): row blocks
+#: of this size stay in cache, where one [rows, catalogue] buffer would not
 WORKSPACE_ENTRIES = 1 << 20
 
 
@@ -335,8 +334,8 @@ def _draw_block(scores, num_samples, temperature, valid, generator):
     weights.exp_()  # masked columns: exp(-inf) = 0; the largest valid one: 1
     mass = weights.sum(dim=1, keepdim=True)
     weights[:, 0].add_((mass.squeeze(1) == 0).to(weights.dtype))  # multinomial needs some weight; no host sync
-    # one draw takes torch's exponential-race path (a random number and a division per entry): on a CPU, K = 1 of
-    # [3726, 4096] took 384 ms against 124 ms for K = 256 by the inverse CDF, so draw at least two, keep the first
+    # one draw takes torch's exponential-race path (a random number and a division per entry), slower on a CPU than
+    # the inverse CDF of two or more: draw at least two, keep the first
     drawn = torch.multinomial(weights, max(num_samples, 2), replacement=True, generator=generator)[:, :num_samples]
     return drawn, shift, mass.log_()
 
@@ -354,8 +353,8 @@ def log_inclusion_probs(logits: torch.Tensor, threshold: torch.Tensor) -> torch.
 def short_rows(valid: torch.Tensor, min_valid: int) -> torch.Tensor:
     """Bool ``[N]``: the rows of ``valid`` ``[N, M]`` with fewer than ``min_valid`` True columns."""
     if min_valid == 1:
-        return ~valid.any(dim=1)  # no count: over a [1450, 12101] mask, 7 ms against 29 ms for the sum
-    return valid.sum(dim=1, dtype=torch.int32) < min_valid  # int32: a bool sum to int64 is ~10x slower on a CPU
+        return ~valid.any(dim=1)  # no count needed: any() stops at the first True
+    return valid.sum(dim=1, dtype=torch.int32) < min_valid  # int32: a bool sum to int64 is slower on a CPU
 
 
 def _check_scores(scores):

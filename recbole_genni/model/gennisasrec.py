@@ -74,7 +74,7 @@ class GenNiSASRec(SASRec):
         """The state of each row's last item ``[B, H]``, as SASRec's forward computes it, at the cost of the real
         positions: rows are right-padded and attention is causal, so a row's last state ignores the padding after
         it. Rows are encoded in groups of similar length, each cut to its longest row (evaluation batches pad every
-        row to ``MAX_ITEM_LIST_LENGTH``; on Beauty that is 6x the real positions)."""
+        row to ``MAX_ITEM_LIST_LENGTH``, mostly padding for short sequences)."""
         order = item_seq_len.argsort()
         groups = order.split(self.length_group_rows)
         widths = item_seq_len[torch.stack([group[-1] for group in groups])].tolist()  # one host-device sync

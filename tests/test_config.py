@@ -67,13 +67,6 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=[str(o) for o, _ in BAD_INPUTS])
-def test_bad_input_fails_before_training(overrides, message, base_config, tmp_path):
-    with pytest.raises(GenNiConfigError, match=message):
-        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, **overrides})
-    assert not list((tmp_path / "saved").glob("*.pth"))
-
-
 GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "gBCE", "gbce_t": 1.5}, r"gbce_t: 1.5 is invalid; expected a number in \[0, 1\]"),
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
@@ -84,10 +77,13 @@ GENNISASREC_BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("overrides, message", GENNISASREC_BAD_INPUTS, ids=[str(o) for o, _ in GENNISASREC_BAD_INPUTS])
-def test_bad_gennisasrec_loss_keys_fail_before_training(overrides, message, base_config, tmp_path):
+BAD_CONFIGS = [("SASRec", *case) for case in BAD_INPUTS] + [("GenNiSASRec", *case) for case in GENNISASREC_BAD_INPUTS]
+
+
+@pytest.mark.parametrize("model, overrides, message", BAD_CONFIGS, ids=[f"{m}-{o}" for m, o, _ in BAD_CONFIGS])
+def test_bad_input_fails_before_training(model, overrides, message, base_config, tmp_path):
     with pytest.raises(GenNiConfigError, match=message):
-        run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, **overrides})
+        run_recbole_genni(model, "tiny", config_dict={**base_config, **overrides})
     assert not list((tmp_path / "saved").glob("*.pth"))
 
 

@@ -522,8 +522,6 @@ def _stream_gumbel(score_chunk, num_columns, num_samples, temperature, chunk_siz
         raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     if not 1 <= num_samples <= num_columns:
         raise ValueError(f"num_samples must be in [1, {num_columns}] for {num_columns} columns, got {num_samples}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     kept = num_samples + 1 if with_log_inclusion else num_samples
     best_keys = best_cols = best_scores = None
     for start, end, scores, valid in _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
@@ -558,8 +556,8 @@ def _stream_reservoir(score_chunk, num_columns, num_samples, temperature, chunk_
     score so that no temperature overflows them; ``log_count`` is ``log(K q)``."""
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
-    if num_samples < 1 or chunk_size < 1:
-        raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples} and {chunk_size}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     cols = chosen_scores = shift = log_mass = None
     for start, _, scores, valid in _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
         drawn, chunk_shift, chunk_log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)

@@ -1,10 +1,10 @@
 """Evaluate saved checkpoints again, with and without ``eval_mask_history``, and report both.
 
-    python benchmarks/reevaluate.py saved/GenNiSASRec-...pth [...] --out benchmarks/results/<name>.md
+    python benchmarks/reevaluate.py saved/GenNiSASRec-...pth [...] --out benchmarks/results/<name>.jsonl
 
 Each checkpoint is rebuilt from the config saved in it (dataset, model, hyper-parameters; run from the folder the
 run was started in, so its ``data_path`` resolves), on the CPU unless a GPU is visible. It prints one JSON line per
-checkpoint and writes a Markdown table: valid NDCG@10 and test HR/NDCG@10 and @20 under both protocols.
+checkpoint (valid NDCG@10 and test HR/NDCG@10 and @20 under both protocols) and appends it to ``--out``.
 """
 
 import argparse
@@ -19,8 +19,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from recbole.data import create_dataset  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
+from recbole_genni.compat import load_checkpoint  # noqa: E402
 from recbole_genni.quick_start import data_preparation  # noqa: E402
 from recbole_genni.registry import get_trainer  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
+from run_suite import append_result  # noqa: E402
 
 TEST_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
 DESCRIBED_KEYS = ("neg_sampler", "loss_type", "neg_num", "neg_pool_size", "neg_pool_shared")
@@ -46,35 +50,20 @@ def describe(config) -> str:
     return f"{config['model']} on {config['dataset']}: " + ", ".join(f"{k} {config[k]}" for k in DESCRIBED_KEYS)
 
 
-def table(records) -> str:
-    columns = ["valid ndcg@10", *TEST_METRICS]
-    lines = [
-        "| checkpoint | cell | history mask | " + " | ".join(columns) + " |",
-        "|---|---|---|" + "---|" * len(columns),
-    ]
-    for record in records:
-        for mask in ("unmasked", "masked"):
-            values = " | ".join(f"{record[mask][c]:.4f}" for c in columns)
-            lines.append(f"| {Path(record['file']).name} | {record['cell']} | {mask} | {values} |")
-    return "\n".join(lines) + "\n"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="best-model checkpoints written by a run")
-    parser.add_argument("--out", type=Path, help="Markdown report to write")
+    parser.add_argument("--out", type=Path, help="results JSONL to append to")
     args = parser.parse_args()
-    records = []
+    command = " ".join(["python", *sys.argv])
     for path in args.checkpoints:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(path, "cpu")
         record = {"file": path, "cell": describe(checkpoint["config"])}
         for mask in (False, True):
             record["masked" if mask else "unmasked"] = evaluate(checkpoint, mask)
         print(json.dumps(record), flush=True)
-        records.append(record)
-    if args.out:
-        command = "python benchmarks/reevaluate.py " + " ".join(args.checkpoints) + f" --out {args.out}"
-        args.out.write_text(table(records) + f"\nCommand: `{command}`\n")
+        if args.out:
+            append_result(args.out, {**record, "command": command})
 
 
 if __name__ == "__main__":

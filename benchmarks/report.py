@@ -1,11 +1,12 @@
-"""Regenerate ``docs/benchmarks.md`` from the committed results (``benchmarks/results/*.jsonl``).
+"""Regenerate ``docs/benchmarks.md`` and its plots from the committed results (``benchmarks/results/*.jsonl``).
 
-    python benchmarks/report.py           # rewrite docs/benchmarks.md
-    python benchmarks/report.py --check   # exit 1 if it is not what the results give
+    python benchmarks/report.py           # rewrite docs/benchmarks.md and docs/img/*.png
+    python benchmarks/report.py --check   # exit 1 if docs/benchmarks.md is not what the results give
 
-One section per results file, current protocol first, then the earlier ones. Each table has mean +- std over seeds
-per cell and dataset, with the published figures beside them where the dataset has some. The output depends on
-the records alone, so running it twice changes nothing.
+One section per results file: accuracy under the current protocol first, then cost and scale, then the earlier
+protocols. Accuracy tables have mean +- std over seeds per cell and dataset, with the published figures beside
+them where the dataset has some, and a plot of valid NDCG@10 per epoch. The output depends on the records alone,
+so running it twice changes nothing.
 """
 
 import argparse
@@ -17,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 OUTPUT = ROOT / "docs" / "benchmarks.md"
+IMAGES = OUTPUT.parent / "img"
 
 #: published test HR@10 / NDCG@10 under the same protocol (leave-one-out, full ranking, history masked)
 ANCHORS = {
@@ -27,16 +29,29 @@ ANCHORS = {
     "Yelp": [("SASRec, full softmax (SASRec+)", 0.0409, 0.0209), ("ELECRec", 0.0593, 0.0270)],
 }
 
-#: results file -> (title, what was measured and how; "current" sections use today's evaluation)
+#: results file -> (title, part of the page, what was measured and how)
 SECTIONS = {
     "s3_four.jsonl": ("The paper's four datasets", "current",
                       "GenNiSASRec's recipe (SSM over 256 negatives drawn with replacement from the model's softmax "
                       "over the whole catalogue), its full-softmax twin and the other cells of "
                       "`benchmarks/suites/s3_four.yaml`. Every earlier item of the user is ranked last."),
+    "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
+                    "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
+                    "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "
+                    "gradients, Adam state and data before the step; *negatives + loss*: the peak above the baseline "
+                    "while the encoder runs, the negatives are generated and the loss is computed (what the sampler "
+                    "costs); *step peak*: the whole step's peak, backward and Adam included (both make "
+                    "item-table-sized temporaries whatever the sampler: the table's gradient is dense)."),
+    "sampler_cost.jsonl": ("The cost of each sampler per training step", "cost",
+                           "RecBole's SASRec on ml-100k, one process, the same batches for every sampler: collate "
+                           "(with sampling), forward, backward and Adam, mean over the timed steps after one warm-up."),
     "beauty_cpu_masked.jsonl": ("Beauty, GenNiSASRec and RecBole's SASRec", "earlier",
                                 "History masked over the row's input sequence only (up to 50 items)."),
     "toys_cpu_masked.jsonl": ("Toys, the exclusion", "earlier",
                               "History masked over the row's input sequence only."),
+    "beauty_cpu_reevaluated.jsonl": ("Beauty, checkpoints evaluated with and without the history mask", "earlier",
+                                     "The same weights under RecBole's sequential evaluation (unmasked) and with the "
+                                     "row's input sequence masked (`benchmarks/reevaluate.py`)."),
     "beauty_cpu_ssm.jsonl": ("Beauty, sampled softmax with per-row pools", "earlier",
                              "RecBole's sequential evaluation (no history mask)."),
     "beauty_cpu.jsonl": ("Beauty, a 30-epoch CPU budget", "earlier", "RecBole's sequential evaluation."),
@@ -47,17 +62,20 @@ SECTIONS = {
     "ml100k.jsonl": ("ml-100k, RecBole models x samplers", "earlier", "RecBole's sequential evaluation, 3 epochs."),
     "ml100k_losses.jsonl": ("ml-100k, GenNiSASRec's losses", "earlier", "RecBole's sequential evaluation."),
 }
+PARTS = [("current", "## Accuracy"), ("cost", "## Cost and scale"), ("earlier", "## Earlier protocols")]
 
 COLUMNS = [("HR@10", lambda r: r["test"]["hit@10"]), ("NDCG@10", lambda r: r["test"]["ndcg@10"]),
            ("HR@20", lambda r: r["test"]["hit@20"]), ("NDCG@20", lambda r: r["test"]["ndcg@20"]),
            ("valid NDCG@10", lambda r: (r.get("best_valid") or {}).get("ndcg@10"))]
+PLOTTED_CELLS = 10  # per dataset, the cells with the best mean test NDCG@10
 
 
 def read(path: Path) -> list:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _mean_std(values, digits=4):
+def mean_std(values, digits=4) -> str:
+    """``mean ± std`` of the values that are not None (``-`` if none; no std for one value)."""
     values = [v for v in values if v is not None]
     if not values:
         return "-"
@@ -65,29 +83,154 @@ def _mean_std(values, digits=4):
     return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
-def section(name: str, records: list) -> str:
-    title, protocol, about = SECTIONS[name]
-    lines = [f"### {title}", "", f"{about} Results: `benchmarks/results/{name}`.", ""]
+def _commands(name: str, records) -> str:
+    """The commands that made the records, without where each wrote its file; an earlier protocol's are left to the
+    records (their suite files are gone)."""
+    if SECTIONS[name][1] == "earlier":
+        return "Each record holds the exact command it ran."
+    commands = set()
+    for r in records:
+        words = r.get("command", "?").split(" ")
+        commands.add(" ".join(w for i, w in enumerate(words) if w != "--out" and (i == 0 or words[i - 1] != "--out")))
+    return "Commands: " + "; ".join(f"`{c}`" for c in sorted(commands)) + "."
+
+
+def cell_table(rows: list, anchors=()) -> list:
+    """Markdown rows: one per cell name (mean ± std over its seeds), after the published ``anchors``."""
+    lines = ["| cell | seeds | " + " | ".join(c for c, _ in COLUMNS) + " | epochs | train s / epoch | device |",
+             "|---" * (len(COLUMNS) + 5) + "|"]
+    for label, hr, ndcg in anchors:
+        lines.append(f"| *published: {label}* | | *{hr:.4f}* | *{ndcg:.4f}* |" + " |" * (len(COLUMNS) + 1))
+    for cell in sorted({r["name"] for r in rows}):
+        runs = sorted((r for r in rows if r["name"] == cell), key=lambda r: r["seed"])
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        metrics = " | ".join(mean_std([get(r) for r in runs]) for _, get in COLUMNS)
+        epochs = mean_std([r["epochs"] for r in runs], 0)
+        seconds = mean_std([r["train_seconds_per_epoch"] for r in runs], 1)
+        devices = " / ".join(sorted({r["device"] for r in runs}))  # a cell's seeds may run on different ones
+        lines.append(f"| {cell} | {seeds} | {metrics} | {epochs} | {seconds} | {devices} |")
+    return lines
+
+
+def cells_section(name: str, records: list) -> list:
+    lines = []
     for dataset in sorted({r["dataset"] for r in records}):
+        anchors = ANCHORS.get(dataset, []) if SECTIONS[name][1] == "current" else []
+        lines += [f"**{dataset}**", "", *cell_table([r for r in records if r["dataset"] == dataset], anchors), ""]
+    if any(r.get("history") for r in records):
+        lines += [f"![valid NDCG@10 per epoch]({_image(name).relative_to(OUTPUT.parent)})", ""]
+    return lines + [_commands(name, records), ""]
+
+
+def scale_section(name: str, records: list) -> list:
+    lines = ["| items | sampler | s / step | baseline MB | negatives + loss MB | step peak MB | device | memory "
+             "| date |",
+             "|---:|---|---:|---:|---:|---:|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r["catalogue"], r["sampler"], r["date"])):
+        if r["oom"]:
+            limit = f" (> {r['memory_limit_gb']:g} GiB limit)" if r["device"].startswith("CPU") else ""
+            lines.append(f"| {r['catalogue']:,} | {r['sampler']} | - | - | out of memory{limit} | - | "
+                         f"{r['device']} | | {r['date']} |")
+        else:
+            lines.append(f"| {r['catalogue']:,} | {r['sampler']} | {r['seconds_per_step']:.3f} | "
+                         f"{r['baseline_mb']:,.0f} | {r['forward_mb']:,.0f} | {r['peak_mb']:,.0f} | {r['device']} | "
+                         f"{r['memory_kind']} | {r['date']} |")
+    return lines + ["", f"![scale]({_image(name).relative_to(OUTPUT.parent)})", "", _commands(name, records), ""]
+
+
+def sampler_cost_section(name: str, records: list) -> list:
+    lines = ["| sampler | s / batch | s / epoch (projected) | batches timed | batch size | device |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in records:
+        lines.append(f"| {r['sampler']} | {r['seconds_per_batch']:.3f} | {r['seconds_per_epoch']:.1f} | "
+                     f"{r['batches']} | {r['batch_size']} | {r['device']} |")
+    return lines + ["", _commands(name, records), ""]
+
+
+def reevaluated_section(name: str, records: list) -> list:
+    columns = ["valid ndcg@10", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
+    lines = ["| checkpoint | cell | history mask | " + " | ".join(columns) + " |", "|---|---|---|" + "---|" * 5]
+    for r in records:
+        for mask in ("unmasked", "masked"):
+            values = " | ".join(f"{r[mask][c]:.4f}" for c in columns)
+            lines.append(f"| {Path(r['file']).name} | {r['cell']} | {mask} | {values} |")
+    return lines + ["", _commands(name, records), ""]
+
+
+RENDERERS = {"scale.jsonl": scale_section, "sampler_cost.jsonl": sampler_cost_section,
+             "beauty_cpu_reevaluated.jsonl": reevaluated_section}
+
+
+def section(name: str, records: list) -> str:
+    title, _, about = SECTIONS[name]
+    head = [f"### {title}", "", f"{about} Results: `benchmarks/results/{name}`.", ""]
+    return "\n".join(head + RENDERERS.get(name, cells_section)(name, records))
+
+
+def _image(name: str) -> Path:
+    return IMAGES / f"{Path(name).stem}.png"
+
+
+def plot_cells(records: list, path: Path):
+    """Valid NDCG@10 per epoch, one panel per dataset, one line per cell (mean over its seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r["dataset"] for r in records})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
         rows = [r for r in records if r["dataset"] == dataset]
-        lines += [f"**{dataset}**", "",
-                  "| cell | seeds | " + " | ".join(c for c, _ in COLUMNS) + " | epochs | train s / epoch | device |",
-                  "|---" * (len(COLUMNS) + 5) + "|"]
-        if protocol == "current":
-            for label, hr, ndcg in ANCHORS.get(dataset, []):
-                lines.append(f"| *published: {label}* | | *{hr:.4f}* | *{ndcg:.4f}* |" + " |" * (len(COLUMNS) + 1))
-        for cell in sorted({r["name"] for r in rows}):
-            runs = sorted((r for r in rows if r["name"] == cell), key=lambda r: r["seed"])
-            seeds = ", ".join(str(r["seed"]) for r in runs)
-            metrics = " | ".join(_mean_std([get(r) for r in runs]) for _, get in COLUMNS)
-            epochs = _mean_std([r["epochs"] for r in runs], 0)
-            seconds = _mean_std([r["train_seconds_per_epoch"] for r in runs], 1)
-            devices = " / ".join(sorted({r["device"] for r in runs}))
-            lines.append(f"| {cell} | {seeds} | {metrics} | {epochs} | {seconds} | {devices} |")
-        lines.append("")
-    commands = sorted({r.get("command", "?") for r in records})
-    lines += ["Commands: " + "; ".join(f"`{c}`" for c in commands) + ".", ""]
-    return "\n".join(lines)
+        names = {r["name"] for r in rows}
+        best = {c: statistics.fmean(r["test"]["ndcg@10"] for r in rows if r["name"] == c) for c in names}
+        for index, cell in enumerate(sorted(sorted(best, key=lambda c: (-best[c], c))[:PLOTTED_CELLS])):
+            per_epoch = {}
+            for h in (h for r in rows if r["name"] == cell for h in r.get("history", [])):
+                if h.get("valid_score") is not None:
+                    per_epoch.setdefault(h["epoch"], []).append(h["valid_score"])
+            epochs = sorted(per_epoch)
+            ax.plot(epochs, [statistics.fmean(per_epoch[e]) for e in epochs], color=f"C{index % 10}", label=cell)
+        ax.set_title(dataset)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("valid NDCG@10")
+        ax.legend(fontsize=6)
+    _save(fig, path)
+
+
+def plot_scale(records: list, path: Path):
+    """Step peak memory, the sampler's memory and seconds per step against the catalogue size (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    runs = sorted({(r["sampler"], r["device"], r["date"]) for r in records})
+    for index, run in enumerate(runs):
+        rs = sorted((r for r in records if (r["sampler"], r["device"], r["date"]) == run and not r["oom"]),
+                    key=lambda r: r["catalogue"])
+        repeated = sum(other[0] == run[0] for other in runs) > 1
+        for ax, key in zip(axes, ("peak_mb", "forward_mb", "seconds_per_step")):
+            ax.plot([r["catalogue"] for r in rs], [r[key] for r in rs], marker="o", color=f"C{index % 10}",
+                    label=f"{run[0]} ({run[1]}, {run[2]})" if repeated else run[0])
+    titles = ("step peak memory (MB)", "negatives + loss above the model (MB)", "seconds per training step")
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("catalogue size (items)")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def _save(fig, path: Path):
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})  # no version stamp: the same records give the same bytes
+    plt.close(fig)
 
 
 def render() -> str:
@@ -99,11 +242,21 @@ def render() -> str:
              "Generated by `python benchmarks/report.py` from `benchmarks/results/*.jsonl`; do not edit by hand. "
              "Test metrics are at the best valid NDCG@10 epoch, mean ± std over seeds. Each record holds its command, "
              "device and, for newer runs, the package commit and the cell's config.", ""]
-    for protocol, heading in (("current", "## Current protocol"), ("earlier", "## Earlier protocols")):
-        names = [n for n in SECTIONS if SECTIONS[n][1] == protocol and n in files]
+    for part, heading in PARTS:
+        names = [n for n in SECTIONS if SECTIONS[n][1] == part and n in files]
         if names:
             parts += [heading, ""] + [section(n, read(RESULTS / n)) for n in names]
     return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def plot_all():
+    for name in SECTIONS:
+        if (RESULTS / name).exists():
+            records = read(RESULTS / name)
+            if name == "scale.jsonl":
+                plot_scale(records, _image(name))
+            elif name not in RENDERERS and any(r.get("history") for r in records):
+                plot_cells(records, _image(name))
 
 
 def main(argv=None) -> int:
@@ -113,12 +266,16 @@ def main(argv=None) -> int:
     text = render()
     if args.check:
         current = OUTPUT.read_text() if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: run python benchmarks/report.py", file=sys.stderr)
+        missing = [p.name for p in map(_image, SECTIONS) if f"]({p.relative_to(OUTPUT.parent)})" in text
+                   and not p.exists()]
+        if current != text or missing:
+            print(f"{OUTPUT} is out of date" + (f" (no {', '.join(missing)})" if missing else "")
+                  + ": run python benchmarks/report.py", file=sys.stderr)
             return 1
         return 0
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(text)
+    plot_all()
     return 0
 
 

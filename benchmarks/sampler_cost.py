@@ -1,19 +1,24 @@
 """Cost of negative sampling per training step: SASRec on ml-100k, one process, same batches for every sampler.
 
-    python benchmarks/sampler_cost.py [--batches 40] [--batch_size 512] [--out benchmarks/results/sampler_cost.md]
+    python benchmarks/sampler_cost.py [--batches 40] [--batch_size 512] [--out benchmarks/results/sampler_cost.jsonl]
 
 Times ``collate (sampling) + forward + backward + Adam step`` over the first N batches of an epoch for:
 uniform, genni (M = 100), our dns (M = 10), and RecBole's own ``dynamic`` DNS (``candidate_num: 10``).
-Reports seconds per batch, the projected epoch time, and the two ratios of issue 3.
+Prints seconds per batch and the projected epoch time, and appends one record per sampler to ``--out``.
 """
 
 import argparse
+import os
 import platform
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script
+from run_suite import append_result  # noqa: E402
 
 
 def step_seconds(train_data, model, batches):
@@ -72,8 +77,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch_size", type=int, default=512)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", help="results JSONL to append to")
     args = parser.parse_args()
+    command = " ".join(["python", *sys.argv])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
     runs = {
         "uniform": lambda: ours("uniform", 100, args.batch_size, args.batches),
@@ -81,32 +87,17 @@ def main():
         "dns, ours (M=10)": lambda: ours("dns", 10, args.batch_size, args.batches),
         "dns, RecBole dynamic (candidate_num=10)": lambda: recbole_dynamic(10, args.batch_size, args.batches),
     }
-    rows = {}
+    device = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})"
     for name, run in runs.items():
         seconds, num_batches = run()
-        rows[name] = (seconds, seconds * num_batches)
         print(f"{name:<42} {seconds:.3f} s/batch  {seconds * num_batches:8.1f} s/epoch (projected)", flush=True)
-    genni_ratio = rows["genni (M=100)"][0] / rows["uniform"][0]
-    dns_ratio = rows["dns, RecBole dynamic (candidate_num=10)"][0] / rows["dns, ours (M=10)"][0]
-    lines = [
-        f"# Sampler cost: SASRec on ml-100k ({date.today()}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU)",
-        "",
-        f"Command: `python benchmarks/sampler_cost.py --batches {args.batches} --batch_size {args.batch_size}`. "
-        f"Mean of {args.batches} training steps (collate with sampling + forward + backward + Adam) after one "
-        f"warm-up step; epoch = s/batch x {num_batches} batches.",
-        "",
-        "| sampler | s / batch | s / epoch (projected) |",
-        "|---|---|---|",
-        *[f"| {name} | {s:.3f} | {e:.1f} |" for name, (s, e) in rows.items()],
-        "",
-        f"- genni / uniform = **{genni_ratio:.2f}** (goal <= 1.2)",
-        f"- RecBole dynamic / ours dns = **{dns_ratio:.2f}** (goal >= 5)",
-    ]
-    print("\n".join(lines[-2:]))
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        if args.out:
+            append_result(Path(args.out), {
+                "sampler": name, "seconds_per_batch": seconds, "seconds_per_epoch": seconds * num_batches,
+                "batches": args.batches, "batch_size": args.batch_size, "batches_per_epoch": num_batches,
+                "model": "SASRec", "dataset": "ml-100k", "device": device, "date": date.today().isoformat(),
+                "command": command,
+            })
 
 
 if __name__ == "__main__":

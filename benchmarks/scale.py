@@ -1,22 +1,22 @@
 """Scale benchmark: peak memory and seconds per training step of GenNiSASRec against the catalogue size.
 
-    python benchmarks/scale.py                                  # 10^4, 10^5, 10^6 items
-    python benchmarks/scale.py --items 10000 --steps 2          # a quick look
+    python benchmarks/scale.py benchmarks/suites/scale.yaml                 # 10^4, 10^5, 10^6 items
+    python benchmarks/scale.py benchmarks/suites/scale.yaml --items 10000   # a quick look
 
-Per catalogue size: a synthetic dataset (:mod:`recbole_genni.data.synthetic`, whole catalogue in its ``.item`` file,
-written to ``dataset/`` once). Per sampler, a fresh process builds GenNiSASRec and its all-position loader, takes one
-warm-up step, then times ``--steps`` training steps (negatives, loss, backward, Adam) at the same batch size.
-Memory: on CUDA ``max_memory_allocated``; on CPU the peak resident set (Linux ``VmHWM``, reset before each step):
-the whole step's peak, and the peak while the encoder runs, the negatives are generated and the loss is computed,
-above the memory held before the step (model, gradients, Adam state and data): what the sampler and loss cost. A
-cell that cannot allocate under ``--memory_limit_gb`` (address space, CPU only) or on the GPU is reported as out of
-memory. Writes ``--out`` (JSON), a Markdown table and
-a PNG plot beside it.
+The suite gives the catalogue sizes, the users, the timed steps, a CPU memory limit, ``defaults`` and the ``cells``
+(``{name, config}``). Per catalogue size: a synthetic dataset (:mod:`recbole_genni.data.synthetic`, whole catalogue
+in its ``.item`` file, written to ``data_path`` once). Per cell, a fresh process builds GenNiSASRec and its
+all-position loader, takes one warm-up step, then times the steps (negatives, loss, backward, Adam) at the same
+batch size. Memory: on CUDA ``max_memory_allocated``; on CPU the peak resident set (Linux ``VmHWM``, reset before
+each step): the whole step's peak, and the peak while the encoder runs, the negatives are generated and the loss is
+computed, above the memory held before the step (model, gradients, Adam state and data): what the sampler and loss
+cost. A cell that cannot allocate under ``memory_limit_gb`` (address space, CPU only) or on the GPU is recorded as
+out of memory. Each cell's record is appended to ``--out`` (JSONL) as it finishes; ``python benchmarks/report.py``
+puts the table and its plot in docs/benchmarks.md.
 """
 
 import argparse
 import gc
-import json
 import os
 import platform
 import resource
@@ -27,17 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script or imported
+import yaml  # noqa: E402
 from cells import parse_args_or_run_cell, run_cell_process  # noqa: E402
-
-SAMPLERS = {
-    "uniform": {"neg_sampler": "uniform", "loss_type": "BCE"},
-    "GenNi M=256": {"neg_sampler": "genni", "neg_pool_size": 256, "loss_type": "BCE"},
-    "GenNi M=1024": {"neg_sampler": "genni", "neg_pool_size": 1024, "loss_type": "BCE"},
-    "exact GenNi (all)": {"neg_sampler": "genni", "neg_pool_size": "all", "loss_type": "BCE"},
-    "exact GenNi with replacement": {"neg_sampler": "genni", "neg_pool_size": "all", "neg_replacement": True,
-                                     "loss_type": "BCE"},
-    "full-softmax CE": {"neg_sampler": "none", "loss_type": "CE"},
-}
+from run_suite import append_result  # noqa: E402
 
 # glibc keeps freed heap memory by default, so the resident set would not fall back after the warm-up step;
 # serving every allocation over 64 KiB with mmap returns it on free, and the peak resident set tracks live tensors
@@ -134,119 +126,53 @@ def ensure_dataset(data_path, items, users, seed):
     return name
 
 
-def report(results, meta):
-    lines = [
-        f"## GenNiSASRec training step against catalogue size ({meta['device']})",
-        "",
-        f"{meta['date']}; `{meta['command']}`; batch {meta['batch_size']} users x up to {meta['max_len']} positions "
-        f"(about {meta['rows']} scored rows per step), hidden 64, `neg_score_chunk` {meta['chunk']}, "
-        f"median of {meta['steps']} steps after one warm-up. Memory: {meta['memory_kind']}. *baseline*: model, "
-        "gradients, Adam state and data before the step; *negatives + loss*: the peak above the baseline while the "
-        "encoder runs, the negatives are generated and the loss is computed (what the sampler costs); *step peak*: "
-        "the whole step's peak, backward and Adam included (both make item-table-sized temporaries, whatever the "
-        "sampler: the table's gradient is dense).",
-        "",
-        "| items | sampler | s/step | baseline MB | negatives + loss MB | step peak MB |",
-        "|---:|---|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        if r["oom"]:
-            limit = "" if meta["device"].startswith("cuda") else f" (> {meta['memory_limit_gb']:g} GiB limit)"
-            lines.append(f"| {r['catalogue']:,} | {r['sampler']} | - | - | out of memory{limit} | - |")
-        else:
-            lines.append(f"| {r['catalogue']:,} | {r['sampler']} | {r['seconds_per_step']:.3f} | "
-                         f"{r['baseline_mb']:,.0f} | {r['forward_mb']:,.0f} | {r['peak_mb']:,.0f} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for sampler in SAMPLERS:
-        rs = [r for r in results if r["sampler"] == sampler and not r["oom"]]
-        if not rs:
-            continue
-        x = [r["catalogue"] for r in rs]
-        for ax, key in zip(axes, ("peak_mb", "forward_mb", "seconds_per_step")):
-            ax.plot(x, [r[key] for r in rs], marker="o", label=sampler)
-    for r in (r for r in results if r["oom"]):
-        for ax in axes[:2]:
-            ax.annotate(f"{r['sampler']}: out of memory", (r["catalogue"], ax.get_ylim()[1]), fontsize=8,
-                        ha="right", va="top", color="red")
-    titles = ("step peak memory (MB)", "negatives + loss (forward) above the model (MB)", "seconds per training step")
-    for ax, title in zip(axes, titles):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("catalogue size (items)")
-        ax.set_title(title)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--max_len", type=int, default=50)
-    parser.add_argument("--chunk", type=int, default=4096, help="neg_score_chunk")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
-    parser.add_argument("--memory_limit_gb", type=float, default=16.0)
-    parser.add_argument("--data_path", default="dataset/")
-    parser.add_argument("--out", default="benchmarks/results/scale.json")
+    parser.add_argument("suite", nargs="?", help="scale suite YAML (benchmarks/suites/scale.yaml)")
+    parser.add_argument("--items", type=int, nargs="+", help="catalogue sizes instead of the suite's")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these cells")
+    parser.add_argument("--out", default="benchmarks/results/scale.jsonl", help="results JSONL (appended)")
     args = parse_args_or_run_cell(parser, run_cell)
-    results = []
-    for items in args.items:
-        dataset = ensure_dataset(args.data_path, items, args.users, seed=0)
-        for sampler in args.samplers:
+    suite = yaml.safe_load(Path(args.suite).read_text())
+    cells = [c for c in suite["cells"] if not args.only or c["name"] in args.only]
+    if not cells:
+        parser.error(f"--only {args.only}: no cell of {args.suite} has that name")
+    import torch
+
+    defaults = suite.get("defaults", {})
+    data_path = defaults.get("data_path", "dataset/")
+    run = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "command": " ".join(["python", *sys.argv]),
+        "device": f"cuda {torch.cuda.get_device_name()}" if torch.cuda.is_available()
+        else f"CPU {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "batch_size": defaults.get("train_batch_size"), "max_len": defaults.get("MAX_ITEM_LIST_LENGTH"),
+        "chunk": defaults.get("neg_score_chunk"), "steps": suite["steps"], "memory_limit_gb": suite["memory_limit_gb"],
+    }
+    for items in args.items or suite["catalogues"]:
+        dataset = ensure_dataset(data_path, items, suite["users"], seed=0)
+        for spec in cells:
             cell = {
-                "dataset": dataset, "steps": args.steps, "memory_limit_gb": args.memory_limit_gb,
+                "dataset": dataset, "steps": suite["steps"], "memory_limit_gb": suite["memory_limit_gb"],
                 "config": {
-                    "data_path": args.data_path, "load_col": {"inter": ["user_id", "item_id", "timestamp"],
-                                                              "item": ["item_id"]},
-                    "train_batch_size": args.batch_size, "MAX_ITEM_LIST_LENGTH": args.max_len,
-                    "neg_score_chunk": args.chunk, "show_progress": False, "state": "WARNING", "seed": 2020,
-                    **SAMPLERS[sampler],
+                    "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"]},
+                    "show_progress": False, "state": "WARNING", "seed": 2020, **defaults, **spec["config"],
                 },
             }
             record, proc = run_cell_process(__file__, cell, env={**os.environ, **FREED_MEMORY_LEAVES})
             if record is None:  # killed (e.g. by the kernel's OOM killer) or crashed: report, never invent a number
                 tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-                print(f"{items} {sampler}: FAILED ({tail[0][:200]})", flush=True)
+                print(f"{items} {spec['name']}: FAILED ({tail[0][:200]})", flush=True)
                 record = {"catalogue": items, "oom": proc.returncode in (-9, 137), "error": tail[0][:200]}
                 if not record["oom"]:
                     continue
-            record["sampler"] = sampler
-            results.append(record)
-            print(f"{items} {sampler}: " + ("out of memory" if record["oom"] else
+            record = {**run, **record, "sampler": spec["name"], "config": cell["config"]}
+            if not record["oom"]:
+                record["rows"] = round(statistics.mean(record["rows_per_step"]))
+            append_result(Path(args.out), record)
+            print(f"{items} {spec['name']}: " + ("out of memory" if record["oom"] else
                   f"{record['seconds_per_step']:.3f} s/step, peak {record['peak_mb']:.0f} MB, "
                   f"negatives + loss {record['forward_mb']:.0f} MB"), flush=True)
-    import torch
-
-    measured = [r for r in results if not r["oom"]]
-    meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "command": " ".join(["python", *sys.argv]),
-        "device": f"cuda {torch.cuda.get_device_name()}" if torch.cuda.is_available()
-        else f"CPU {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-        "batch_size": args.batch_size, "max_len": args.max_len, "chunk": args.chunk, "steps": args.steps,
-        "memory_limit_gb": args.memory_limit_gb,
-        "rows": round(statistics.mean(statistics.mean(r["rows_per_step"]) for r in measured)) if measured else "?",
-        "memory_kind": measured[0]["memory_kind"] if measured else "-",
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(report(results, meta) + f"\n![scale]({out.with_suffix('.png').name})\n")
-    plot(results, out.with_suffix(".png"))
-    print(report(results, meta))
     return 0
 
 

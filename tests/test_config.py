@@ -3,10 +3,8 @@
 from pathlib import Path
 
 import pytest
-import yaml
 from recbole.data import create_dataset
 
-from benchmarks.run_grid import expand
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_sequential_inter
@@ -123,18 +121,6 @@ def test_draws_with_replacement_may_outnumber_the_pool(base_config):
     config = Config("SASRec", "tiny", config_dict={**base_config, "neg_num": 30, "neg_pool_size": 20,
                                                      "neg_replacement": True})
     assert config["neg_num"] == 30
-
-
-GRIDS = sorted((Path(__file__).parent.parent / "benchmarks" / "grids").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("grid_path", GRIDS, ids=[p.stem for p in GRIDS])
-def test_every_benchmark_grid_cell_has_a_valid_config(grid_path, base_config):
-    """A misspelt key or a bad value in a grid fails here, not after a GPU was started for it."""
-    cells = list(expand(yaml.safe_load(grid_path.read_text())))
-    assert len({cell["key"] for cell in cells}) == len(cells)
-    for cell in cells:
-        Config(cell["model"], "tiny", config_dict={**base_config, **cell["config"]})
 
 
 def test_a_model_that_always_needs_negatives_refuses_none(base_config):

@@ -15,7 +15,7 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
     result = run_recbole_genni("GenNiSASRec", "tiny", config_dict={
         **base_config, "epochs": 2, "eval_mask_history": False, "neg_sampler": "genni", "loss_type": "SSM"})
     best = [p for p in (tmp_path / "saved").glob("*.pth") if not p.stem.endswith("-last")]
-    out = tmp_path / "reevaluated.md"
+    out = tmp_path / "reevaluated.jsonl"
     # a fresh process: no RecBole Config has run there before the checkpoint's is unpickled
     done = subprocess.run([sys.executable, str(SCRIPT), str(best[0]), "--out", str(out)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -27,7 +27,6 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
     for metric in reevaluate.TEST_METRICS:
         assert unmasked[metric] == result["test_result"][metric]
         assert masked[metric] >= unmasked[metric]
-    rows = out.read_text().splitlines()[2:4]
-    columns = ["valid ndcg@10", *reevaluate.TEST_METRICS]
-    assert "| unmasked | " + " | ".join(f"{unmasked[c]:.4f}" for c in columns) in rows[0]
-    assert "| masked | " in rows[1]
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert written == [{**record, "command": written[0]["command"]}]
+    assert written[0]["command"].startswith("python ") and "--out" in written[0]["command"]

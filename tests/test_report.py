@@ -15,3 +15,22 @@ def test_a_results_file_without_a_section_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="new.jsonl: results file"):
         report.render()
+
+
+def test_a_cell_row_names_every_device_of_its_seeds():
+    def record(seed, device):
+        return {"dataset": "tiny", "name": "cell", "seed": seed, "device": device, "epochs": 3,
+                "test": {m: 0.1 for m in ("hit@10", "ndcg@10", "hit@20", "ndcg@20")}, "best_valid": {"ndcg@10": 0.1},
+                "train_seconds_per_epoch": 1.0}
+
+    records = [record(1, "CPU (2 threads)"), record(2, "CPU (1 threads)"), record(3, "CPU (1 threads)")]
+    rows = [line for line in report.cell_table(records) if line.startswith("| cell | 1")]
+    assert len(rows) == 1 and rows[0].startswith("| cell | 1, 2, 3 | 0.1000 ± 0.0000 |")
+    assert rows[0].endswith("| CPU (1 threads) / CPU (2 threads) |")
+
+
+def test_check_fails_when_a_linked_plot_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "IMAGES", tmp_path / "img")
+    monkeypatch.setattr(report, "OUTPUT", tmp_path / "benchmarks.md")
+    report.OUTPUT.write_text(report.render())
+    assert report.main(["--check"]) == 1

@@ -1,0 +1,112 @@
+"""The benchmark suite runner: cells expand as declared, results append as they finish, a rerun resumes; every
+committed suite is valid."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks import run_suite
+from recbole_genni.config import Config
+
+
+def suite_file(tmp_path, base_config):
+    suite = {
+        "datasets": ["tiny"],
+        "seeds": [1, 2],
+        "defaults": {k: v for k, v in base_config.items() if k != "seed"},
+        "models": ["GRU4Rec"],
+        "samplers": {"uniform": {"neg_sampler": "uniform"}, "genni": {"neg_sampler": "genni"}},
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def test_set_parses_yaml_values_and_refuses_a_bare_key():
+    assert run_suite.parse_setting("train_time_budget=420") == ("train_time_budget", 420)
+    assert run_suite.parse_setting("neg_pool_size=all") == ("neg_pool_size", "all")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+        run_suite.parse_setting("epochs")
+    with pytest.raises(argparse.ArgumentTypeError, match="use --seed"):
+        run_suite.parse_setting("seed=3")
+
+
+def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
+    cells = list(run_suite.expand(yaml.safe_load(suite_file(tmp_path, base_config).read_text())))
+    assert [c["key"] for c in cells] == [
+        "GRU4Rec/uniform|tiny|1", "GRU4Rec/genni|tiny|1", "GRU4Rec/uniform|tiny|2", "GRU4Rec/genni|tiny|2",
+    ]
+    assert cells[3]["config"]["neg_sampler"] == "genni" and cells[3]["config"]["seed"] == 2
+
+
+def test_best_epoch_is_the_last_of_equal_best_scores():
+    assert run_suite.best_epoch([0.1, 0.3, None, 0.2, 0.3, 0.25]) == 4
+    assert run_suite.best_epoch([None, None]) is None
+
+
+def test_set_wins_over_a_cells_own_config(tmp_path, base_config):
+    suite = yaml.safe_load(suite_file(tmp_path, base_config).read_text())
+    cells = list(run_suite.expand(suite, {"neg_sampler": "popularity", "epochs": 2}))
+    assert [c["config"]["neg_sampler"] for c in cells] == ["popularity"] * 4
+    assert all(c["config"]["epochs"] == 2 for c in cells)
+
+
+def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, capsys):
+    suite = suite_file(tmp_path, base_config)
+    out = tmp_path / "res.jsonl"
+    monkeypatch.setattr(sys, "argv", ["run_suite.py", str(suite), "--out", str(out), "--parallel", "2",
+                                      "--set", "epochs=2", "--set", "stopping_step=5"])
+    assert run_suite.main() == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 4 and all(set(r["test"]) == set(run_suite.METRICS) for r in records)
+    assert all(r["best_valid"]["ndcg@10"] == max(h["valid_score"] for h in r["history"]) for r in records)
+    assert all(r["epochs"] == 2 and r["stop_reason"] == "epochs" for r in records)  # --set reached every cell
+    assert all(r["config"]["epochs"] == 2 and r["config"]["seed"] == r["seed"] for r in records)
+    assert all(r["commit"] == run_suite.package_commit() != "" for r in records)
+    for r in records:  # an epoch's seconds: its training plus its validation, as recorded in the epoch's history
+        epoch_seconds = [h["train_seconds"] + h["valid_seconds"] for h in r["history"]]
+        assert r["seconds_per_epoch"] == pytest.approx(sum(epoch_seconds) / 2)
+        assert r["seconds_per_epoch"] > r["train_seconds_per_epoch"] > 0
+    table = capsys.readouterr().out.split("\ntiny\n")[-1].splitlines()  # the suite's table, printed at the end
+    assert [row.split(" | ")[:2] for row in table[2:]] == [["| GRU4Rec/genni", "1, 2"], ["| GRU4Rec/uniform", "1, 2"]]
+    assert not list(tmp_path.glob("*.md")) and not list(tmp_path.glob("*.png"))  # docs come from report.py
+
+    # a kill mid-write leaves a cut line: that cell (and only it) runs again
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["run_suite.py", str(suite), "--out", str(out)])
+    assert run_suite.main() == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done, skipped") == 3 and printed.count(": to run") == 1
+    assert sorted(r["key"] for r in run_suite.read_records(out)) == sorted(r["key"] for r in records)
+
+
+SUITES = sorted((Path(__file__).parent.parent / "benchmarks" / "suites").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("suite_path", SUITES, ids=[p.stem for p in SUITES])
+def test_every_benchmark_suite_cell_has_a_valid_config(suite_path, base_config):
+    """A misspelt key or a bad value in a suite fails here, not after a GPU was started for it."""
+    suite = yaml.safe_load(suite_path.read_text())
+    assert suite_path.read_text().startswith(f"# {suite_path.stem}: "), "a header comment saying what it answers"
+    if "catalogues" in suite:  # run by scale.py: GenNiSASRec on synthetic catalogues
+        cells = [{"key": c["name"], "model": "GenNiSASRec", "config": {**suite["defaults"], **c["config"]}}
+                 for c in suite["cells"]]
+    else:
+        cells = list(run_suite.expand(suite))
+    assert len({cell["key"] for cell in cells}) == len(cells)
+    for cell in cells:
+        Config(cell["model"], "tiny", config_dict={**base_config, **cell["config"]})
+
+
+def test_a_scale_suite_is_sent_to_scale_py(monkeypatch, capsys):
+    scale = Path(__file__).parent.parent / "benchmarks" / "suites" / "scale.yaml"
+    monkeypatch.setattr(sys, "argv", ["run_suite.py", str(scale)])
+    with pytest.raises(SystemExit):
+        run_suite.main()
+    assert "run it with python benchmarks/scale.py" in capsys.readouterr().err

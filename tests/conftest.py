@@ -1,5 +1,6 @@
 """Tiny synthetic RecBole datasets and configs, so every test runs on CPU in seconds."""
 
+import math
 import sys
 
 import numpy as np
@@ -116,3 +117,48 @@ def make_dataset():
 def model_overrides():
     """Per model, the config beyond the tiny defaults that its own hyper-parameters or data need."""
     return {"FEARec": {"n_layers": 2}, "GRU4RecKG": KNOWLEDGE_CONFIG}
+
+
+def _loader_for(base_config, model="SASRec", **overrides):
+    from recbole.data import create_dataset
+    from recbole.utils import init_seed
+
+    from recbole_genni.config import Config
+    from recbole_genni.quick_start import data_preparation
+
+    config = Config(model, "tiny", config_dict={**base_config, **overrides})
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = config.model_class(config, train._dataset)
+    train.get_model(net)
+    return train, net
+
+
+def _train_one_epoch(base_config, **overrides) -> dict:
+    from recbole.data import create_dataset
+
+    from recbole_genni.config import Config
+    from recbole_genni.quick_start import data_preparation
+
+    config = Config("GenNiSASRec", "tiny", config_dict={**base_config, **overrides})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = config.model_class(config, train._dataset)
+    for batch in train:
+        loss = model.calculate_loss(batch)
+        assert math.isfinite(loss.item())
+        loss.backward()
+    return model.negatives.pop_stats().summary()
+
+
+@pytest.fixture
+def loader_for():
+    """``loader_for(base_config, model="SASRec", **overrides)``: the tiny dataset's training loader with its model
+    attached, and the model."""
+    return _loader_for
+
+
+@pytest.fixture
+def train_one_epoch():
+    """``train_one_epoch(base_config, **overrides)``: backpropagate every GenNiSASRec training batch once, checking
+    each loss is finite; returns the epoch's negatives telemetry."""
+    return _train_one_epoch

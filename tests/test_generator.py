@@ -5,8 +5,6 @@ import math
 import pytest
 import torch
 from scipy.stats import chisquare
-from test_gennisasrec import train_one_epoch
-from test_sampler import loader_for
 
 from recbole_genni import sampling
 
@@ -30,7 +28,7 @@ def first_batch(train):
     return batch[train.uid_field], batch[train.iid_field]
 
 
-def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(base_config):
+def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(base_config, loader_for):
     train, _ = loader_for(base_config, neg_pool_size="all", neg_score_chunk=7, neg_num=2)
     users, targets = first_batch(train)
     scores = RecordingScores(torch.randn(len(users), train._sampler.item_num), targets)
@@ -45,7 +43,7 @@ def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(ba
 
 
 @pytest.mark.parametrize("pool_size", ["all", 30])
-def test_chunked_scoring_equals_dense_scoring(pool_size, base_config):
+def test_chunked_scoring_equals_dense_scoring(pool_size, base_config, loader_for):
     """DNS (temperature 0) is deterministic given the pool: chunked and one-shot scoring pick the same items."""
     negatives = {}
     for chunk in (5, 4096):
@@ -58,7 +56,7 @@ def test_chunked_scoring_equals_dense_scoring(pool_size, base_config):
 
 
 @pytest.mark.parametrize("replacement", [False, True])
-def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replacement, base_config):
+def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replacement, base_config, loader_for):
     train, _ = loader_for(base_config, neg_pool_size="all", neg_score_chunk=6, neg_temperature=0.5,
                           neg_replacement=replacement)
     users, targets = first_batch(train)
@@ -82,13 +80,13 @@ def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replace
 
 
 @pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
-def test_gennisasrec_trains_with_exact_genni(loss_type, base_config):
+def test_gennisasrec_trains_with_exact_genni(loss_type, base_config, train_one_epoch):
     stats = train_one_epoch(base_config, loss_type=loss_type, neg_pool_size="all", neg_score_chunk=8, neg_num=2)
     assert stats["target_hit_share"] == 0 and stats["history_hit_share"] == 0
     assert math.isfinite(stats["score_margin"]) and "pool_rank" not in stats  # no rank without the dense matrix
 
 
-def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog):
+def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog, loader_for):
     train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=9, neg_num=2)
     with torch.no_grad():
         net.item_embedding.weight[5] = float("nan")
@@ -101,7 +99,7 @@ def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog):
 
 @pytest.mark.parametrize("pool_size, pool_proposal", [(12, "uniform"), (12, "popularity"), ("all", "uniform")])
 def test_logq_counts_estimate_the_catalogue_sum_for_pools_and_the_exact_catalogue(
-        pool_size, pool_proposal, base_config):
+        pool_size, pool_proposal, base_config, loader_for):
     """Over fresh pools, sum_k exp(s_k) / count_k over a row's K = 3 GenNi negatives estimates the sum of exp(s)
     over the row's allowed catalogue: inclusion given the pool, times the pool's expected copies of the item."""
     train, _ = loader_for(base_config, neg_pool_size=pool_size, neg_pool_proposal=pool_proposal, neg_num=3,

@@ -19,17 +19,6 @@ def prepared(base_config, **overrides):
     return config, data_preparation(config, create_dataset(config))
 
 
-def train_one_epoch(base_config, **overrides) -> dict:
-    """Backpropagate every training batch once, checking each loss is finite; the epoch's negatives telemetry."""
-    config, (train, _, _) = prepared(base_config, **overrides)
-    model = config.model_class(config, train._dataset)
-    for batch in train:
-        loss = model.calculate_loss(batch)
-        assert math.isfinite(loss.item())
-        loss.backward()
-    return model.negatives.pop_stats().summary()
-
-
 def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(base_config):
     config, (train, valid, test) = prepared(base_config, train_batch_size=1000)
     assert isinstance(train, UserSequenceDataLoader)
@@ -52,7 +41,7 @@ def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(bas
 
 @pytest.mark.parametrize("loss_type", ["BCE", "BPR", "gBCE", "SSM"])
 @pytest.mark.parametrize("sampler", ["uniform", "genni"])
-def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config):
+def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config, train_one_epoch):
     stats = train_one_epoch(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=2)
     assert stats["target_hit_share"] == 0 and stats["history_hit_share"] == 0
     if sampler == "genni":

@@ -3,24 +3,14 @@
 import pytest
 import torch
 from recbole.data import create_dataset
-from recbole.utils import init_seed
 
 from recbole_genni import sampling, telemetry
 from recbole_genni.config import Config
 from recbole_genni.quick_start import data_preparation
 
 
-def loader_for(base_config, model="SASRec", **overrides):
-    config = Config(model, "tiny", config_dict={**base_config, **overrides})
-    init_seed(config["seed"], True)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    net = config.model_class(config, train._dataset)
-    train.get_model(net)
-    return train, net
-
-
 @pytest.mark.parametrize("sampler", ["uniform", "popularity", "genni", "dns"])
-def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
+def test_negatives_never_hit_target_history_or_padding(sampler, base_config, loader_for):
     train, _ = loader_for(base_config, neg_sampler=sampler, neg_num=3)
     keys = train._sampler.used_ids
     for batch in train:
@@ -35,7 +25,9 @@ def test_negatives_never_hit_target_history_or_padding(sampler, base_config):
         assert 0.0 <= stats["pool_rank"] <= 1.0 and stats["sampling_seconds"] > 0
 
 
-def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_rows(base_config, monkeypatch):
+def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_rows(
+    base_config, monkeypatch, loader_for
+):
     """Counts stay tensors while the epoch runs (no host-device sync per batch); pool ranks and hits use
     SAMPLED_ROWS a batch."""
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 4)
@@ -50,7 +42,7 @@ def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_
     assert 0.0 <= summary["pool_rank"] <= 1.0
 
 
-def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config, monkeypatch):
+def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config, monkeypatch, loader_for):
     """Ranking sorts whole rows: for pools of M candidates, RANKED_ENTRIES // M rows a batch are ranked."""
     monkeypatch.setattr(telemetry, "RANKED_ENTRIES", 2 * 20)
     train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2, neg_pool_size=20)
@@ -59,7 +51,7 @@ def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config,
     assert int(stats.ranked_rows) == 2 * len(batches) and 0.0 <= stats.summary()["pool_rank"] <= 1.0
 
 
-def test_dns_takes_the_best_scored_allowed_candidate(base_config):
+def test_dns_takes_the_best_scored_allowed_candidate(base_config, loader_for):
     train, net = loader_for(base_config, neg_sampler="dns", neg_pool_size="all", neg_exclude="target")
     batch = next(iter(train))
     net.eval()
@@ -71,7 +63,7 @@ def test_dns_takes_the_best_scored_allowed_candidate(base_config):
 
 
 @pytest.mark.timeout(60)
-def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config, make_dataset):
+def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config, make_dataset, loader_for):
     """One user's training items cover all 12 items: no allowed negative exists, the row falls back, counted."""
     data = make_dataset(tmp_path / "full", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
@@ -87,21 +79,21 @@ def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_c
         assert int(stats.fallback_rows) == (rows if sampler == "genni" else 0)
 
 
-def test_pool_size_fraction_and_all(base_config):
+def test_pool_size_fraction_and_all(base_config, loader_for):
     train, _ = loader_for(base_config, neg_pool_size=0.5)
     assert train.negatives.pool_size == 20
     train, _ = loader_for(base_config, neg_pool_size="all")
     assert train.negatives.pool_size == 40
 
 
-def test_model_is_left_in_train_mode_after_scoring(base_config):
+def test_model_is_left_in_train_mode_after_scoring(base_config, loader_for):
     train, net = loader_for(base_config)
     net.train()
     next(iter(train))
     assert net.training
 
 
-def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_config, caplog):
+def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_config, caplog, loader_for):
     train, net = loader_for(base_config, neg_num=2)
     with torch.no_grad():
         net.item_embedding.weight[5] = float("nan")  # a diverged row of the scoring table
@@ -112,7 +104,7 @@ def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_co
     assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)
 
 
-def test_same_seed_gives_the_same_negatives(base_config):
+def test_same_seed_gives_the_same_negatives(base_config, loader_for):
     first, _ = loader_for(base_config, neg_num=2)
     second, _ = loader_for(base_config, neg_num=2)
     for a, b in zip(first, second):
@@ -120,7 +112,7 @@ def test_same_seed_gives_the_same_negatives(base_config):
 
 
 @pytest.mark.timeout(60)
-def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config, make_dataset):
+def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config, make_dataset, loader_for):
     data = make_dataset(tmp_path / "one", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
     # user 99 trains on items 1..11 (then valid 1, test 2): item 12 is its only allowed negative
@@ -137,7 +129,7 @@ def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, bas
 @pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("replacement", [False, True], ids=["distinct", "replacement"])
 @pytest.mark.parametrize("proposal", ["uniform", "popularity"])
-def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, proposal, base_config):
+def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, proposal, base_config, loader_for):
     """sum_k exp(s_k - log count_k) over a row's K negatives estimates sum_j exp(s_j) over the row's allowed items
     (what SSM's logQ correction relies on), for model draws from uniform and popularity pools, mixed with uniform
     negatives or not: the mean over 3000 independent draws is within 4 standard errors of the truth."""
@@ -164,7 +156,7 @@ def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, 
     assert error.abs().max() < 4, error
 
 
-def test_a_full_uniform_mix_never_asks_the_model(base_config):
+def test_a_full_uniform_mix_never_asks_the_model(base_config, loader_for):
     train, _ = loader_for(base_config, neg_sampler="genni", neg_num=3, neg_uniform_mix=1.0)
     batch = next(iter(train))
 
@@ -175,7 +167,7 @@ def test_a_full_uniform_mix_never_asks_the_model(base_config):
     assert not train.negatives.generates and drawn.shape == (len(batch), 3) and torch.isfinite(log_count).all()
 
 
-def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch):
+def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch, loader_for):
     first, _ = loader_for(base_config, neg_num=2)
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 2)
     second, _ = loader_for(base_config, neg_num=2)
@@ -207,7 +199,7 @@ def test_scoring_and_drawing_are_timed_apart_on_both_paths(model, base_config):
 
 
 @pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
-def test_a_uniform_mix_replaces_that_share_of_the_model_draws(mix, base_config):
+def test_a_uniform_mix_replaces_that_share_of_the_model_draws(mix, base_config, loader_for):
     """With a near-zero temperature the model always draws the row's best-scored allowed item; a share ``mix``
     of the negatives is uniform instead, hitting that item only by chance."""
     from recbole_genni.scoring import gathered_scores

@@ -1,6 +1,7 @@
 """The pure sampling module: distributions, masks, shapes, determinism and failure modes."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -403,3 +404,12 @@ def test_distinct_draws_are_distinct_pool_columns_and_a_repeated_item_can_be_dra
     assert bool((cols[:, 0] != cols[:, 1]).all())
     items = pool[cols]
     assert bool((items == 5).all())  # both draws are item 5, from its two columns
+
+
+def test_the_readme_sampling_example_runs():
+    """The README shows the sampling module on its own: that snippet must run as printed."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = next(block for block in readme.split("```python\n")[1:] if "recbole_genni.sampling" in block)
+    namespace = {}
+    exec(snippet.split("```")[0], namespace)
+    assert namespace["negatives"].shape == (32, 2)

@@ -13,9 +13,9 @@ from recbole.utils import ModelType
 
 from recbole_genni.compat import init_distributed, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
-from recbole_genni.options import validate_neg_keys
+from recbole_genni.options import SAMPLED_LOSSES, invalid, validate_neg_keys
 from recbole_genni.registry import get_model
-from recbole_genni.support import PAIRWISE_ONLY_MODELS, REFUSED_MODELS, recbole_family
+from recbole_genni.support import ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS, recbole_family
 
 restore_numpy_aliases()  # before any RecBole Config runs
 
@@ -112,6 +112,7 @@ class Config(RecBole_Config):
         # input_type and still trains CE by default: it needs loss_type BPR to use the negatives)
         uses_loss_type = family not in PAIRWISE_ONLY_MODELS
         user_loss = self.external_config_dict.get("loss_type")
+        final["sampled_loss"] = None  # the loss over K negatives, for the loss_fct of a RecBole model's BPR head
         if hasattr(self.model_class, "loss_types"):
             self._resolve_own_loss(final, user_loss)
             return
@@ -136,9 +137,20 @@ class Config(RecBole_Config):
             raise GenNiConfigError(
                 f"neg_sampler: {sampler} is for sequential models; {model} is {final['MODEL_TYPE'].name.lower()}."
             )
+        _check_ce_pairing(user_loss, sampler, "loss_type: BPR")
+        loss = user_loss or "BPR"
+        if loss not in SAMPLED_LOSSES:
+            expected = f"{' | '.join(SAMPLED_LOSSES)} with a sampler, or CE with neg_sampler: none"
+            raise invalid("loss_type", loss, expected)
+        if loss != "BPR" and family not in ONE_PASS_ENCODERS:
+            raise GenNiConfigError(
+                f"loss_type: {loss} trains the scores of a dot-product head (the encoded sequence times the item "
+                f"table), and {model} scores items otherwise; use loss_type: BPR."
+            )
+        _check_ssm_sampler(loss, sampler)
         if uses_loss_type:
-            _check_ce_pairing(user_loss, sampler, "loss_type: BPR")
-            final["loss_type"] = user_loss or "BPR"
+            final["loss_type"] = "BPR"  # what RecBole's constructor accepts; the head's scores train with sampled_loss
+        final["sampled_loss"] = loss
         final["train_neg_sample_args"] = dict(_RECBOLE_PAIRWISE_ARGS)
 
 
@@ -153,12 +165,21 @@ class Config(RecBole_Config):
             final["loss_type"] = "CE"
         elif loss == "CE":
             final["loss_type"] = "BCE"
-        if final["loss_type"] == "SSM" and sampler == "dns":
+        _check_ssm_sampler(final["loss_type"], sampler)
+        if self.external_config_dict.get("neg_scoring") == "eval_pass":
             raise GenNiConfigError(
-                "loss_type: SSM needs the probability of each drawn negative, which dns (an argmax) does not have; "
-                "use neg_sampler: genni with a small neg_temperature instead."
+                f"neg_scoring: eval_pass scores RecBole models from a separate pass; {self.model} scores its "
+                "candidates from its own training pass. Drop neg_scoring."
             )
         final["train_neg_sample_args"] = None
+
+
+def _check_ssm_sampler(loss, sampler):
+    if loss == "SSM" and sampler == "dns":
+        raise GenNiConfigError(
+            "loss_type: SSM needs the probability of each drawn negative, which dns (an argmax) does not have; "
+            "use neg_sampler: genni with a small neg_temperature instead."
+        )
 
 
 def _check_ce_pairing(user_loss, sampler, sampled_loss):

@@ -8,6 +8,8 @@ from recbole.data.interaction import Interaction
 from recbole_genni.generator import NegativeGenerator
 from recbole_genni.sampling import history_pairs
 from recbole_genni.scoring import scorer_for
+from recbole_genni.support import ONE_PASS_ENCODERS, recbole_family
+from recbole_genni.training_pass import TrainingPassNegatives
 
 #: per-row copy of a bucketed batch's loss weight (:class:`UserSequenceDataLoader`)
 BATCH_WEIGHT_FIELD = "batch_weight"
@@ -15,26 +17,38 @@ BATCH_WEIGHT_FIELD = "batch_weight"
 
 class GenNiTrainDataLoader(TrainDataLoader):
     """RecBole's ``TrainDataLoader`` with ``neg_sampler``-driven negatives: one row per positive, K negatives
-    per row in ``neg_item_id`` (``[B]`` for K = 1, ``[B, K]`` otherwise).
+    per row.
 
-    Negatives are drawn where RecBole hooks its own sampling (``_neg_sampling``, in ``collate_fn``). For
-    ``genni``/``dns`` the candidate pool is scored by the attached model: one encoder pass per row,
-    ``torch.no_grad()``, eval mode (no dropout), on the model's device, made when the generator first asks for
-    scores (so it counts as scoring time, and a batch drawn without the model pays none); train mode is restored
-    afterwards.
+    One-pass models (:data:`~recbole_genni.support.ONE_PASS_ENCODERS`) draw them inside their own loss, from its
+    training pass (:mod:`recbole_genni.training_pass`, installed by :meth:`get_model`). The others get them here,
+    where RecBole hooks its own sampling (``_neg_sampling``, in ``collate_fn``), in ``neg_item_id`` (``[B]`` for
+    K = 1, ``[B, K]`` otherwise): for ``genni``/``dns`` the pool is scored by the attached model with
+    ``full_sort_predict``, ``torch.no_grad()``, eval mode (no dropout), on the model's device, when the generator
+    first asks for scores (so a batch drawn without the model pays none); train mode is restored afterwards.
     """
 
     def __init__(self, config, dataset, sampler, shuffle=False):
         self.negatives = NegativeGenerator(config, sampler)
         self.scorer = None
+        self.fields = ONE_PASS_ENCODERS.get(recbole_family(config.model_class))
+        self.generates_in_loss = self.fields is not None  # the model's loss draws them (one encoder pass)
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def get_model(self, model):
-        """Attach the model whose preferences generate the negatives (the local module, never a DDP wrapper)."""
+        """Attach the model whose preferences generate the negatives (the local module, never a DDP wrapper);
+        a one-pass model gets its negatives drawn from its training pass from now on."""
         self.model = getattr(model, "module", model)
         self.scorer = scorer_for(self.model)
+        if self.generates_in_loss and not isinstance(getattr(self.model.calculate_loss, "__self__", None),
+                                                     TrainingPassNegatives):
+            TrainingPassNegatives(self.model, self.negatives, self.fields, self.config)
 
     def _neg_sampling(self, inter_feat):
+        if self.generates_in_loss:
+            if self.scorer is None:
+                raise RuntimeError(f"{self.config['model']} draws its negatives in its loss: call get_model(model) "
+                                   "before iterating")
+            return inter_feat
         users, targets = inter_feat[self.uid_field], inter_feat[self.iid_field]
         score = None
         if self.negatives.generates:

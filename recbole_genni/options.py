@@ -7,6 +7,11 @@ NEG_SAMPLERS = ("uniform", "popularity", "dns", "genni", "none")
 MODEL_BASED_SAMPLERS = ("dns", "genni")
 NEG_EXCLUDES = ("none", "target", "history")
 POOL_PROPOSALS = ("uniform", "popularity")
+#: where a one-pass RecBole model's pool is scored from: its training pass (dropout on, no extra pass) or a separate
+#: no-grad pass in eval mode
+SCORING_PASSES = ("train_pass", "eval_pass")
+#: the losses a one-pass RecBole model can train its K negatives with (its own BPR, or these over its BPR scores)
+SAMPLED_LOSSES = ("BPR", "SSM", "BCE", "gBCE")
 #: float32's smallest normal number: a smaller temperature is not a float32 number the draws can divide by
 FLOAT32_TINY = 2.0 ** -126
 
@@ -46,6 +51,7 @@ KEY_CHECKS = (
     ("neg_sampler", lambda v: v in NEG_SAMPLERS, " | ".join(NEG_SAMPLERS)),
     ("neg_exclude", lambda v: v in NEG_EXCLUDES, " | ".join(NEG_EXCLUDES)),
     ("neg_pool_proposal", lambda v: v in POOL_PROPOSALS, " | ".join(POOL_PROPOSALS)),
+    ("neg_scoring", lambda v: v in SCORING_PASSES, " | ".join(SCORING_PASSES)),
     ("neg_num", _int_at_least(1), "an integer >= 1"),
     ("neg_temperature", lambda v: _is_number(v) and v > 0, "a number > 0 (small values approach DNS's argmax)"),
     ("neg_temperature", lambda v: v >= FLOAT32_TINY,

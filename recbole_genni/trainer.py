@@ -117,7 +117,8 @@ class Trainer(RecBole_Trainer):
         generator = self._negative_generator(train_data)
         if generator is not None:
             generator.epoch = epoch_idx
-        if loss_func is None and isinstance(train_data, GenNiTrainDataLoader) and generator.neg_num > 1:
+        if (loss_func is None and isinstance(train_data, GenNiTrainDataLoader) and generator.neg_num > 1
+                and not train_data.generates_in_loss):
             one_pass = train_data.scorer.one_pass_loss
             neg_field = train_data.neg_item_id
             loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field, one_pass)  # noqa: E731

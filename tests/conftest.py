@@ -162,3 +162,25 @@ def train_one_epoch():
     """``train_one_epoch(base_config, **overrides)``: backpropagate every GenNiSASRec training batch once, checking
     each loss is finite; returns the epoch's negatives telemetry."""
     return _train_one_epoch
+
+
+def _with_negatives(train, net):
+    """The loader's batches with their negatives in ``neg_item_id`` (``[B]`` for K = 1, ``[B, K]`` otherwise): a
+    one-pass model draws them in its own loss, run here without gradient."""
+    import torch
+    from recbole.data.interaction import Interaction
+
+    for batch in train:
+        if train.generates_in_loss:
+            with torch.no_grad():
+                net.calculate_loss(batch)
+            negatives = batch[train.neg_item_id]
+            if negatives.dim() == 2:
+                batch.update(Interaction({train.neg_item_id: negatives.t()}))
+        yield batch
+
+
+@pytest.fixture
+def with_negatives():
+    """``with_negatives(train, net)``: the loader's batches, each with the negatives its model draws for it."""
+    return _with_negatives

@@ -86,12 +86,12 @@ def test_gennisasrec_trains_with_exact_genni(loss_type, base_config, train_one_e
     assert math.isfinite(stats["score_margin"]) and "pool_rank" not in stats  # no rank without the dense matrix
 
 
-def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog, loader_for):
+def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog, loader_for, with_negatives):
     train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=9, neg_num=2)
     with torch.no_grad():
         net.item_embedding.weight[5] = float("nan")
     with caplog.at_level("WARNING"):
-        batches = list(train)
+        batches = list(with_negatives(train, net))
     stats = train.negatives.pop_stats().summary()
     assert stats["nonfinite_rows"] > 0 and "NaN/inf scores" in caplog.text
     assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)

@@ -10,10 +10,10 @@ from recbole_genni.quick_start import data_preparation
 
 
 @pytest.mark.parametrize("sampler", ["uniform", "popularity", "genni", "dns"])
-def test_negatives_never_hit_target_history_or_padding(sampler, base_config, loader_for):
-    train, _ = loader_for(base_config, neg_sampler=sampler, neg_num=3)
+def test_negatives_never_hit_target_history_or_padding(sampler, base_config, loader_for, with_negatives):
+    train, net = loader_for(base_config, neg_sampler=sampler, neg_num=3)
     keys = train._sampler.used_ids
-    for batch in train:
+    for batch in with_negatives(train, net):
         negatives = batch[train.neg_item_id]
         users, targets = batch[train.uid_field], batch[train.iid_field]
         assert negatives.shape == (len(users), 3)
@@ -26,13 +26,13 @@ def test_negatives_never_hit_target_history_or_padding(sampler, base_config, loa
 
 
 def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_rows(
-    base_config, monkeypatch, loader_for
+    base_config, monkeypatch, loader_for, with_negatives
 ):
     """Counts stay tensors while the epoch runs (no host-device sync per batch); pool ranks and hits use
     SAMPLED_ROWS a batch."""
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 4)
-    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2)
-    batches = list(train)
+    train, net = loader_for(base_config, neg_sampler="genni", neg_num=2)
+    batches = list(with_negatives(train, net))
     assert torch.is_tensor(train.negatives.stats.margin_sum)
     stats = train.negatives.pop_stats()
     assert int(stats.ranked_rows) == 4 * len(batches) < int(stats.scored_rows)
@@ -42,18 +42,20 @@ def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_
     assert 0.0 <= summary["pool_rank"] <= 1.0
 
 
-def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config, monkeypatch, loader_for):
+def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config, monkeypatch, loader_for,
+                                                                    with_negatives):
     """Ranking sorts whole rows: for pools of M candidates, RANKED_ENTRIES // M rows a batch are ranked."""
     monkeypatch.setattr(telemetry, "RANKED_ENTRIES", 2 * 20)
-    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=2, neg_pool_size=20)
-    batches = list(train)
+    train, net = loader_for(base_config, neg_sampler="genni", neg_num=2, neg_pool_size=20)
+    batches = list(with_negatives(train, net))
     stats = train.negatives.pop_stats()
     assert int(stats.ranked_rows) == 2 * len(batches) and 0.0 <= stats.summary()["pool_rank"] <= 1.0
 
 
-def test_dns_takes_the_best_scored_allowed_candidate(base_config, loader_for):
-    train, net = loader_for(base_config, neg_sampler="dns", neg_pool_size="all", neg_exclude="target")
-    batch = next(iter(train))
+def test_dns_takes_the_best_scored_allowed_candidate(base_config, loader_for, with_negatives):
+    train, net = loader_for(base_config, neg_sampler="dns", neg_pool_size="all", neg_exclude="target",
+                            neg_scoring="eval_pass")
+    batch = next(with_negatives(train, net))
     net.eval()
     with torch.no_grad():
         scores = net.full_sort_predict(batch)
@@ -63,16 +65,17 @@ def test_dns_takes_the_best_scored_allowed_candidate(base_config, loader_for):
 
 
 @pytest.mark.timeout(60)
-def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config, make_dataset, loader_for):
+def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_config, make_dataset, loader_for,
+                                                                with_negatives):
     """One user's training items cover all 12 items: no allowed negative exists, the row falls back, counted."""
     data = make_dataset(tmp_path / "full", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
     inter.write_text(inter.read_text() + "".join(f"99\t{i % 12 + 1}\t{100 + i}\n" for i in range(14)))
     config = {**base_config, "data_path": str(data), "neg_pool_size": 10, "topk": [5, 10]}
     for sampler in ("uniform", "genni"):
-        train, _ = loader_for(config, neg_sampler=sampler)
+        train, net = loader_for(config, neg_sampler=sampler)
         uid = train._dataset.token2id(train.uid_field, "99")
-        rows = sum(int((batch[train.uid_field] == uid).sum()) for batch in train)
+        rows = sum(int((batch[train.uid_field] == uid).sum()) for batch in with_negatives(train, net))
         stats = train.negatives.pop_stats()
         # each of its rows once: relaxed (its exclusions dropped) and, when the model drew, fallen back from the pool
         assert int(stats.relaxed_rows) == rows > 0
@@ -86,43 +89,49 @@ def test_pool_size_fraction_and_all(base_config, loader_for):
     assert train.negatives.pool_size == 40
 
 
-def test_model_is_left_in_train_mode_after_scoring(base_config, loader_for):
-    train, net = loader_for(base_config)
+def test_model_is_left_in_train_mode_after_scoring(base_config, loader_for, with_negatives):
+    train, net = loader_for(base_config, neg_scoring="eval_pass")
     net.train()
-    next(iter(train))
+    next(with_negatives(train, net))
     assert net.training
 
 
-def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_config, caplog, loader_for):
+def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_config, caplog, loader_for,
+                                                                          with_negatives):
     train, net = loader_for(base_config, neg_num=2)
     with torch.no_grad():
         net.item_embedding.weight[5] = float("nan")  # a diverged row of the scoring table
     with caplog.at_level("WARNING"):
-        batches = list(train)
+        batches = list(with_negatives(train, net))
     stats = train.negatives.pop_stats().summary()
     assert stats["nonfinite_rows"] > 0 and "NaN/inf scores" in caplog.text
     assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)
 
 
-def test_same_seed_gives_the_same_negatives(base_config, loader_for):
-    first, _ = loader_for(base_config, neg_num=2)
-    second, _ = loader_for(base_config, neg_num=2)
-    for a, b in zip(first, second):
-        assert torch.equal(a[first.neg_item_id], b[second.neg_item_id])
+def negatives_of_a_seeded_epoch(train, net, with_negatives):
+    torch.manual_seed(0)  # the training pass's dropout
+    return [batch[train.neg_item_id] for batch in with_negatives(train, net)]
+
+
+def test_same_seed_gives_the_same_negatives(base_config, loader_for, with_negatives):
+    first = negatives_of_a_seeded_epoch(*loader_for(base_config, neg_num=2), with_negatives)
+    second = negatives_of_a_seeded_epoch(*loader_for(base_config, neg_num=2), with_negatives)
+    assert len(first) == len(second) and all(torch.equal(a, b) for a, b in zip(first, second))
 
 
 @pytest.mark.timeout(60)
-def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config, make_dataset, loader_for):
+def test_history_covering_all_but_one_item_draws_exactly_that_item(tmp_path, base_config, make_dataset, loader_for,
+                                                                   with_negatives):
     data = make_dataset(tmp_path / "one", "tiny", num_users=8, num_items=12, min_len=5, max_len=6)
     inter = data / "tiny" / "tiny.inter"
     # user 99 trains on items 1..11 (then valid 1, test 2): item 12 is its only allowed negative
     inter.write_text(inter.read_text() + "".join(f"99\t{i}\t{100 + t}\n" for t, i in enumerate([*range(1, 12), 1, 2])))
     config = {**base_config, "data_path": str(data), "neg_pool_size": 10, "topk": [5, 10]}
     for sampler in ("uniform", "genni"):
-        train, _ = loader_for(config, neg_sampler=sampler)
+        train, net = loader_for(config, neg_sampler=sampler)
         uid = train._dataset.token2id(train.uid_field, "99")
         item12 = train._dataset.token2id(train.iid_field, "12")
-        negatives = torch.cat([b[train.neg_item_id][b[train.uid_field] == uid] for b in train])
+        negatives = torch.cat([b[train.neg_item_id][b[train.uid_field] == uid] for b in with_negatives(train, net)])
         assert negatives.numel() > 0 and bool((negatives == item12).all())
 
 
@@ -167,12 +176,12 @@ def test_a_full_uniform_mix_never_asks_the_model(base_config, loader_for):
     assert not train.negatives.generates and drawn.shape == (len(batch), 3) and torch.isfinite(log_count).all()
 
 
-def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch, loader_for):
-    first, _ = loader_for(base_config, neg_num=2)
+def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch, loader_for,
+                                                                             with_negatives):
+    first = negatives_of_a_seeded_epoch(*loader_for(base_config, neg_num=2), with_negatives)
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 2)
-    second, _ = loader_for(base_config, neg_num=2)
-    for a, b in zip(first, second):
-        assert torch.equal(a[first.neg_item_id], b[second.neg_item_id])
+    second, net = loader_for(base_config, neg_num=2)
+    assert all(torch.equal(a, b) for a, b in zip(first, negatives_of_a_seeded_epoch(second, net, with_negatives)))
     state = second._sampler.generator.get_state()
     seen = torch.cat([second.negatives.telemetry.sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
     assert set(seen.tolist()) == set(range(50))  # not the first rows of each batch

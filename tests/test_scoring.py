@@ -94,9 +94,9 @@ def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(mode
     loss_name = "bpr_loss" if model == "TransRec" else "loss_fct"
     recorder = _RecordingBPR(getattr(net, loss_name))
     setattr(net, loss_name, recorder)
-    negatives, targets = batch[train.neg_item_id], batch[train.iid_field]
     with torch.no_grad():
-        net.calculate_loss(batch)
+        net.calculate_loss(batch)  # a one-pass model draws its negatives here, from this pass
+        negatives, targets = batch[train.neg_item_id], batch[train.iid_field]
         scored, _ = scorer_for(net).bind(batch, targets)(negatives.unsqueeze(1))
     (_, loss_scores), = recorder.calls
     assert torch.allclose(scored.reshape(-1), loss_scores.reshape(-1), atol=1e-5)
@@ -104,20 +104,25 @@ def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(mode
 
 @pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS) + ["FPMC"])
 def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_config, model_overrides):
-    """One encoder pass over [K, B] negatives (or K repeated rows) equals K separate BPR losses, averaged."""
+    """One encoder pass over [K, B] negatives (drawn in the loss of a one-pass model; K repeated rows for the
+    others) equals K separate BPR losses, averaged."""
     config = Config(model, "tiny", config_dict={**base_config, "neg_num": 3, **model_overrides.get(model, {})})
     train, _, _ = data_preparation(config, create_dataset(config))
     net = config.model_class(config, train._dataset).eval()
     train.get_model(net)
     batch = next(iter(train))
-    negatives = batch[train.neg_item_id]
-    assert negatives.shape == (len(batch[train.iid_field]), 3)
     with torch.no_grad():
-        joint = multi_negative_loss(net, batch, train.neg_item_id, scorer_for(net).one_pass_loss)
+        if train.generates_in_loss:
+            joint = net.calculate_loss(batch)
+            negatives = batch[train.neg_item_id].t()
+        else:
+            negatives = batch[train.neg_item_id]
+            joint = multi_negative_loss(net, batch, train.neg_item_id, scorer_for(net).one_pass_loss)
+        assert negatives.shape == (len(batch[train.iid_field]), 3)
         single = []
         for k in range(3):
             batch.update(type(batch)({train.neg_item_id: negatives[:, k]}))
-            single.append(net.calculate_loss(batch))
+            single.append(type(net).calculate_loss(net, batch))  # the model's own loss, these negatives
     assert torch.allclose(joint, torch.stack(single).mean(), atol=1e-5)
 
 

@@ -1,0 +1,101 @@
+"""Negatives generated inside a one-pass RecBole model's own ``calculate_loss``, from its training pass.
+
+A one-pass model (:data:`~recbole_genni.support.ONE_PASS_ENCODERS`) encodes each row once in ``forward`` and dots
+the hidden state with rows of ``item_embedding``, for its positive and for ``interaction[NEG_ITEM_ID]``. Its
+``forward`` is wrapped on the instance: the first call of each ``calculate_loss`` hands its output (detached) to
+the :class:`~recbole_genni.generator.NegativeGenerator`, which scores the pool from it and draws K negatives, and
+writes them (``[K, N]``, which the model's BPR head broadcasts) where the model reads them next. GenNi then costs
+no encoder pass beyond the one the loss makes; ``neg_scoring: eval_pass`` scores from a separate no-grad pass in
+eval mode instead (no dropout). The model's own loss code runs unchanged, extra terms included (FEARec's
+contrastive term, regularisers); with ``loss_type`` SSM, BCE or gBCE its ``loss_fct`` is :class:`SampledLoss`.
+"""
+
+import torch
+from recbole.data.interaction import Interaction
+
+from recbole_genni import losses
+from recbole_genni.scoring import dot_scores
+
+
+class SampledLoss(torch.nn.Module):
+    """Stands in for a RecBole model's ``BPRLoss``, with the same call ``(pos_score [N], neg_score [N] or
+    [K, N])``, and trains the K negatives with ``loss_type`` (:mod:`recbole_genni.losses`). ``log_count``
+    ``[N, K]`` (SSM's logQ) is set by :class:`TrainingPassNegatives` before each call."""
+
+    def __init__(self, loss_type, gbce_beta=None, logq_weight=1.0):
+        super().__init__()
+        self.loss_type, self.gbce_beta, self.logq_weight = loss_type, gbce_beta, float(logq_weight)
+        self.log_count = None
+
+    def forward(self, pos_score, neg_score):
+        neg = neg_score.unsqueeze(-1) if neg_score.dim() == 1 else neg_score.t()  # [N, K]
+        mask = torch.ones_like(pos_score, dtype=torch.bool)
+        if self.loss_type == "BCE":
+            return losses.bce_loss(pos_score, neg, mask)
+        if self.loss_type == "gBCE":
+            return losses.gbce_loss(pos_score, neg, mask, self.gbce_beta)
+        log_count = self.log_count if self.logq_weight > 0 else None
+        return losses.sampled_softmax_loss(pos_score, neg, mask, log_count, self.logq_weight)
+
+
+class TrainingPassNegatives:
+    """Installs generation from the training pass on a one-pass RecBole model (see the module's docstring).
+
+    Args:
+        model: the RecBole model (the local module, never a DDP wrapper).
+        generator: the :class:`~recbole_genni.generator.NegativeGenerator` of the training loader.
+        fields: the model attributes naming ``forward``'s arguments (``ONE_PASS_ENCODERS``).
+        config: the run's config (``sampled_loss``, ``neg_scoring``, ``gbce_t``, ``ssm_logq``).
+    """
+
+    def __init__(self, model, generator, fields, config):
+        self.model, self.generator, self.fields = model, generator, fields
+        self.eval_pass = config["neg_scoring"] == "eval_pass"
+        loss_type = config["sampled_loss"] or "BPR"
+        self.with_log_count = loss_type == "SSM" and float(config["ssm_logq"]) > 0
+        if loss_type != "BPR":
+            beta = losses.gbce_beta(generator.neg_num, generator.sampler.item_num, config["gbce_t"])
+            model.loss_fct = SampledLoss(loss_type, beta, config["ssm_logq"])
+        self._forward = model.forward  # the class's method, bound
+        self._calculate_loss = model.calculate_loss
+        self._armed = None
+        model.forward = self.forward
+        model.calculate_loss = self.calculate_loss
+
+    def calculate_loss(self, interaction):
+        """The model's own loss, its negatives drawn when its first ``forward`` returns."""
+        self._armed = interaction
+        try:
+            return self._calculate_loss(interaction)
+        finally:
+            self._armed = None
+
+    def forward(self, *args, **kwargs):
+        output = self._forward(*args, **kwargs)
+        interaction, self._armed = self._armed, None
+        if interaction is not None:  # the loss's first pass (not evaluation, not a second, augmented one)
+            self._generate(interaction, output)
+        return output
+
+    def _generate(self, interaction, output):
+        model = self.model
+        users, targets = interaction[model.USER_ID], interaction[model.POS_ITEM_ID]
+        score = None
+        if self.generator.generates:
+            hidden = self._eval_hidden(interaction) if self.eval_pass else output.detach()
+            table = model.item_embedding.weight.detach()
+            score = lambda candidates: dot_scores(hidden, table, candidates, targets)  # noqa: E731
+        negatives, log_count = self.generator.generate(users, targets, score, self.with_log_count)
+        neg = negatives[:, 0] if negatives.shape[1] == 1 else negatives.t()  # [K, N]: one encoder pass for K
+        interaction.update(Interaction({model.NEG_ITEM_ID: neg}))
+        if isinstance(model.loss_fct, SampledLoss):
+            model.loss_fct.log_count = log_count
+
+    @torch.no_grad()
+    def _eval_hidden(self, interaction):
+        """The rows encoded again without gradient in eval mode (no dropout), train mode restored."""
+        self.model.eval()
+        try:
+            return self._forward(*(interaction[getattr(self.model, f)] for f in self.fields))
+        finally:
+            self.model.train()

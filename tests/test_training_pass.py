@@ -1,0 +1,103 @@
+"""One-pass RecBole models draw their negatives in their own loss, from its pass, and train them with any
+sampled loss: BPR is the model's own loss exactly, SSM is the hand-computed estimator, and no encoder pass is
+added."""
+
+import math
+
+import pytest
+import torch
+from recbole.data import create_dataset
+from recbole.model.sequential_recommender.gru4rec import GRU4Rec
+
+from recbole_genni import run_recbole_genni
+from recbole_genni.config import Config
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.quick_start import data_preparation
+from recbole_genni.support import ONE_PASS_ENCODERS
+from recbole_genni.training_pass import SampledLoss, TrainingPassNegatives
+
+
+def attached(base_config, model, **overrides):
+    config = Config(model, "tiny", config_dict={**base_config, **overrides})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = config.model_class(config, train._dataset).eval()  # no dropout: the same scores in every pass
+    train.get_model(net)
+    return train, net
+
+
+@pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS))
+def test_bpr_with_one_uniform_negative_is_the_models_own_loss(model, base_config, model_overrides):
+    train, net = attached(base_config, model, neg_sampler="uniform", **model_overrides.get(model, {}))
+    assert isinstance(net.calculate_loss.__self__, TrainingPassNegatives)
+    batch = next(iter(train))
+    with torch.no_grad():
+        drawn = net.calculate_loss(batch)  # draws the negatives into the batch
+        own = type(net).calculate_loss(net, batch)  # RecBole's own code on the same negatives
+    assert batch[train.neg_item_id].shape == batch[train.iid_field].shape
+    assert torch.allclose(drawn, own, atol=1e-6, rtol=0)
+
+
+def test_ssm_with_uniform_negatives_is_the_hand_computed_sampled_softmax(base_config):
+    train, net = attached(base_config, "SASRec", neg_sampler="uniform", loss_type="SSM", neg_num=4,
+                          neg_exclude="none")
+    assert net.loss_type == "BPR" and isinstance(net.loss_fct, SampledLoss)
+    batch = next(iter(train))
+    with torch.no_grad():
+        loss = net.calculate_loss(batch)
+        negatives = batch[train.neg_item_id].t()  # [N, K]
+        hidden = type(net).forward(net, batch[net.ITEM_SEQ], batch[net.ITEM_SEQ_LEN])
+        table = net.item_embedding.weight
+        pos = (hidden * table[batch[net.POS_ITEM_ID]]).sum(dim=1)
+        neg = (hidden.unsqueeze(1) * table[negatives]).sum(dim=2)
+        # K uniform draws over the |I| - 1 real items: each is expected K / (|I| - 1) times
+        log_count = math.log(4 / (train._sampler.item_num - 1))
+        logits = torch.cat([pos.unsqueeze(1), neg - log_count], dim=1)
+        reference = -torch.log_softmax(logits, dim=1)[:, 0].mean()
+    assert torch.allclose(loss, reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_type", ["BCE", "gBCE", "SSM"])
+@pytest.mark.parametrize("model", ["GRU4Rec", "FEARec"])
+def test_sampled_losses_train_with_genni_negatives(model, loss_type, base_config, model_overrides):
+    result = run_recbole_genni(model, "tiny", config_dict={
+        **base_config, **model_overrides.get(model, {}), "neg_sampler": "genni", "loss_type": loss_type,
+        "neg_num": 4, "neg_pool_size": "all", "neg_replacement": True, "epochs": 1})
+    assert math.isfinite(result["history"][0]["train_loss"]) and result["test_result"]["ndcg@10"] >= 0
+
+
+def test_generation_from_the_training_pass_adds_no_encoder_call(base_config, monkeypatch):
+    calls = []
+    original = GRU4Rec.forward
+    monkeypatch.setattr(GRU4Rec, "forward", lambda self, *a: calls.append(1) or original(self, *a))
+    for scoring, passes in (("train_pass", 1), ("eval_pass", 2)):
+        train, net = attached(base_config, "GRU4Rec", neg_sampler="genni", loss_type="SSM", neg_num=4,
+                              neg_scoring=scoring)
+        batch = next(iter(train))
+        calls.clear()
+        net.calculate_loss(batch)
+        assert len(calls) == passes, scoring
+        assert train.negatives.stats.scored_rows > 0  # the model scored the pool
+
+
+class MyGRU4Rec(GRU4Rec):
+    """A user's subclass: it keeps GRU4Rec's one-pass path."""
+
+
+def test_a_subclass_of_a_one_pass_model_draws_in_its_loss(base_config):
+    config = Config(MyGRU4Rec, "tiny", config_dict={**base_config, "neg_sampler": "genni", "loss_type": "SSM"})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = MyGRU4Rec(config, train._dataset)
+    train.get_model(net)
+    assert train.generates_in_loss and isinstance(net.loss_fct, SampledLoss)
+    assert math.isfinite(net.calculate_loss(next(iter(train))).item())
+
+
+@pytest.mark.parametrize("model", ["FPMC", "NPE"])
+def test_a_model_without_a_dot_product_head_refuses_sampled_losses(model, base_config):
+    with pytest.raises(GenNiConfigError, match=f"loss_type: SSM trains the scores of a dot-product head .* {model}"):
+        Config(model, "tiny", config_dict={**base_config, "neg_sampler": "genni", "loss_type": "SSM"})
+
+
+def test_gennisasrec_refuses_a_separate_scoring_pass(base_config):
+    with pytest.raises(GenNiConfigError, match="neg_scoring: eval_pass scores RecBole models"):
+        Config("GenNiSASRec", "tiny", config_dict={**base_config, "neg_scoring": "eval_pass"})

@@ -93,9 +93,10 @@ class TrainingPassNegatives:
 
     @torch.no_grad()
     def _eval_hidden(self, interaction):
-        """The rows encoded again without gradient in eval mode (no dropout), train mode restored."""
+        """The rows encoded again without gradient in eval mode (no dropout), the model's mode restored."""
+        was_training = self.model.training
         self.model.eval()
         try:
             return self._forward(*(interaction[getattr(self.model, f)] for f in self.fields))
         finally:
-            self.model.train()
+            self.model.train(was_training)

@@ -84,14 +84,19 @@ def mean_std(values, digits=4) -> str:
 
 
 def _commands(name: str, records) -> str:
-    """The commands that made the records, without where each wrote its file; an earlier protocol's are left to the
-    records (their suite files are gone)."""
+    """The commands that made the records, without where each wrote its file or which checkpoint a killed run
+    resumed from; an earlier protocol's are left to the records (their suite files are gone)."""
     if SECTIONS[name][1] == "earlier":
         return "Each record holds the exact command it ran."
     commands = set()
     for r in records:
-        words = r.get("command", "?").split(" ")
-        commands.add(" ".join(w for i, w in enumerate(words) if w != "--out" and (i == 0 or words[i - 1] != "--out")))
+        words, kept = r.get("command", "?").split(" "), []
+        for word in words:
+            if kept and (kept[-1] == "--out" or (kept[-1] == "--set" and word.startswith("resume_checkpoint="))):
+                kept.pop()
+            else:
+                kept.append(word)
+        commands.add(" ".join(kept))
     return "Commands: " + "; ".join(f"`{c}`" for c in sorted(commands)) + "."
 
 

@@ -30,8 +30,8 @@ class GenNiTrainDataLoader(TrainDataLoader):
     def __init__(self, config, dataset, sampler, shuffle=False):
         self.negatives = NegativeGenerator(config, sampler)
         self.scorer = None
-        self.fields = ONE_PASS_ENCODERS.get(recbole_family(config.model_class))
-        self.generates_in_loss = self.fields is not None  # the model's loss draws them (one encoder pass)
+        # the model's loss draws them, from its one encoder pass
+        self.generates_in_loss = recbole_family(config.model_class) in ONE_PASS_ENCODERS
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def get_model(self, model):
@@ -41,7 +41,7 @@ class GenNiTrainDataLoader(TrainDataLoader):
         self.scorer = scorer_for(self.model)
         if self.generates_in_loss and not isinstance(getattr(self.model.calculate_loss, "__self__", None),
                                                      TrainingPassNegatives):
-            TrainingPassNegatives(self.model, self.negatives, self.fields, self.config)
+            TrainingPassNegatives(self.model, self.negatives, self._lazy_scorer, self.config)
 
     def _neg_sampling(self, inter_feat):
         if self.generates_in_loss:

@@ -40,8 +40,6 @@ def gathered_scores(full, candidates, targets):
 class DotProductScorer:
     """One encoder pass per row, dotted with the candidates' item embeddings (the model's own scoring head)."""
 
-    one_pass_loss = True
-
     def __init__(self, model, fields):
         self.model = model
         self.fields = [getattr(model, f) for f in fields]
@@ -59,8 +57,6 @@ class DotProductScorer:
 
 class FullSortScorer:
     """Any model with ``full_sort_predict``: one pass scores the whole catalogue, then the pool is gathered."""
-
-    one_pass_loss = False
 
     def __init__(self, model):
         self.model = model
@@ -80,20 +76,16 @@ def scorer_for(model):
     return FullSortScorer(model)
 
 
-def multi_negative_loss(model, interaction, neg_field, one_pass):
-    """The model's own ``calculate_loss`` over K negatives per row given as ``interaction[neg_field]`` ``[N, K]``.
-
-    One-pass models get the negatives as ``[K, N]``: their BPR heads broadcast ``[N, H] * [K, N, H]`` so the
-    sequence is encoded once and the loss is the mean over the N x K pairs. Other models get RecBole's layout:
-    the row repeated K times with one negative each (same mean, K encoder passes).
+def multi_negative_loss(model, interaction, neg_field):
+    """The model's own ``calculate_loss`` over K negatives per row given as ``interaction[neg_field]`` ``[N, K]``,
+    in RecBole's layout: the row repeated K times with one negative each (the mean over the N x K pairs, K encoder
+    passes). One-pass models never need it: they draw ``[K, N]`` negatives in their own loss
+    (:mod:`recbole_genni.training_pass`), which their BPR heads broadcast in one pass.
     """
     negatives = interaction[neg_field]
     if negatives.dim() == 1:
         return model.calculate_loss(interaction)
     rest = {k: v for k, v in interaction.interaction.items() if k != neg_field}
-    if one_pass:
-        batch = Interaction({**rest, neg_field: negatives.t()})
-    else:
-        batch = Interaction(rest).repeat(negatives.shape[1])
-        batch.update(Interaction({neg_field: negatives.t().reshape(-1)}))
+    batch = Interaction(rest).repeat(negatives.shape[1])
+    batch.update(Interaction({neg_field: negatives.t().reshape(-1)}))
     return model.calculate_loss(batch)

@@ -1,9 +1,10 @@
 """Which RecBole sequential models train with generated negatives, and how each one is scored.
 
-``ONE_PASS_ENCODERS`` lists dot-product models: the sampler encodes each sequence once with ``model.forward``
-(arguments named below, as the model's own loss passes them) and dots the hidden state with the candidates' rows
-of ``model.item_embedding``, the score the model's BPR loss gives a negative (tested for every model). Their BPR
-heads also broadcast a ``[K, B]`` negatives tensor, so K negatives cost one encoder pass in the loss too.
+``ONE_PASS_ENCODERS`` lists dot-product models: each sequence is encoded once by ``model.forward`` (arguments named
+below, as the model's own loss passes them; in the loss itself, or in a separate eval pass with ``neg_scoring:
+eval_pass``) and the hidden state is dotted with the candidates' rows of ``model.item_embedding``, the score the
+model's BPR loss gives a negative (tested for every model). Their BPR heads also broadcast a ``[K, B]`` negatives
+tensor, so K negatives cost one encoder pass in the loss too.
 
 ``GENERIC_MODELS`` have other heads (distances, biases, candidate-dependent forwards): they are scored with
 ``full_sort_predict`` once per row, then gathered, and K > 1 negatives repeat the row K times in the loss

@@ -32,7 +32,8 @@ class Trainer(RecBole_Trainer):
     """RecBole's trainer for sequential models trained with :class:`GenNiTrainDataLoader` negatives.
 
     - attaches the local model to the train loader before training (RecBole does so only for ``dynamic``);
-    - K > 1 negatives per row reach the model's own loss through :func:`multi_negative_loss`;
+    - K > 1 loader negatives per row reach the model's own loss through :func:`multi_negative_loss` (one-pass
+      models draw theirs in their loss);
     - per epoch, logs and writes to TensorBoard the sampling seconds and the hardness of the negatives, flushed
       to disk when ``fit`` returns;
     - stops after ``train_time_budget`` seconds (checked after each validation), keeping the best model, and
@@ -119,9 +120,8 @@ class Trainer(RecBole_Trainer):
             generator.epoch = epoch_idx
         if (loss_func is None and isinstance(train_data, GenNiTrainDataLoader) and generator.neg_num > 1
                 and not train_data.generates_in_loss):
-            one_pass = train_data.scorer.one_pass_loss
             neg_field = train_data.neg_item_id
-            loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field, one_pass)  # noqa: E731
+            loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field)  # noqa: E731
         start = time.time()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
         record = {"epoch": epoch_idx, "train_seconds": time.time() - start}

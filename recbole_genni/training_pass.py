@@ -44,12 +44,13 @@ class TrainingPassNegatives:
     Args:
         model: the RecBole model (the local module, never a DDP wrapper).
         generator: the :class:`~recbole_genni.generator.NegativeGenerator` of the training loader.
-        fields: the model attributes naming ``forward``'s arguments (``ONE_PASS_ENCODERS``).
+        eval_scorer: ``eval_scorer(interaction, targets) -> score`` for ``neg_scoring: eval_pass``, the training
+            loader's scoring callback from a separate no-grad pass in eval mode.
         config: the run's config (``sampled_loss``, ``neg_scoring``, ``gbce_t``, ``ssm_logq``).
     """
 
-    def __init__(self, model, generator, fields, config):
-        self.model, self.generator, self.fields = model, generator, fields
+    def __init__(self, model, generator, eval_scorer, config):
+        self.model, self.generator, self.eval_scorer = model, generator, eval_scorer
         self.eval_pass = config["neg_scoring"] == "eval_pass"
         loss_type = config["sampled_loss"] or "BPR"
         self.with_log_count = loss_type == "SSM" and float(config["ssm_logq"]) > 0
@@ -81,22 +82,13 @@ class TrainingPassNegatives:
         model = self.model
         users, targets = interaction[model.USER_ID], interaction[model.POS_ITEM_ID]
         score = None
-        if self.generator.generates:
-            hidden = self._eval_hidden(interaction) if self.eval_pass else output.detach()
-            table = model.item_embedding.weight.detach()
+        if self.generator.generates and self.eval_pass:
+            score = self.eval_scorer(interaction, targets)
+        elif self.generator.generates:
+            hidden, table = output.detach(), model.item_embedding.weight.detach()
             score = lambda candidates: dot_scores(hidden, table, candidates, targets)  # noqa: E731
         negatives, log_count = self.generator.generate(users, targets, score, self.with_log_count)
         neg = negatives[:, 0] if negatives.shape[1] == 1 else negatives.t()  # [K, N]: one encoder pass for K
         interaction.update(Interaction({model.NEG_ITEM_ID: neg}))
         if isinstance(model.loss_fct, SampledLoss):
             model.loss_fct.log_count = log_count
-
-    @torch.no_grad()
-    def _eval_hidden(self, interaction):
-        """The rows encoded again without gradient in eval mode (no dropout), the model's mode restored."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self._forward(*(interaction[getattr(self.model, f)] for f in self.fields))
-        finally:
-            self.model.train(was_training)

@@ -117,7 +117,7 @@ def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_confi
             negatives = batch[train.neg_item_id].t()
         else:
             negatives = batch[train.neg_item_id]
-            joint = multi_negative_loss(net, batch, train.neg_item_id, scorer_for(net).one_pass_loss)
+            joint = multi_negative_loss(net, batch, train.neg_item_id)
         assert negatives.shape == (len(batch[train.iid_field]), 3)
         single = []
         for k in range(3):
@@ -167,6 +167,6 @@ def test_a_users_subclass_of_a_recbole_model_takes_that_models_path(base_config)
     config = Config(MySASRec, "tiny", config_dict={**base_config, "neg_sampler": "genni", "neg_num": 2})
     train, _, _ = data_preparation(config, create_dataset(config))
     net = MySASRec(config, train._dataset)
-    assert isinstance(scorer_for(net), DotProductScorer) and scorer_for(net).one_pass_loss
+    assert isinstance(scorer_for(net), DotProductScorer) and train.generates_in_loss
     with pytest.raises(GenNiConfigError, match=r"model MyCORE cannot train with neg_sampler: genni. CORE trains"):
         Config(MyCORE, "tiny", config_dict={**base_config, "neg_sampler": "genni"})

@@ -192,7 +192,7 @@ class NegativeGenerator:
         sample_valid = valid | short.unsqueeze(1)
         generator = self._generator(device)
         draw = sampling.draw(scores, self.neg_num, self.temperature, sample_valid, generator,
-                             replacement=self.replacement, with_log_count=with_log_count or self.replacement)
+                             replacement=self.replacement, with_log_count=with_log_count)
         cols = draw.columns
         negatives = pool_rows.gather(1, cols)
         log_count = draw.log_count + self.sampler.log_pool_rate(negatives, pool.shape[-1]) \
@@ -243,7 +243,7 @@ class NegativeGenerator:
 
         draw = sampling.draw_streaming(
             score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
-            self._generator(device), replacement=self.replacement, with_log_count=with_log_count or self.replacement,
+            self._generator(device), replacement=self.replacement, with_log_count=with_log_count,
         )
         bad_rows |= ~torch.isfinite(target_scores[0])
         self.stats.nonfinite_rows += bad_rows.sum()

@@ -17,17 +17,10 @@ from recbole_genni.support import ONE_PASS_ENCODERS
 from recbole_genni.training_pass import SampledLoss, TrainingPassNegatives
 
 
-def attached(base_config, model, **overrides):
-    config = Config(model, "tiny", config_dict={**base_config, **overrides})
-    train, _, _ = data_preparation(config, create_dataset(config))
-    net = config.model_class(config, train._dataset).eval()  # no dropout: the same scores in every pass
-    train.get_model(net)
-    return train, net
-
-
 @pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS))
-def test_bpr_with_one_uniform_negative_is_the_models_own_loss(model, base_config, model_overrides):
-    train, net = attached(base_config, model, neg_sampler="uniform", **model_overrides.get(model, {}))
+def test_bpr_with_one_uniform_negative_is_the_models_own_loss(model, base_config, model_overrides, loader_for):
+    train, net = loader_for(base_config, model, neg_sampler="uniform", **model_overrides.get(model, {}))
+    net.eval()  # no dropout: the same scores in every pass
     assert isinstance(net.calculate_loss.__self__, TrainingPassNegatives)
     batch = next(iter(train))
     with torch.no_grad():
@@ -37,9 +30,10 @@ def test_bpr_with_one_uniform_negative_is_the_models_own_loss(model, base_config
     assert torch.allclose(drawn, own, atol=1e-6, rtol=0)
 
 
-def test_ssm_with_uniform_negatives_is_the_hand_computed_sampled_softmax(base_config):
-    train, net = attached(base_config, "SASRec", neg_sampler="uniform", loss_type="SSM", neg_num=4,
-                          neg_exclude="none")
+def test_ssm_with_uniform_negatives_is_the_hand_computed_sampled_softmax(base_config, loader_for):
+    train, net = loader_for(base_config, "SASRec", neg_sampler="uniform", loss_type="SSM", neg_num=4,
+                            neg_exclude="none")
+    net.eval()
     assert net.loss_type == "BPR" and isinstance(net.loss_fct, SampledLoss)
     batch = next(iter(train))
     with torch.no_grad():
@@ -65,13 +59,13 @@ def test_sampled_losses_train_with_genni_negatives(model, loss_type, base_config
     assert math.isfinite(result["history"][0]["train_loss"]) and result["test_result"]["ndcg@10"] >= 0
 
 
-def test_generation_from_the_training_pass_adds_no_encoder_call(base_config, monkeypatch):
+def test_generation_from_the_training_pass_adds_no_encoder_call(base_config, monkeypatch, loader_for):
     calls = []
     original = GRU4Rec.forward
     monkeypatch.setattr(GRU4Rec, "forward", lambda self, *a: calls.append(1) or original(self, *a))
     for scoring, passes in (("train_pass", 1), ("eval_pass", 2)):
-        train, net = attached(base_config, "GRU4Rec", neg_sampler="genni", loss_type="SSM", neg_num=4,
-                              neg_scoring=scoring)
+        train, net = loader_for(base_config, "GRU4Rec", neg_sampler="genni", loss_type="SSM", neg_num=4,
+                                neg_scoring=scoring)
         batch = next(iter(train))
         calls.clear()
         net.calculate_loss(batch)

@@ -20,6 +20,8 @@ def parse_args_or_run_cell(parser: argparse.ArgumentParser, run_cell):
     if args.cell:
         print(PREFIX + json.dumps(run_cell(json.loads(args.cell))), flush=True)
         sys.exit(0)
+    if getattr(args, "suite", "") is None:  # optional only for a cell's child process
+        parser.error("the suite YAML (benchmarks/suites/*.yaml) is required")
     return args
 
 

@@ -110,3 +110,10 @@ def test_a_scale_suite_is_sent_to_scale_py(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         run_suite.main()
     assert "run it with python benchmarks/scale.py" in capsys.readouterr().err
+
+
+def test_a_missing_suite_is_named(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["run_suite.py"])
+    with pytest.raises(SystemExit):
+        run_suite.main()
+    assert "the suite YAML (benchmarks/suites/*.yaml) is required" in capsys.readouterr().err

@@ -84,8 +84,9 @@ def mean_std(values, digits=4) -> str:
 
 
 def _commands(name: str, records) -> str:
-    """The commands that made the records, without where each wrote its file or which checkpoint a killed run
-    resumed from; an earlier protocol's are left to the records (their suite files are gone)."""
+    """The commands that made the records as a user would run them today: without where each wrote its file or
+    which checkpoint a killed run resumed from, and with the runner's current name (``run_grid.py`` took the same
+    arguments); an earlier protocol's are left to the records (their suite files are gone)."""
     if SECTIONS[name][1] == "earlier":
         return "Each record holds the exact command it ran."
     commands = set()
@@ -96,7 +97,7 @@ def _commands(name: str, records) -> str:
                 kept.pop()
             else:
                 kept.append(word)
-        commands.add(" ".join(kept))
+        commands.add(" ".join(kept).replace("benchmarks/run_grid.py", "benchmarks/run_suite.py"))
     return "Commands: " + "; ".join(f"`{c}`" for c in sorted(commands)) + "."
 
 

@@ -37,6 +37,9 @@ def test_check_fails_when_a_linked_plot_is_missing(tmp_path, monkeypatch):
 
 
 def test_commands_leave_out_the_output_file_and_the_resumed_checkpoint():
+    renamed = "python benchmarks/run_grid.py s.yaml --only recipe"
+    assert report._commands("s3_four.jsonl", [{"command": renamed}]) == (
+        "Commands: `python benchmarks/run_suite.py s.yaml --only recipe`.")
     command = "python benchmarks/run_suite.py s.yaml --out /x/a.jsonl --set resume_checkpoint=/x/m.pth --set epochs=2"
     assert report._commands("s3_four.jsonl", [{"command": command}]) == (
         "Commands: `python benchmarks/run_suite.py s.yaml --set epochs=2`.")

@@ -15,7 +15,13 @@ from recbole_genni.compat import init_distributed, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.options import SAMPLED_LOSSES, invalid, validate_neg_keys
 from recbole_genni.registry import get_model
-from recbole_genni.support import ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS, recbole_family
+from recbole_genni.support import (
+    MASKED_ENCODERS,
+    ONE_PASS_ENCODERS,
+    PAIRWISE_ONLY_MODELS,
+    REFUSED_MODELS,
+    recbole_family,
+)
 
 restore_numpy_aliases()  # before any RecBole Config runs
 
@@ -142,12 +148,17 @@ class Config(RecBole_Config):
         if loss not in SAMPLED_LOSSES:
             expected = f"{' | '.join(SAMPLED_LOSSES)} with a sampler, or CE with neg_sampler: none"
             raise invalid("loss_type", loss, expected)
-        if loss != "BPR" and family not in ONE_PASS_ENCODERS:
+        if loss != "BPR" and family not in ONE_PASS_ENCODERS and family not in MASKED_ENCODERS:
             raise GenNiConfigError(
                 f"loss_type: {loss} trains the scores of a dot-product head (the encoded sequence times the item "
                 f"table), and {model} scores items otherwise; use loss_type: BPR."
             )
         _check_ssm_sampler(loss, sampler)
+        if family in MASKED_ENCODERS and self.external_config_dict.get("neg_scoring") == "eval_pass":
+            raise GenNiConfigError(
+                f"neg_scoring: eval_pass scores a model's next-item output, and {model} trains at masked positions "
+                "that only its training pass encodes. Drop neg_scoring."
+            )
         if uses_loss_type:
             final["loss_type"] = "BPR"  # what RecBole's constructor accepts; the head's scores train with sampled_loss
         final["sampled_loss"] = loss

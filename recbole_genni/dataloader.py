@@ -8,8 +8,8 @@ from recbole.data.interaction import Interaction
 from recbole_genni.generator import NegativeGenerator
 from recbole_genni.sampling import history_pairs
 from recbole_genni.scoring import scorer_for
-from recbole_genni.support import ONE_PASS_ENCODERS, recbole_family
-from recbole_genni.training_pass import TrainingPassNegatives
+from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_family
+from recbole_genni.training_pass import MaskedPositionNegatives, TrainingPassNegatives
 
 #: per-row copy of a bucketed batch's loss weight (:class:`UserSequenceDataLoader`)
 BATCH_WEIGHT_FIELD = "batch_weight"
@@ -19,8 +19,9 @@ class GenNiTrainDataLoader(TrainDataLoader):
     """RecBole's ``TrainDataLoader`` with ``neg_sampler``-driven negatives: one row per positive, K negatives
     per row.
 
-    One-pass models (:data:`~recbole_genni.support.ONE_PASS_ENCODERS`) draw them inside their own loss, from its
-    training pass (:mod:`recbole_genni.training_pass`, installed by :meth:`get_model`). The others get them here,
+    One-pass and masked-item models (:data:`~recbole_genni.support.ONE_PASS_ENCODERS`, ``MASKED_ENCODERS``) draw
+    them inside their own loss, from its training pass (:mod:`recbole_genni.training_pass`, installed by
+    :meth:`get_model`). The others get them here,
     where RecBole hooks its own sampling (``_neg_sampling``, in ``collate_fn``), in ``neg_item_id`` (``[B]`` for
     K = 1, ``[B, K]`` otherwise): for ``genni``/``dns`` the pool is scored by the attached model with
     ``full_sort_predict``, ``torch.no_grad()``, eval mode (no dropout), on the model's device, when the generator
@@ -31,7 +32,8 @@ class GenNiTrainDataLoader(TrainDataLoader):
         self.negatives = NegativeGenerator(config, sampler)
         self.scorer = None
         # the model's loss draws them, from its one encoder pass
-        self.generates_in_loss = recbole_family(config.model_class) in ONE_PASS_ENCODERS
+        self.family = recbole_family(config.model_class)
+        self.generates_in_loss = self.family in ONE_PASS_ENCODERS or self.family in MASKED_ENCODERS
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def get_model(self, model):
@@ -39,8 +41,12 @@ class GenNiTrainDataLoader(TrainDataLoader):
         a one-pass model gets its negatives drawn from its training pass from now on."""
         self.model = getattr(model, "module", model)
         self.scorer = scorer_for(self.model)
-        if self.generates_in_loss and not isinstance(getattr(self.model.calculate_loss, "__self__", None),
-                                                     TrainingPassNegatives):
+        installed = getattr(self.model.calculate_loss, "__self__", None)
+        if not self.generates_in_loss or isinstance(installed, (TrainingPassNegatives, MaskedPositionNegatives)):
+            return
+        if self.family in MASKED_ENCODERS:
+            MaskedPositionNegatives(self.model, self.negatives, self.config)
+        else:
             TrainingPassNegatives(self.model, self.negatives, self._lazy_scorer, self.config)
 
     def _neg_sampling(self, inter_feat):

@@ -6,6 +6,9 @@ eval_pass``) and the hidden state is dotted with the candidates' rows of ``model
 model's BPR loss gives a negative (tested for every model). Their BPR heads also broadcast a ``[K, B]`` negatives
 tensor, so K negatives cost one encoder pass in the loss too.
 
+``MASKED_ENCODERS`` (BERT4Rec) train at masked positions: the negatives of each masked position are drawn in the
+loss, from its one pass.
+
 ``GENERIC_MODELS`` have other heads (distances, biases, candidate-dependent forwards): they are scored with
 ``full_sort_predict`` once per row, then gathered, and K > 1 negatives repeat the row K times in the loss
 (RecBole's own layout).
@@ -41,6 +44,10 @@ ONE_PASS_ENCODERS = {
     "HGN": ("ITEM_SEQ", "USER_ID"),
 }
 
+#: masked-item models: their loss encodes the masked sequence once and scores each masked position with the item
+#: table plus an output bias; negatives are drawn there (:class:`~recbole_genni.training_pass.MaskedPositionNegatives`)
+MASKED_ENCODERS = ("BERT4Rec",)
+
 #: models that train only on sampled negatives, with BPR whatever ``loss_type`` says (no CE)
 PAIRWISE_ONLY_MODELS = ("FPMC", "TransRec")
 
@@ -54,8 +61,6 @@ REFUSED_MODELS = {
     "RepeatNet": "RepeatNet trains sampled negatives as positives; use neg_sampler: none.",
     "DIN": "DIN is a CTR model with its own labelled negatives and no full ranking.",
     "DIEN": "DIEN is a CTR model with its own labelled negatives and no full ranking.",
-    "BERT4Rec": "BERT4Rec draws its own negatives for masked positions and ignores loader negatives; "
-    "use neg_sampler: none (its CE loss).",
     "S3Rec": "S3Rec pre-trains with its own objective; generated negatives are not wired into it.",
     "KSR": "RecBole 1.2.1's KSR builds its relation matrix in float64 and its forward fails with "
     "'expected m1 and m2 to have the same dtype' on any loss; it cannot train here.",

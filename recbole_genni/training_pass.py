@@ -8,6 +8,9 @@ writes them (``[K, N]``, which the model's BPR head broadcasts) where the model 
 no encoder pass beyond the one the loss makes; ``neg_scoring: eval_pass`` scores from a separate no-grad pass in
 eval mode instead (no dropout). The model's own loss code runs unchanged, extra terms included (FEARec's
 contrastive term, regularisers); with ``loss_type`` SSM, BCE or gBCE its ``loss_fct`` is :class:`SampledLoss`.
+
+A masked-item model (:data:`~recbole_genni.support.MASKED_ENCODERS`, BERT4Rec) reads its negatives before it encodes,
+so :class:`MaskedPositionNegatives` replaces its loss: the same single pass, with K negatives per masked position.
 """
 
 import torch
@@ -38,6 +41,15 @@ class SampledLoss(torch.nn.Module):
         return losses.sampled_softmax_loss(pos_score, neg, mask, log_count, self.logq_weight)
 
 
+def sampled_loss_for(config, generator):
+    """``(with_log_count, SampledLoss or None)`` for the run's ``sampled_loss`` (None: the model's own BPR)."""
+    loss_type = config["sampled_loss"] or "BPR"
+    if loss_type == "BPR":
+        return False, None
+    beta = losses.gbce_beta(generator.neg_num, generator.sampler.item_num, config["gbce_t"])
+    return loss_type == "SSM" and float(config["ssm_logq"]) > 0, SampledLoss(loss_type, beta, config["ssm_logq"])
+
+
 class TrainingPassNegatives:
     """Installs generation from the training pass on a one-pass RecBole model (see the module's docstring).
 
@@ -52,11 +64,9 @@ class TrainingPassNegatives:
     def __init__(self, model, generator, eval_scorer, config):
         self.model, self.generator, self.eval_scorer = model, generator, eval_scorer
         self.eval_pass = config["neg_scoring"] == "eval_pass"
-        loss_type = config["sampled_loss"] or "BPR"
-        self.with_log_count = loss_type == "SSM" and float(config["ssm_logq"]) > 0
-        if loss_type != "BPR":
-            beta = losses.gbce_beta(generator.neg_num, generator.sampler.item_num, config["gbce_t"])
-            model.loss_fct = SampledLoss(loss_type, beta, config["ssm_logq"])
+        self.with_log_count, sampled_loss = sampled_loss_for(config, generator)
+        if sampled_loss is not None:
+            model.loss_fct = sampled_loss
         self._forward = model.forward  # the class's method, bound
         self._calculate_loss = model.calculate_loss
         self._armed = None
@@ -92,3 +102,42 @@ class TrainingPassNegatives:
         interaction.update(Interaction({model.NEG_ITEM_ID: neg}))
         if isinstance(model.loss_fct, SampledLoss):
             model.loss_fct.log_count = log_count
+
+
+class MaskedPositionNegatives:
+    """Installs generation from the training pass on a masked-item model (BERT4Rec), by replacing its loss.
+
+    RecBole's BERT4Rec reads the negatives of its masked positions (drawn uniformly by its mask transform) before
+    it encodes. This loss does what BERT4Rec's BPR branch does, once: encode the masked sequence, take the hidden
+    state at each masked position (``MASK_INDEX`` > 0, as BERT4Rec counts them) and score items by the dot product
+    with ``item_embedding`` plus ``output_bias``; from those scores (detached) the generator draws K negatives per
+    masked position, trained with ``loss_type``. With BPR and one negative it is BERT4Rec's own BPR loss.
+    """
+
+    def __init__(self, model, generator, config):
+        self.model, self.generator = model, generator
+        self.with_log_count, self.sampled_loss = sampled_loss_for(config, generator)
+        model.calculate_loss = self.calculate_loss
+
+    def calculate_loss(self, interaction):
+        model = self.model
+        masked_index = interaction[model.MASK_INDEX]  # [B, m], 0: padding
+        output = model.forward(interaction[model.MASK_ITEM_SEQ])  # [B, L, H]
+        hidden = output.gather(1, masked_index.unsqueeze(2).expand(-1, -1, output.shape[2]))  # [B, m, H]
+        masked = masked_index > 0
+        targets = interaction[model.POS_ITEMS][masked]  # [N]
+        users = interaction[model.USER_ID].unsqueeze(1).expand_as(masked_index)[masked]
+        # an item's score is hidden . embedding + bias: one product, the bias an extra column against a 1
+        query = torch.cat([hidden[masked], hidden.new_ones(len(targets), 1)], dim=1)  # [N, H + 1]
+        table = torch.cat([model.item_embedding.weight[:model.n_items], model.output_bias.unsqueeze(1)], dim=1)
+        score = None
+        if self.generator.generates:
+            fixed_query, fixed_table = query.detach(), table.detach()
+            score = lambda candidates: dot_scores(fixed_query, fixed_table, candidates, targets)  # noqa: E731
+        negatives, log_count = self.generator.generate(users, targets, score, self.with_log_count)  # [N, K]
+        pos_score = (query * table[targets]).sum(dim=1)
+        neg_score = torch.bmm(table[negatives], query.unsqueeze(2)).squeeze(2)  # [N, K]
+        if self.sampled_loss is None:  # BERT4Rec's own BPR, over the K negatives
+            return -torch.log(1e-14 + torch.sigmoid(pos_score.unsqueeze(1) - neg_score)).mean()
+        self.sampled_loss.log_count = log_count
+        return self.sampled_loss(pos_score, neg_score.t())

@@ -11,7 +11,13 @@ from recbole_genni.config import Config
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
-from recbole_genni.support import GENERIC_MODELS, ONE_PASS_ENCODERS, PAIRWISE_ONLY_MODELS, REFUSED_MODELS
+from recbole_genni.support import (
+    GENERIC_MODELS,
+    MASKED_ENCODERS,
+    ONE_PASS_ENCODERS,
+    PAIRWISE_ONLY_MODELS,
+    REFUSED_MODELS,
+)
 
 TRAINED = sorted(set(ONE_PASS_ENCODERS) | set(GENERIC_MODELS))
 
@@ -42,7 +48,7 @@ def _random_hit_at_10(data_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", TRAINED)
+@pytest.mark.parametrize("model", TRAINED + list(MASKED_ENCODERS))
 def test_every_model_learns_a_toy_rule_with_generated_negatives(model, base_config, learnable_data, model_overrides):
     """Trained with two GenNi negatives per row, every supported model ranks the next item far better than a random
     ranking does (the history masked, as in evaluation)."""

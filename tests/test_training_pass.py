@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 from recbole.data import create_dataset
+from recbole.data.interaction import Interaction
+from recbole.model.sequential_recommender.bert4rec import BERT4Rec
 from recbole.model.sequential_recommender.gru4rec import GRU4Rec
 
 from recbole_genni import run_recbole_genni
@@ -14,7 +16,7 @@ from recbole_genni.config import Config
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.support import ONE_PASS_ENCODERS
-from recbole_genni.training_pass import SampledLoss, TrainingPassNegatives
+from recbole_genni.training_pass import MaskedPositionNegatives, SampledLoss, TrainingPassNegatives
 
 
 @pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS))
@@ -95,3 +97,71 @@ def test_a_model_without_a_dot_product_head_refuses_sampled_losses(model, base_c
 def test_gennisasrec_refuses_a_separate_scoring_pass(base_config):
     with pytest.raises(GenNiConfigError, match="neg_scoring: eval_pass scores RecBole models"):
         Config("GenNiSASRec", "tiny", config_dict={**base_config, "neg_scoring": "eval_pass"})
+
+
+def _bert4rec_batch(train, net):
+    """A BERT4Rec training batch and a recorder of the negatives its loss draws (``[N, K]``, masked positions)."""
+    drawn = []
+    generate = train.negatives.generate
+    train.negatives.generate = lambda *a: drawn.append(generate(*a)) or drawn[-1]
+    return next(iter(train)), drawn
+
+
+def test_bert4rec_bpr_with_one_uniform_negative_is_its_own_loss(base_config, loader_for):
+    train, net = loader_for(base_config, "BERT4Rec", neg_sampler="uniform", loss_type="BPR")
+    net.eval()
+    assert isinstance(net.calculate_loss.__self__, MaskedPositionNegatives)
+    batch, drawn = _bert4rec_batch(train, net)
+    with torch.no_grad():
+        loss = net.calculate_loss(batch)
+        masked = batch[net.MASK_INDEX] > 0
+        negatives = torch.zeros_like(batch[net.NEG_ITEMS])
+        negatives[masked] = drawn[0][0][:, 0]  # BERT4Rec's layout: one negative per masked slot
+        batch.update(Interaction({net.NEG_ITEMS: negatives}))
+        own = type(net).calculate_loss(net, batch)
+    assert masked.sum() > 0 and torch.allclose(loss, own, atol=1e-6, rtol=0)
+
+
+def test_bert4rec_ssm_is_the_hand_computed_sampled_softmax_at_masked_positions(base_config, loader_for):
+    train, net = loader_for(base_config, "BERT4Rec", neg_sampler="uniform", loss_type="SSM", neg_num=4,
+                            neg_exclude="none")
+    net.eval()
+    batch, drawn = _bert4rec_batch(train, net)
+    with torch.no_grad():
+        loss = net.calculate_loss(batch)
+        negatives = drawn[0][0]  # [N, K]
+        masked = batch[net.MASK_INDEX] > 0
+        output = type(net).forward(net, batch[net.MASK_ITEM_SEQ])
+        hidden = output[masked.nonzero()[:, 0], batch[net.MASK_INDEX][masked]]  # [N, H]: each masked position
+        table, bias = net.item_embedding.weight, net.output_bias
+        targets = batch[net.POS_ITEMS][masked]
+        pos = (hidden * table[targets]).sum(dim=1) + bias[targets]
+        neg = (hidden.unsqueeze(1) * table[negatives]).sum(dim=2) + bias[negatives]
+        log_count = math.log(4 / (train._sampler.item_num - 1))
+        logits = torch.cat([pos.unsqueeze(1), neg - log_count], dim=1)
+        reference = -torch.log_softmax(logits, dim=1)[:, 0].mean()
+    assert torch.allclose(loss, reference, atol=1e-6)
+
+
+def test_bert4rec_draws_genni_negatives_from_its_one_pass(base_config, monkeypatch, loader_for):
+    calls = []
+    original = BERT4Rec.forward
+    monkeypatch.setattr(BERT4Rec, "forward", lambda self, *a: calls.append(1) or original(self, *a))
+    train, net = loader_for(base_config, "BERT4Rec", neg_sampler="genni", loss_type="SSM", neg_num=4,
+                            neg_pool_size="all")
+    batch = next(iter(train))
+    loss = net.calculate_loss(batch)
+    loss.backward()
+    assert len(calls) == 1 and math.isfinite(loss.item())
+    assert train.negatives.stats.scored_rows > 0
+
+
+def test_bert4rec_trains_with_generated_negatives(base_config):
+    result = run_recbole_genni("BERT4Rec", "tiny", config_dict={
+        **base_config, "neg_sampler": "genni", "loss_type": "gBCE", "neg_num": 4, "neg_pool_size": "all"})
+    assert math.isfinite(result["history"][0]["train_loss"]) and result["test_result"]["ndcg@10"] >= 0
+
+
+def test_bert4rec_refuses_a_separate_scoring_pass(base_config):
+    with pytest.raises(GenNiConfigError, match="neg_scoring: eval_pass scores a model's next-item output"):
+        Config("BERT4Rec", "tiny", config_dict={**base_config, "neg_sampler": "genni", "neg_scoring": "eval_pass"})

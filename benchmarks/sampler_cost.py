@@ -11,7 +11,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script
 from run_suite import append_result  # noqa: E402
+from step_cost import timed_step  # noqa: E402
 
 
 def step_seconds(train_data, model, batches):
@@ -26,15 +26,7 @@ def step_seconds(train_data, model, batches):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     iterator = iter(train_data)
-    times = []
-    for _ in range(batches + 1):
-        start = time.perf_counter()
-        batch = next(iterator)
-        loss = model.calculate_loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
+    times = [timed_step(iterator, model, optimizer) for _ in range(batches + 1)]
     return sum(times[1:]) / batches, len(train_data)
 
 

@@ -352,8 +352,8 @@ def log_inclusion_probs(logits: torch.Tensor, threshold: torch.Tensor) -> torch.
 
 def short_rows(valid: torch.Tensor, min_valid: int) -> torch.Tensor:
     """Bool ``[N]``: the rows of ``valid`` ``[N, M]`` with fewer than ``min_valid`` True columns."""
-    if min_valid == 1:
-        return ~valid.any(dim=1)  # no count needed: any() stops at the first True
+    if min_valid == 1 and valid.shape[1] > 0:
+        return valid.view(torch.uint8).amax(dim=1) == 0  # on a CPU, a byte max is many times faster than any()
     return valid.sum(dim=1, dtype=torch.int32) < min_valid  # int32: a bool sum to int64 is slower on a CPU
 
 
@@ -410,7 +410,9 @@ def _shifted_logits(scores, temperature, valid):
 
 def _masked_copy(scores, valid):
     """The scores in a fresh float32 buffer, masked columns at -inf."""
-    return scores.float().masked_fill(~valid, float("-inf")) if valid is not None else scores.float().clone()
+    if valid is None:
+        return scores.float().clone()
+    return torch.where(valid, scores.float(), float("-inf"))  # one pass; masked_fill(~valid) makes two
 
 
 def _add_gumbel_(keys, generator, scale=1.0):

@@ -61,9 +61,9 @@ class NegativeStats:
 #: rows per batch whose pool rank and hits are computed: shares need a sample, not a sort and a history search of
 #: every row
 SAMPLED_ROWS = 128
-#: (row, candidate) entries per batch sorted for the pool rank, at most SAMPLED_ROWS rows: 128 rows of a 2048 pool,
-#: 21 of Beauty's whole catalogue
-RANKED_ENTRIES = SAMPLED_ROWS * 2048
+#: (row, candidate) entries per batch sorted for the pool rank, at most SAMPLED_ROWS rows: 16 rows of a 2048 pool,
+#: 2 of Beauty's whole catalogue (K ranks each; a sort is slow on a CPU, and the epoch's mean needs few rows)
+RANKED_ENTRIES = 16 * 2048
 
 
 class Clock:

@@ -1,0 +1,105 @@
+"""Cost of a training step for cells of a suite, timed side by side in one process.
+
+    python benchmarks/step_cost.py benchmarks/suites/models_beauty.yaml --only GRU4Rec/uniform-ssm \
+        --only GRU4Rec/genni-ssm --batches 40
+
+Each cell (the suite's defaults and the cell's own keys, its first dataset and seed) gets its training loader
+and model; then the cells take turns, one step each: collate, forward (negatives drawn in the loss for the models
+that draw there), backward and Adam. Taking turns gives every cell the same share of a machine's load, so the
+ratio between cells holds on a busy machine too. Prints each cell's mean seconds per step (after one warm-up step
+each), its projected epoch and its ratio to the first cell, and appends one record per cell to
+``benchmarks/results/<suite>_cost.jsonl``.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script
+from run_suite import append_result, convert_sources, expand, package_commit  # noqa: E402
+
+
+def timed_step(iterator, model, optimizer) -> float:
+    """Seconds of one training step: the next batch (its collate), the loss, backward and the optimizer."""
+    start = time.perf_counter()
+    batch = next(iterator)
+    loss = model.calculate_loss(batch)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return time.perf_counter() - start
+
+
+def build_cell(cell):
+    """``(training loader, model)`` of a suite cell, seeded as a run of it is."""
+    from recbole.data import create_dataset
+    from recbole.utils import init_seed
+
+    from recbole_genni.config import Config
+    from recbole_genni.quick_start import data_preparation
+
+    config = Config(cell["model"], cell["dataset"], config_dict={**cell["config"], "state": "ERROR"})
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = config.model_class(config, train._dataset).to(config["device"])
+    train.get_model(model)
+    return train, model
+
+
+def interleaved_step_seconds(cells, batches):
+    """Mean seconds per step of each ``(loader, model)``, the cells taking turns step by step (one warm-up each)."""
+    runs = []
+    for train, model in cells:
+        model.train()
+        runs.append((iter(train), model, torch.optim.Adam(model.parameters(), lr=1e-3)))
+    times = [[] for _ in runs]
+    for _ in range(batches + 1):
+        for spent, (iterator, model, optimizer) in zip(times, runs):
+            spent.append(timed_step(iterator, model, optimizer))
+    return [sum(spent[1:]) / batches for spent in times]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", help="suite YAML (benchmarks/suites/)")
+    parser.add_argument("--only", action="append", required=True, metavar="NAME",
+                        help="a cell to time (repeatable; the first is the reference of the ratios)")
+    parser.add_argument("--batches", type=int, default=40, help="timed steps per cell, after one warm-up")
+    parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<suite name>_cost.jsonl)")
+    args = parser.parse_args()
+    command = " ".join(["python", *sys.argv])
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
+    suite = yaml.safe_load(Path(args.suite).read_text())
+    suite["datasets"], suite["seeds"] = suite["datasets"][:1], suite["seeds"][:1]
+    by_name = {cell["name"]: cell for cell in expand(suite)}
+    unknown = [name for name in args.only if name not in by_name]
+    if unknown:
+        parser.error(f"--only {unknown}: not cells of {args.suite}")
+    convert_sources(suite)
+    chosen = [by_name[name] for name in args.only]
+    built = [build_cell(cell) for cell in chosen]
+    seconds = interleaved_step_seconds(built, args.batches)
+    out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_cost.jsonl")
+    device = "cuda" if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    for cell, (train, _), step in zip(chosen, built, seconds):
+        ratio = step / seconds[0]
+        print(f"{cell['name']:<28} {step:.4f} s/step  {step * len(train):8.1f} s/epoch (projected)  "
+              f"x{ratio:.2f}", flush=True)
+        append_result(out, {
+            "name": cell["name"], "model": cell["model"], "dataset": cell["dataset"], "seconds_per_step": step,
+            "steps_per_epoch": len(train), "seconds_per_epoch": step * len(train), "ratio": ratio,
+            "reference": chosen[0]["name"], "batches": args.batches, "device": device,
+            "torch": torch.__version__, "commit": package_commit(), "date": date.today().isoformat(),
+            "config": cell["config"], "command": command,
+        })
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,20 @@ SECTIONS = {
                       "GenNiSASRec's recipe (SSM over 256 negatives drawn with replacement from the model's softmax "
                       "over the whole catalogue), its full-softmax twin and the other cells of "
                       "`benchmarks/suites/s3_four.yaml`. Every earlier item of the user is ranked last."),
+    "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
+                            "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's "
+                            "default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 uniform "
+                            "or 256 GenNi negatives (drawn from the model's softmax over the whole catalogue, scored "
+                            "from the loss's own pass). RecBole's models train on prefix rows (513 steps an epoch "
+                            "here), too slow on one CPU thread to reach early stopping: every cell had the same "
+                            "training-time budget, 480 s of training and validation (`train_time_budget`, the epoch "
+                            "under way finishes), and was tested at its best valid epoch; *epochs* says how far each "
+                            "got. Every earlier item of the user is ranked last."),
+    "models_beauty_cost.jsonl": ("RecBole's models on Beauty, the cost of a training step per loss", "cost",
+                                 "`benchmarks/step_cost.py`: the cells of one model built in one process and "
+                                 "timed turn by turn, one step each (collate, forward with the negatives drawn in "
+                                 "the loss, backward, Adam), so a machine's load weighs on all alike; mean over "
+                                 "the timed steps after one warm-up, and the ratio to the first cell."),
     "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
                     "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
                     "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "
@@ -163,7 +177,17 @@ def reevaluated_section(name: str, records: list) -> list:
     return lines + ["", _commands(name, records), ""]
 
 
+def step_cost_section(name: str, records: list) -> list:
+    lines = ["| cell | s / step | s / epoch (projected) | x first cell | steps timed | device | commit |",
+             "|---|---:|---:|---:|---:|---|---|"]
+    for r in records:
+        lines.append(f"| {r['name']} | {r['seconds_per_step']:.4f} | {r['seconds_per_epoch']:.1f} | "
+                     f"{r['ratio']:.2f} ({r['reference']}) | {r['batches']} | {r['device']} | {r['commit'][:7]} |")
+    return lines + ["", _commands(name, records), ""]
+
+
 RENDERERS = {"scale.jsonl": scale_section, "sampler_cost.jsonl": sampler_cost_section,
+             "models_beauty_cost.jsonl": step_cost_section,
              "beauty_cpu_reevaluated.jsonl": reevaluated_section}
 
 

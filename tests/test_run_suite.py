@@ -117,3 +117,19 @@ def test_a_missing_suite_is_named(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         run_suite.main()
     assert "the suite YAML (benchmarks/suites/*.yaml) is required" in capsys.readouterr().err
+
+
+def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, base_config, monkeypatch, capsys):
+    from benchmarks import step_cost
+
+    out = tmp_path / "cost.jsonl"
+    monkeypatch.setattr(sys, "argv", ["step_cost.py", str(suite_file(tmp_path, base_config)), "--only",
+                                      "GRU4Rec/uniform", "--only", "GRU4Rec/genni", "--batches", "2",
+                                      "--out", str(out)])
+    step_cost.main()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["name"] for r in records] == ["GRU4Rec/uniform", "GRU4Rec/genni"]
+    assert records[0]["ratio"] == 1 and records[1]["ratio"] == records[1]["seconds_per_step"] / records[0][
+        "seconds_per_step"]
+    assert all(r["seconds_per_step"] > 0 and r["config"]["seed"] == 1 for r in records)
+    assert "GRU4Rec/genni" in capsys.readouterr().out

@@ -36,11 +36,11 @@ SECTIONS = {
                       "over the whole catalogue), its full-softmax twin and the other cells of "
                       "`benchmarks/suites/s3_four.yaml`. Every earlier item of the user is ranked last."),
     "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
-                            "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's "
-                            "default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "
-                            "uniform or 256 GenNi negatives (drawn from the model's softmax over the whole catalogue, scored "
-                            "from the loss's own pass). RecBole's models train on prefix rows (513 steps an epoch "
-                            "here), too slow on one CPU thread to reach early stopping: every cell had the same "
+                            "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's"
+                            " default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "
+                            "uniform or 256 GenNi negatives (drawn from the model's softmax over the whole catalogue, "
+                            "scored from the loss's own pass). RecBole's models train on prefix rows (513 steps an "
+                            "epoch here), too slow on one CPU thread to reach early stopping: every cell had the same "
                             "training-time budget, 480 s of training and validation (`train_time_budget`, the epoch "
                             "under way finishes), and was tested at its best valid epoch; *epochs* says how far each "
                             "got. Every earlier item of the user is ranked last."),

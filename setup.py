@@ -12,6 +12,7 @@ setup(
     package_dir={"recbole_genni.properties": "properties"},
     package_data={"recbole_genni.properties": ["*.yaml", "model/*.yaml"]},
     py_modules=[],
+    entry_points={"console_scripts": ["recbole-genni=recbole_genni.cli:console_main"]},
     install_requires=[
         "recbole==1.2.1",
         "torch>=2.0",

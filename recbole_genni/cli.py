@@ -1,0 +1,48 @@
+"""The ``recbole-genni`` command (also ``python -m recbole_genni`` and ``run_recbole_genni.py``): train and test a
+RecBole sequential model with generated negatives.
+
+    recbole-genni --model=SASRec --dataset=ml-100k --config_files="a.yaml b.yaml" --neg_sampler=genni
+
+Any other ``--key=value`` overrides that config key, as in RecBole.
+"""
+
+import argparse
+import sys
+
+from recbole_genni.utils import run_cli
+
+
+def training_parser(description=__doc__) -> argparse.ArgumentParser:
+    """The arguments of a training run, RecBole's conventions (unknown ``--key=value`` are config keys)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", "-m", default="SASRec", help="RecBole model name, or GenNiSASRec")
+    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name under data_path")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    return parser
+
+
+def config_files(args):
+    return args.config_files.strip().split(" ") if args.config_files else None
+
+
+def main(argv=None) -> int:
+    parser = training_parser()
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes on this machine (DDP: gloo on CPU, NCCL on GPU)")
+    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines")
+    parser.add_argument("--ip", default="localhost", help="address of the machine with rank 0")
+    parser.add_argument("--port", default="5678", help="free port on that machine")
+    parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
+    args, _ = parser.parse_known_args(argv)
+
+    from recbole_genni import run_recbole_genni
+
+    return run_cli(lambda: run_recbole_genni(
+        model=args.model, dataset=args.dataset, config_file_list=config_files(args), nproc=args.nproc,
+        world_size=args.world_size, ip=args.ip, port=args.port, group_offset=args.group_offset,
+    ))
+
+
+def console_main():
+    """The console scripts' entry point: the exit code of :func:`main`."""
+    sys.exit(main())

@@ -12,7 +12,10 @@ setup(
     package_dir={"recbole_genni.properties": "properties"},
     package_data={"recbole_genni.properties": ["*.yaml", "model/*.yaml"]},
     py_modules=[],
-    entry_points={"console_scripts": ["recbole-genni=recbole_genni.cli:console_main"]},
+    entry_points={"console_scripts": [
+        "recbole-genni=recbole_genni.cli:console_main",
+        "recbole-genni-recommend=recbole_genni.recommend:console_main",
+    ]},
     install_requires=[
         "recbole==1.2.1",
         "torch>=2.0",

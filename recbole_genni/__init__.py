@@ -6,7 +6,7 @@ Reference: Chen et al., "Generating Negative Samples for Sequential Recommendati
 """
 
 __version__ = "0.1.0"
-__all__ = ["run_recbole_genni"]
+__all__ = ["run_recbole_genni", "load_data_and_model"]
 
 
 def __getattr__(name):
@@ -15,4 +15,8 @@ def __getattr__(name):
         from recbole_genni.quick_start import run_recbole_genni
 
         return run_recbole_genni
+    if name == "load_data_and_model":
+        from recbole_genni.recommend import load_data_and_model
+
+        return load_data_and_model
     raise AttributeError(f"module 'recbole_genni' has no attribute {name!r}")

@@ -1,0 +1,161 @@
+"""From a checkpoint back to a model, its data and its recommendations.
+
+``load_data_and_model`` is RecBole's counterpart for this package's checkpoints (its config, its models and
+loaders). ``topk`` ranks the whole catalogue for users with their history masked, and the
+``recbole-genni-recommend`` command writes the top-k items of given users (or all) to a file.
+"""
+
+import argparse
+import sys
+
+import torch
+from recbole.data import create_dataset
+from recbole.data.interaction import Interaction
+from recbole.utils import init_seed
+
+from recbole_genni.compat import load_checkpoint
+from recbole_genni.errors import GenNiConfigError
+from recbole_genni.quick_start import data_preparation
+from recbole_genni.sampling import history_pairs
+from recbole_genni.utils import atomic_write, run_cli
+
+
+def load_data_and_model(model_file, device=None):
+    """``(config, model, dataset, train_data, valid_data, test_data)`` from a checkpoint this package's trainer
+    wrote (``saved/<model>-<time>.pth``, or its ``-last.pth``), for GenNiSASRec and for RecBole's models alike: the
+    dataset is loaded and split as the run did, the model holds the checkpoint's weights, in eval mode. ``device``
+    (default: the run's, or the CPU where CUDA is missing) is where the model goes."""
+    checkpoint = load_checkpoint(model_file, "cpu")
+    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
+        raise GenNiConfigError(f"{model_file}: not a checkpoint of a training run (no config and state_dict)")
+    config = checkpoint["config"]
+    if device is not None or (config["device"].type == "cuda" and not torch.cuda.is_available()):
+        config["device"] = torch.device(device or "cpu")
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = config.model_class(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model.eval(), dataset, train_data, valid_data, test_data
+
+
+def next_item_input(test_data, users, append_last=True):
+    """The test rows of ``users`` (internal ids); with ``append_last``, the input for their next item after
+    everything they did: each row's own item appended to every ``*_list`` field (the oldest dropped at
+    ``MAX_ITEM_LIST_LENGTH``)."""
+    feat = test_data._dataset.inter_feat
+    uid_field = test_data._dataset.uid_field
+    rows = torch.full((int(feat[uid_field].max()) + 1,), -1, dtype=torch.long)
+    rows[feat[uid_field]] = torch.arange(len(feat))
+    index = rows[users]
+    if bool((index < 0).any()):
+        missing = users[index < 0].tolist()
+        raise GenNiConfigError(f"users {missing[:5]} have no test row (too few interactions to be split)")
+    batch = feat[index]
+    if not append_last:
+        return batch
+    length_field = test_data.config["ITEM_LIST_LENGTH_FIELD"]
+    suffix = test_data.config["LIST_SUFFIX"]
+    lengths = batch[length_field]
+    full = lengths == batch[test_data._dataset.iid_field + suffix].shape[1]
+    fields = {}
+    for name in batch.interaction:
+        if not name.endswith(suffix) or name[: -len(suffix)] not in batch.interaction:
+            continue
+        seq = batch[name].clone()
+        seq[full] = seq[full].roll(-1, dims=1)  # full: drop the oldest item to make room
+        seq[torch.arange(len(seq)), torch.where(full, lengths - 1, lengths)] = batch[name[: -len(suffix)]]
+        fields[name] = seq
+    fields[length_field] = torch.where(full, lengths, lengths + 1)
+    batch.update(Interaction(fields))
+    return batch
+
+
+#: users scored at once: a chunk holds [users, |I|] scores
+USERS_PER_CHUNK = 1024
+
+
+@torch.no_grad()
+def topk(model, splits, users, k=10, include_last=True):
+    """``(items [U, k], scores [U, k])`` (internal ids) of ``users`` (internal ids): each user's top-k of the whole
+    catalogue by the model's ``full_sort_predict``, the user's earlier items ranked last (never recommended).
+
+    ``splits`` are the ``(train_data, valid_data, test_data)`` loaders of :func:`load_data_and_model`.
+    ``include_last`` (default) ranks the next item after everything the user did (the test item appended to the
+    input, every item of the user masked); False ranks as the test evaluation does: the test row's input, its
+    earlier items masked, the test item itself not."""
+    from recbole_genni.sampler import dataset_history_keys
+
+    train_data, valid_data, test_data = splits
+    dataset = test_data._dataset
+    users = torch.as_tensor(users, dtype=torch.long)
+    if k > dataset.item_num - 1:
+        raise GenNiConfigError(f"k: {k} is more than the catalogue's {dataset.item_num - 1} items")
+    earlier = [train_data._dataset, valid_data._dataset] + ([dataset] if include_last else [])
+    keys = dataset_history_keys(*earlier)
+    items, scores = [], []
+    for chunk in users.split(USERS_PER_CHUNK):
+        batch = next_item_input(test_data, chunk, append_last=include_last)
+        score = model.full_sort_predict(batch.to(model.device)).view(len(chunk), -1).float()
+        rows, masked = history_pairs(keys.to(score.device), chunk.to(score.device), dataset.item_num)
+        if not include_last:  # as the evaluation: the row's own target stays rankable
+            keep = masked != batch[dataset.iid_field].to(score.device)[rows]
+            rows, masked = rows[keep], masked[keep]
+        score[rows, masked] = float("-inf")
+        score[:, 0] = float("-inf")  # padding
+        top = score.topk(k, dim=1)
+        items.append(top.indices.cpu())
+        scores.append(top.values.cpu())
+    return torch.cat(items), torch.cat(scores)
+
+
+def write_recommendations(checkpoint, output, users=None, k=10, include_last=True):
+    """Write ``output`` (TSV: user, rank, item, score; the dataset's own tokens) with the top-k items of ``users``
+    (the dataset's user tokens; None: every user with a test row); returns the number of users written."""
+    config, model, dataset, *splits = load_data_and_model(checkpoint)
+    test = splits[2]._dataset
+    uid_field, iid_field = dataset.uid_field, dataset.iid_field
+    if users is None:
+        ids = test.inter_feat[uid_field]
+    else:
+        unknown = [u for u in users if u not in dataset.field2token_id[uid_field]]
+        if unknown:
+            raise GenNiConfigError(f"--users: {unknown[:5]} not in {config['dataset']}'s {uid_field} column")
+        ids = torch.as_tensor([dataset.field2token_id[uid_field][u] for u in users])
+    items, scores = topk(model, splits, ids, k, include_last)
+    user_tokens = dataset.id2token(uid_field, ids.numpy())
+    item_tokens = dataset.id2token(iid_field, items.numpy())
+
+    def write(f):
+        f.write(f"{uid_field}\trank\t{iid_field}\tscore\n")
+        for user, row_items, row_scores in zip(user_tokens, item_tokens, scores.tolist()):
+            for rank, (item, score) in enumerate(zip(row_items, row_scores), start=1):
+                f.write(f"{user}\t{rank}\t{item}\t{score:.6g}\n")
+
+    atomic_write(output, write)
+    return len(ids)
+
+
+def main(argv=None) -> int:
+    """``recbole-genni-recommend CHECKPOINT``: the top-k items of users from a trained model, to a TSV file."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("checkpoint", help="a checkpoint a training run saved (saved/<model>-<time>.pth)")
+    parser.add_argument("--users", help="comma-separated user ids of the dataset (default: every user)")
+    parser.add_argument("--k", type=int, default=10, help="items per user (default 10)")
+    parser.add_argument("--output", default="recommendations.tsv", help="TSV to write (default recommendations.tsv)")
+    parser.add_argument("--as_evaluated", action="store_true",
+                        help="rank as the test evaluation does: the input before each user's test item, that item "
+                             "rankable (default: the next item after everything the user did)")
+    args = parser.parse_args(argv)
+    users = args.users.split(",") if args.users else None
+
+    def action():
+        count = write_recommendations(args.checkpoint, args.output, users, args.k, not args.as_evaluated)
+        print(f"wrote the top {args.k} items of {count} users to {args.output}")
+    return run_cli(action)
+
+
+def console_main():
+    sys.exit(main())

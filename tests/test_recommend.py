@@ -1,0 +1,75 @@
+"""From a checkpoint back to the model and its recommendations: the loaded model tests as the run did, and its
+top-k are the evaluation's own ranking with the history masked."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from recbole_genni import load_data_and_model, run_recbole_genni
+from recbole_genni.recommend import main, next_item_input, topk
+from recbole_genni.registry import get_trainer
+from recbole_genni.sampler import dataset_history_keys
+from recbole_genni.sampling import history_pairs
+
+CASES = {
+    "GRU4Rec": {"neg_sampler": "genni", "loss_type": "SSM", "neg_num": 4},
+    "GenNiSASRec": {},
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def trained(request, base_config):
+    """``(model name, the run's result, its best-model checkpoint)``."""
+    model = request.param
+    result = run_recbole_genni(model, "tiny", config_dict={**base_config, **CASES[model], "epochs": 2})
+    checkpoint, = (p for p in Path(base_config["checkpoint_dir"]).glob(f"{model}-*.pth")
+                   if not p.name.endswith("-last.pth"))
+    return model, result, checkpoint
+
+
+def test_a_loaded_checkpoint_tests_as_its_run_did_and_ranks_as_its_evaluation(trained):
+    model_name, result, checkpoint = trained
+    config, model, dataset, *splits = load_data_and_model(checkpoint)
+    test_data = splits[2]
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    assert trainer.evaluate(test_data, load_best_model=False) == result["test_result"]
+
+    # the evaluation's own ranking of every test row: its scores, its history mask
+    expected, users = [], []
+    with torch.no_grad():
+        for interaction, history_index, _, _ in test_data:
+            scores = model.full_sort_predict(interaction).view(len(interaction), -1)
+            scores[history_index] = float("-inf")
+            scores[:, 0] = float("-inf")
+            expected.append(scores.topk(5, dim=1).indices)
+            users.append(interaction[dataset.uid_field])
+    items, _ = topk(model, splits, torch.cat(users), k=5, include_last=False)
+    assert torch.equal(items, torch.cat(expected))
+
+
+def test_recommendations_come_after_everything_the_user_did_and_skip_their_items(trained):
+    _, _, checkpoint = trained
+    config, model, dataset, *splits = load_data_and_model(checkpoint)
+    test_rows = splits[2]._dataset.inter_feat
+    users = test_rows[dataset.uid_field][:6]
+    batch = next_item_input(splits[2], users)
+    seq, lengths = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    assert torch.equal(seq[torch.arange(len(users)), lengths - 1], test_rows[dataset.iid_field][:6])
+    items, scores = topk(model, splits, users, k=5)
+    keys = dataset_history_keys(*(s._dataset for s in splits))
+    rows, seen = history_pairs(keys, users, dataset.item_num)
+    assert not any(int(seen[rows == r].eq(items[r].unsqueeze(1)).sum()) for r in range(len(users)))
+    assert torch.isfinite(scores).all() and (scores[:, :-1] >= scores[:, 1:]).all()
+
+
+def test_the_recommend_command_writes_each_users_top_k(trained, tmp_path, capsys):
+    _, _, checkpoint = trained
+    out = tmp_path / "recs.tsv"
+    assert main([str(checkpoint), "--users=1,2", "--k=3", f"--output={out}"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "user_id\trank\titem_id\tscore"
+    assert [line.split("\t")[:2] for line in lines[1:]] == [[u, str(r)] for u in ("1", "2") for r in (1, 2, 3)]
+    assert main([str(checkpoint), "--users=nobody", f"--output={tmp_path / 'x.tsv'}"]) == 2
+    assert "--users: ['nobody'] not in tiny's user_id column" in capsys.readouterr().err
+    assert not (tmp_path / "x.tsv").exists()

@@ -15,6 +15,7 @@ setup(
     entry_points={"console_scripts": [
         "recbole-genni=recbole_genni.cli:console_main",
         "recbole-genni-recommend=recbole_genni.recommend:console_main",
+        "recbole-genni-hyper=recbole_genni.hyper:console_main",
     ]},
     install_requires=[
         "recbole==1.2.1",
@@ -25,6 +26,7 @@ setup(
         "pyyaml",
         "setuptools<81",  # ray 2.6.3 (RecBole's dependency) imports pkg_resources
         "tensorboard",
+        "hyperopt",  # RecBole's HyperTuning (recbole-genni-hyper)
     ],
     extras_require={"test": ["pytest", "pytest-timeout", "matplotlib", "ruff==0.17.5"], "bench": ["matplotlib"]},
 )

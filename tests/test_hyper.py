@@ -1,0 +1,81 @@
+"""recbole-genni-hyper: RecBole's hyper-parameter search over this package's runs, with a results table and the
+best keys written, and bad input refused before any trial."""
+
+import sys
+
+import pytest
+import yaml
+
+from recbole_genni.hyper import main
+
+
+def _flags(base_config):
+    return [f"--{key}={value}" for key, value in base_config.items()]
+
+
+def _run(argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["recbole-genni-hyper"])
+    return main(argv)
+
+
+@pytest.mark.slow
+def test_an_exhaustive_search_writes_every_trial_and_the_best_keys(base_config, tmp_path, monkeypatch, capsys):
+    params = tmp_path / "genni.hyper"
+    params.write_text("# the temperature of GenNi's softmax\nneg_temperature choice [0.5,1.0,2.0]\n")
+    out = tmp_path / "hyper"
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={out}",
+            "--neg_sampler=genni", *_flags(base_config)]
+    assert _run(argv, monkeypatch) == 0
+    rows = (out / "GRU4Rec-tiny-hyper.md").read_text().splitlines()[2:]
+    assert [row.split(" | ")[1] for row in rows] == [f"neg_temperature: {t}" for t in (0.5, 1.0, 2.0)]
+    scores = [float(row.split(" | ")[2]) for row in rows]
+    best = [i for i, row in enumerate(rows) if row.rstrip(" |").endswith("best")]
+    assert best == [max(range(3), key=lambda i: (scores[i], -i))]  # the first of equal best scores
+    assert yaml.safe_load((out / "GRU4Rec-tiny-best.yaml").read_text()) == {
+        "neg_temperature": [0.5, 1.0, 2.0][best[0]]}
+    assert "3 trials" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_random_search_takes_max_evals_trials(base_config, tmp_path, monkeypatch):
+    params = tmp_path / "genni.hyper"
+    params.write_text("learning_rate loguniform -7,-4\nneg_num choice [1,2]\n")
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path}",
+            "--max_evals=2", *_flags(base_config)]
+    assert _run(argv, monkeypatch) == 0
+    rows = (tmp_path / "GRU4Rec-tiny-hyper.md").read_text().splitlines()[2:]
+    assert len(rows) == 2 and all("learning_rate: " in row and "neg_num: " in row for row in rows)
+
+
+@pytest.mark.parametrize("lines, extra, message", [
+    ("neg_temperature choice [0.5,1.0]\n", ["--neg_temperature=2"],
+     "neg_temperature: searched in .* and fixed on the command line"),
+    ("neg_temperature between 0.5 and 1\n", [], r"genni.hyper:1: expected .<key> choice \[a,b\]."),
+    ("learning_rate uniform 0.001,0.01\n", ["--algo=exhaustive"], "--algo exhaustive needs choice lines only"),
+    ("", [], "no search line"),
+])
+def test_bad_search_input_is_refused_before_any_trial(lines, extra, message, base_config, tmp_path, monkeypatch,
+                                                      capsys):
+    params = tmp_path / "genni.hyper"
+    params.write_text(lines)
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path / 'out'}",
+            *extra, *_flags(base_config)]
+    assert _run(argv, monkeypatch) == 2
+    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("saved/*.pth"))
+
+
+def test_the_shipped_search_space_reads_as_a_grid_of_valid_keys(base_config):
+    import itertools
+    from pathlib import Path
+
+    from recbole_genni.config import Config
+    from recbole_genni.hyper import read_params
+
+    params = read_params(Path(__file__).parents[1] / "properties" / "genni.hyper")
+    assert set(params) == {"choice"}
+    grid = params["choice"]
+    combinations = list(itertools.product(*grid.values()))
+    assert len(combinations) == 24
+    for values in combinations:  # every trial is a valid GenNiSASRec config
+        Config("GenNiSASRec", "tiny", config_dict={**base_config, **dict(zip(grid, values))})

@@ -197,6 +197,16 @@ def test_load_col_without_the_time_field_is_named(base_config):
         run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "load_col": {"inter": ["user_id", "item_id"]}})
 
 
+def test_a_time_column_in_the_header_needs_no_load_col(base_config):
+    config_dict = {k: v for k, v in base_config.items() if k != "load_col"}  # RecBole's default: user and item
+    config = Config("SASRec", "tiny", config_dict=config_dict)
+    assert config["load_col"]["inter"] == ["user_id", "item_id"]
+    check_sequential_inter(config)
+    assert config["load_col"]["inter"] == ["user_id", "item_id", "timestamp"]
+    result = run_recbole_genni("SASRec", "tiny", config_dict=config_dict)
+    assert result["test_result"]["ndcg@10"] >= 0
+
+
 def test_short_users_pass_when_filtered(base_config, tmp_path):
     (tmp_path / "ok" / "tiny").mkdir(parents=True)
     rows = "".join(f"{u}\t{(u + t) % 25 + 1}\t{t}\n" for u in range(1, 31) for t in range(10)) + "99\t1\t1\n"

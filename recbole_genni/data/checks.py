@@ -57,7 +57,8 @@ def check_sequential_inter(config):
     """Raise :class:`GenNiConfigError` naming the file (and line) for what RecBole would trip over later.
 
     Checks the ``.inter`` header (no repeated column, known types, the user, item and time columns, the user and
-    item as ``token``, the time as ``float``) and ``load_col``, an empty file, non-numeric timestamps, users too
+    item as ``token``, the time as ``float``) and a user's ``load_col`` (RecBole's default, the user and item
+    columns only, gets the time column added: the header has it), an empty file, non-numeric timestamps, users too
     short for the leave-one-out split unless ``user_inter_num_interval`` already filters them, and an ``.item`` or
     ``.user`` file that leaves out ids of the ``.inter`` file (RecBole would drop their interactions).
     """
@@ -87,8 +88,10 @@ def check_sequential_inter(config):
     load_col = (config["load_col"] or {}).get("inter")
     if load_col is not None:
         missing = [f for f in needed.values() if f not in load_col]
-        if missing:
+        if missing and "load_col" in config.external_config_dict:
             raise GenNiConfigError(f"load_col: inter {load_col} leaves out {missing}; add them, or set load_col: ~")
+        if missing:  # RecBole's default lists the user and item only: the header has the rest, so load it too
+            config["load_col"] = {**config["load_col"], "inter": list(load_col) + missing}
     columns = [header[names.index(f)] for f in needed.values()]
     table = pd.read_csv(path, sep=sep, usecols=columns, dtype=str, keep_default_na=False)
     if table.empty:

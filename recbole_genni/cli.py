@@ -7,14 +7,34 @@ Any other ``--key=value`` overrides that config key, as in RecBole.
 """
 
 import argparse
+import os
 import sys
 
 from recbole_genni.utils import run_cli
 
 
+def package_keys_help() -> str:
+    """This package's config keys with their defaults and what they do, by section, from ``overall.yaml``."""
+    from recbole_genni.config import properties_dir
+
+    lines = ["config keys of this package (--key=value; RecBole's own keys work too):"]
+    with open(os.path.join(properties_dir(), "overall.yaml"), encoding="utf-8") as f:
+        text = [line.strip() for line in f]
+    for before, line, after in zip([""] + text, text, text[1:] + [""]):
+        if line.startswith("# ") and not before and after and not after.startswith("#"):  # a section's heading
+            lines.append(f"\n  {line[2:].split(' (')[0]}")
+        elif line and not line.startswith("#"):
+            setting, _, about = line.partition("#")
+            key, _, default = setting.partition(":")
+            lines.append(f"    --{key.strip()}={default.strip() or '~'}  {about.strip()}")
+    return "\n".join(lines)
+
+
 def training_parser(description=__doc__) -> argparse.ArgumentParser:
-    """The arguments of a training run, RecBole's conventions (unknown ``--key=value`` are config keys)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The arguments of a training run, RecBole's conventions (unknown ``--key=value`` are config keys); its help
+    lists this package's keys with their defaults."""
+    parser = argparse.ArgumentParser(description=description, epilog=package_keys_help(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "-m", default="SASRec", help="RecBole model name, or GenNiSASRec")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name under data_path")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")

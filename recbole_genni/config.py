@@ -9,7 +9,7 @@ from importlib import resources
 import recbole
 import yaml
 from recbole.config import Config as RecBole_Config
-from recbole.utils import ModelType
+from recbole.utils import ModelType, set_color
 
 from recbole_genni.compat import init_distributed, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
@@ -24,6 +24,9 @@ from recbole_genni.support import (
 )
 
 restore_numpy_aliases()  # before any RecBole Config runs
+
+#: keys the config dump shows as the one negatives line (with the neg_* keys)
+_SUMMARISED_KEYS = ("train_neg_sample_args", "sampled_loss", "ssm_logq", "gbce_t")
 
 #: what RecBole's loader needs to set up the ``neg_item_id`` field; our loader draws the negatives itself
 _RECBOLE_PAIRWISE_ARGS = {
@@ -80,6 +83,44 @@ class Config(RecBole_Config):
             if content is not None and not isinstance(content, dict):
                 raise GenNiConfigError(f"{file}: expected key: value lines, got a YAML {type(content).__name__}")
         return super()._load_config_files(file_list)
+
+    def __str__(self):
+        """RecBole's dump with the negatives in one line, the settings in use (:meth:`negatives_summary`), in place
+        of ``train_neg_sample_args`` (RecBole's, which says uniform while GenNi runs) and the ``neg_*`` keys."""
+        full = self.final_config_dict
+        self.final_config_dict = {k: v for k, v in full.items() if k not in _SUMMARISED_KEYS
+                                  and not k.startswith("neg_")}
+        try:
+            text = super().__str__()
+        finally:
+            self.final_config_dict = full
+        return "\n" + set_color("Negatives: ", "pink") + self.negatives_summary() + text
+
+    def negatives_summary(self) -> str:
+        """The negatives and the loss of this run in words: sampler, K, pool, temperature, exclusions, loss."""
+        sampler, k, loss = self["neg_sampler"], self["neg_num"], self["sampled_loss"] or self["loss_type"]
+        if sampler == "none":
+            return f"none; loss {self['loss_type']} (full softmax over every item)"
+        if loss == "SSM":
+            loss += f" (logQ weight {float(self['ssm_logq']):g})"
+        elif loss == "gBCE":
+            loss += f" (t {self['gbce_t']})"
+        exclude = f"excluding {self['neg_exclude']}" if self["neg_exclude"] != "none" else "excluding nothing"
+        if sampler not in ("genni", "dns"):
+            return f"{sampler}, K={k}, {exclude}; loss {loss}"
+        pool = self["neg_pool_size"]
+        shared = "shared by the batch" if self["neg_pool_shared"] else "per row"
+        where = "the whole catalogue" if pool == "all" else f"a pool of {pool} ({self['neg_pool_proposal']}, {shared})"
+        if sampler == "dns":
+            drawn = f"the top {k} of {where}"
+        else:
+            how = "with replacement" if self["neg_replacement"] else "distinct"
+            drawn = f"K={k} {how} from softmax(score / {self['neg_temperature']}) over {where}"
+        extra = "".join([
+            f", {self['neg_warmup_epochs']} uniform warm-up epoch(s)" if self["neg_warmup_epochs"] else "",
+            f", {self['neg_uniform_mix']:g} of them uniform" if float(self["neg_uniform_mix"]) else "",
+        ])
+        return f"{sampler}, {drawn}, {exclude}{extra}; loss {loss}"
 
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()

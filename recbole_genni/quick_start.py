@@ -1,10 +1,12 @@
 """``run_recbole_genni``: RecBole's quick start for this package, without ``recbole.quick_start`` (it imports ray)."""
 
+import json
 import logging
 import os
 import sys
 import time
 
+import colorlog
 import torch
 import torch.multiprocessing as mp
 from recbole.data import create_dataset
@@ -20,6 +22,7 @@ from recbole_genni.errors import GenNiConfigError
 from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
 from recbole_genni.registry import get_trainer
 from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
+from recbole_genni.utils import atomic_write, hide_upstream_future_warnings, run_id, run_log_file
 
 SUMMARY_METRICS = ("hit@10", "ndcg@10")
 
@@ -97,6 +100,26 @@ def _history_masked(config, train_dataset, valid_data, test_data):
     return loaders
 
 
+def _record_test(config, trainer, best_valid_result, test_result, train_seconds):
+    """The test metrics as TensorBoard scalars (``test/<metric>``) and, for a run with a log, in the run's results
+    JSON beside it (``log/<model>/<run id>.json``): metrics, training time, why training stopped, the
+    checkpoint."""
+    for metric, value in (test_result or {}).items():
+        trainer.tensorboard.add_scalar(f"test/{metric}", value, 0)
+    trainer.tensorboard.flush()
+    if not config["run_id"]:
+        return
+    record = {
+        "run_id": config["run_id"], "model": config["model"], "dataset": config["dataset"],
+        "best_valid_result": dict(best_valid_result or {}), "test_result": dict(test_result or {}),
+        "train_seconds": train_seconds, "epochs": len(getattr(trainer, "history", [])),
+        "stop_reason": getattr(trainer, "stop_reason", None),
+        "checkpoint": trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else None,
+    }
+    path = os.path.join(os.path.dirname(run_log_file()), f"{config['run_id']}.json")
+    atomic_write(path, lambda f: json.dump(record, f, indent=1))
+
+
 def summary_table(best_valid_result, test_result, train_seconds) -> str:
     """A few lines: best-valid and test HR@10 / NDCG@10, and the training time."""
     rows = [f"{'':<12}" + "".join(f"{m.upper():>10}" for m in SUMMARY_METRICS)]
@@ -148,6 +171,7 @@ _FINISHED_GROUPS = []
 
 
 def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
+    hide_upstream_future_warnings()  # a spawned rank starts with fresh warning filters
     result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
     if local_rank == 0:
         queue.put(result)
@@ -160,28 +184,59 @@ def _make_log_dir(config):
     os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
 
 
-def _run(model, dataset, config_file_list, config_dict, saved):
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    _make_log_dir(config)
-    init_seed(config["seed"], config["reproducibility"])
+def _init_run_logger(config):
+    """RecBole's ``init_logger``, after closing the handlers it attached for an earlier run of this process: its
+    ``logging.basicConfig`` applies once per process, so a second run would log into the first one's file."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) or isinstance(handler.formatter, colorlog.ColoredFormatter):
+            root.removeHandler(handler)
+            handler.close()
     init_logger(config)
-    logger = logging.getLogger()
-    logger.info(sys.argv)
-    logger.info(config)
 
-    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
-        check_sequential_inter(config)
+
+def _discard_log():
+    """Close and delete this run's log file: a run refused before training leaves none behind."""
+    path = run_log_file()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    if path and os.path.isfile(path):
+        os.remove(path)
+
+
+def _prepare(config, logger):
+    """The loaders, the model and its trainer (resumed if asked): every check that can refuse the run."""
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
-
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     logger.info(model)
-
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     if config["resume_checkpoint"]:
         trainer.resume_checkpoint(config["resume_checkpoint"])
+    return trainer, train_data, valid_data, test_data
+
+
+def _run(model, dataset, config_file_list, config_dict, saved):
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        check_sequential_inter(config)  # bad data stops the run before it has a log
+    _make_log_dir(config)
+    init_seed(config["seed"], config["reproducibility"])
+    _init_run_logger(config)
+    config["run_id"] = run_id()  # the log's name: its TensorBoard folder, checkpoints and results JSON take it
+    logger = logging.getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+    try:
+        trainer, train_data, valid_data, test_data = _prepare(config, logger)
+    except GenNiConfigError:
+        _discard_log()
+        raise
     start = time.time()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
@@ -192,6 +247,8 @@ def _run(model, dataset, config_file_list, config_dict, saved):
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     logger.info(set_color("summary", "yellow") + "\n" + summary_table(best_valid_result, test_result, train_seconds))
+    if config["local_rank"] == 0:
+        _record_test(config, trainer, best_valid_result, test_result, train_seconds)
     if not config["single_spec"]:
         _FINISHED_GROUPS.append(torch.distributed.group.WORLD)  # never freed under the GIL: see exit_rank
         torch.distributed.destroy_process_group()

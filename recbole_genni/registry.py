@@ -1,5 +1,6 @@
 """Models and trainers by name: the package's own first, then RecBole's (RecBole-GNN's ``get_model`` pattern)."""
 
+import difflib
 import importlib
 import pkgutil
 
@@ -39,8 +40,12 @@ def get_model(model_name: str):
         try:
             model_class = get_recbole_model(model_name)
         except (ValueError, AttributeError, ImportError):  # RecBole probes exlib_recommender, which needs lightgbm
+            supported = supported_models()
+            close = difflib.get_close_matches(model_name, supported, n=1, cutoff=0.6) or difflib.get_close_matches(
+                model_name.lower(), [name.lower() for name in supported], n=1, cutoff=0.6)
+            guess = f"did you mean {next(n for n in supported if n.lower() == close[0].lower())}? " if close else ""
             raise GenNiConfigError(
-                f"unknown model {model_name!r}; supported sequential models: {', '.join(supported_models())}"
+                f"unknown model {model_name!r}; {guess}supported sequential models: {', '.join(supported)}"
             ) from None
     disable_anomaly_detection()
     return model_class

@@ -54,12 +54,15 @@ class Trainer(RecBole_Trainer):
             self.distributed_model = DistributedDataParallel(self.model)
         else:
             super().__init__(config, model)
-        # RecBole names the checkpoint <model>-<time to the second>.pth: runs started in the same second (a parallel
-        # grid) would share it and test each other's models; a random suffix, as RecBole's log files have, keeps
-        # them apart
+        # RecBole names the checkpoint <model>-<time to the second>.pth, apart from its log and TensorBoard folder,
+        # and runs started in the same second (a parallel grid) would share it: it takes the run's id instead
+        # (``run_id``, set by run_recbole_genni: the log's name, with the dataset and a hash of the config), or a
+        # random suffix
         stem, ext = os.path.splitext(self.saved_model_file)
+        run = config["run_id"]
+        name = f"{run}{ext}" if run else f"{os.path.basename(stem)}-{uuid.uuid4().hex[:6]}{ext}"
         # one checkpoint name for all ranks: rank 0's (RecBole: each its own clock)
-        self.saved_model_file = self._from_rank_zero(f"{stem}-{uuid.uuid4().hex[:6]}{ext}")
+        self.saved_model_file = self._from_rank_zero(os.path.join(config["checkpoint_dir"], name))
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
         self._train_data = None
         self._resume_rng = None

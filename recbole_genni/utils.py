@@ -1,8 +1,10 @@
-"""Atomic file writes, the command line's error reporting, and reading a checkpoint to continue from."""
+"""Atomic file writes, the command line's error reporting, a run's id, and reading a checkpoint to continue from."""
 
+import logging
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from recbole_genni.compat import load_checkpoint
@@ -29,9 +31,34 @@ def atomic_write(target, write, mode: str = "w"):
         raise
 
 
+def run_log_file():
+    """The log file this process's runs write to (RecBole's ``init_logger`` attaches it to the root logger), or
+    None."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return None
+
+
+def run_id():
+    """The id of the current run: its log file's name without ``.log`` (``<model>-<dataset>-<time>-<config
+    hash>``, RecBole's), which its TensorBoard folder already bears and its checkpoints and results take; None
+    without a log file."""
+    path = run_log_file()
+    return os.path.splitext(os.path.basename(path))[0] if path else None
+
+
+def hide_upstream_future_warnings():
+    """RecBole 1.2.1's FutureWarnings (its pandas chained assignments, its own deprecations) say nothing a user of
+    this package can act on: the command-line tools do not show them."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pandas(\.|$)")
+
+
 def run_cli(action) -> int:
     """Run ``action()`` for a command-line tool: a :class:`GenNiError` becomes one ``error:`` line on stderr and
-    exit code 2; success is 0."""
+    exit code 2; success is 0. Upstream FutureWarnings are hidden (:func:`hide_upstream_future_warnings`)."""
+    hide_upstream_future_warnings()
     try:
         action()
     except GenNiError as err:

@@ -217,3 +217,15 @@ def test_short_users_pass_when_filtered(base_config, tmp_path):
     check_sequential_inter(config)
     dataset = create_dataset(config)
     assert dataset.user_num - 1 == 30 and "99" not in dataset.field2id_token["user_id"]
+
+
+def test_the_config_dump_shows_the_negatives_in_use_in_one_line(base_config):
+    config = Config("GRU4Rec", "tiny", config_dict={
+        **base_config, "neg_sampler": "genni", "loss_type": "SSM", "neg_num": 8, "neg_pool_size": "all",
+        "neg_replacement": True, "neg_temperature": 0.5, "neg_exclude": "target"})
+    dump = str(config)
+    assert ("Negatives: \x1b[0mgenni, K=8 with replacement from softmax(score / 0.5) over the whole catalogue, "
+            "excluding target; loss SSM (logQ weight 1)") in dump
+    assert "train_neg_sample_args" not in dump and "neg_score_chunk" not in dump and "gbce_t" not in dump
+    full_softmax = Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "none"})
+    assert full_softmax.negatives_summary() == "none; loss CE (full softmax over every item)"

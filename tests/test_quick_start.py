@@ -1,5 +1,6 @@
 """End-to-end runs on tiny data: results, checkpoint reload on the installed torch, CLI behaviour, config keys."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,56 @@ def test_runs_started_in_the_same_second_get_their_own_checkpoints(base_config):
 def test_unknown_model_fails_with_the_supported_list():
     with pytest.raises(GenNiConfigError, match=r"unknown model 'NoSuchModel'; supported sequential models: .*SASRec"):
         Config("NoSuchModel", "tiny")
+
+
+def test_a_misspelt_model_gets_a_guess():
+    with pytest.raises(GenNiConfigError, match=r"unknown model 'SASRek'; did you mean SASRec\? supported"):
+        Config("SASRek", "tiny")
+    with pytest.raises(GenNiConfigError, match=r"unknown model 'gru4rec'; did you mean GRU4Rec\? supported"):
+        Config("gru4rec", "tiny")
+
+
+def _cli(args, cwd):
+    cwd.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, str(ROOT / "run_recbole_genni.py"), *args], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+def _files(folder):
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+@pytest.mark.slow
+def test_a_run_shares_one_id_across_log_tensorboard_checkpoint_and_results(base_config, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    flags = [f"--{k}={v}" for k, v in {**base_config, "state": "INFO", "epochs": 2}.items()]
+    proc = _cli(["--model=GRU4Rec", "--dataset=tiny", *flags], tmp_path / "work")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log, = (tmp_path / "work" / "log" / "GRU4Rec").glob("*.log")
+    run = log.stem
+    assert run.startswith("GRU4Rec-tiny-")
+    assert (Path(base_config["checkpoint_dir"]) / f"{run}.pth").is_file()
+    results = json.loads((log.parent / f"{run}.json").read_text())
+    assert results["run_id"] == run and results["checkpoint"].endswith(f"{run}.pth")
+    assert set(results["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}
+    events = EventAccumulator(str(tmp_path / "work" / "log_tensorboard" / run))
+    events.Reload()
+    assert events.Scalars("test/ndcg@10")[0].value == pytest.approx(results["test_result"]["ndcg@10"])
+
+
+def test_a_run_refused_after_its_log_opened_leaves_no_log(base_config, tmp_path):
+    flags = [f"--{k}={v}" for k, v in {**base_config, "state": "INFO", "topk": [10, 50]}.items()]
+    proc = _cli(["--model=GRU4Rec", "--dataset=tiny", *flags], tmp_path / "work")
+    assert proc.returncode == 2 and "topk: [10, 50] ranks more items than the catalogue has" in proc.stderr
+    assert not _files(tmp_path / "work") and not _files(Path(base_config["checkpoint_dir"]))
+
+
+def test_a_missing_dataset_is_one_line_before_any_log(base_config, tmp_path):
+    proc = _cli(["--model=GRU4Rec", "--dataset=nosuch", f"--data_path={tmp_path}"], tmp_path / "work")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]  # one line
+    assert "nosuch.inter: no such file" in proc.stderr and not _files(tmp_path / "work")
 
 
 def test_cli_unknown_model_exits_nonzero_with_one_line():
@@ -210,3 +261,15 @@ def test_evaluation_masks_every_earlier_item_of_the_user_except_its_target(model
     for unmasked, masked in zip(metrics[False], metrics[True]):
         assert all(masked[k] >= unmasked[k] for k in unmasked)
     assert any(masked[k] > unmasked[k] for unmasked, masked in zip(*metrics.values()) for k in unmasked)
+
+
+def test_help_lists_the_package_keys_with_their_defaults(capsys):
+    from recbole_genni.cli import main
+
+    with pytest.raises(SystemExit) as exit_code:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_code.value.code == 0
+    for line in ("  Negative sampling", "    --neg_sampler=genni  (str) uniform | popularity", "    --neg_num=1  (int) K",
+                 "    --train_time_budget=~  (int, float or None)", "    --eval_mask_history=True"):
+        assert line in out

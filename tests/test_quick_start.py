@@ -270,6 +270,7 @@ def test_help_lists_the_package_keys_with_their_defaults(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert exit_code.value.code == 0
-    for line in ("  Negative sampling", "    --neg_sampler=genni  (str) uniform | popularity", "    --neg_num=1  (int) K",
-                 "    --train_time_budget=~  (int, float or None)", "    --eval_mask_history=True"):
+    for line in ("  Negative sampling", "    --neg_sampler=genni  (str) uniform | popularity",
+                 "    --neg_num=1  (int) K", "    --train_time_budget=~  (int, float or None)",
+                 "    --eval_mask_history=True"):
         assert line in out

@@ -15,7 +15,7 @@ def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):
     source = tmp_path / "Toy.txt"
     source.write_text("1 5 3 9\n2 3 3\n\n10 7\n")
     stats = convert(source, tmp_path / "out")
-    assert stats == {"name": "Toy", "users": 3, "items": 4, "interactions": 6}
+    assert stats == {"name": "Toy", "users": 3, "items": 4, "interactions": 6, "short_users": 3}
     assert (tmp_path / "out" / "Toy" / "Toy.inter").read_text() == (
         "user_id:token\titem_id:token\ttimestamp:float\n"
         "1\t5\t0\n1\t3\t1\n1\t9\t2\n"
@@ -50,7 +50,11 @@ def test_xz_atomic_files_are_taken_as_they_are(tmp_path, capsys):
     assert main([str(src / "mini.inter.xz"), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "mini" / "mini.inter").read_text() == content
     assert (tmp_path / "out" / "mini" / "mini.item").read_text() == "item_id:token\nA\nB\n"
-    assert "mini: 2 users, 2 items, 3 interactions, avg length 1.50" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mini: 2 users, 2 items, 3 interactions, avg length 1.50" in out
+    assert f"  train on it: recbole-genni --model=GenNiSASRec --dataset=mini --data_path={tmp_path / 'out'}" in out
+    assert f"    data_path: {tmp_path / 'out'}\n" in out
+    assert '    user_inter_num_interval: "[4,inf)"   # 2 users have fewer than 4 interactions' in out
 
 
 def test_cli_reports_errors_in_one_line(tmp_path, capsys):

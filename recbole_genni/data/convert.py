@@ -13,12 +13,15 @@ import argparse
 import lzma
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.utils import atomic_write, run_cli
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
+#: interactions a user needs for RecBole's leave-one-out split to give them a training, a valid and a test row
+SPLIT_MIN_LENGTH = 4
 
 
 def _open_text(path: Path):
@@ -58,12 +61,13 @@ def read_sequences(path: Path):
 def convert_sequences(path: Path, out: Path) -> dict:
     """Write ``out/<name>/<name>.inter`` from an S3-Rec sequence file; return its statistics."""
     name = dataset_name(path)
-    stats = {"users": 0, "items": set(), "interactions": 0}
+    stats = {"users": 0, "items": set(), "interactions": 0, "short_users": 0}
 
     def write(f):
         f.write(INTER_HEADER + "\n")
         for user, items in read_sequences(path):
             stats["users"] += 1
+            stats["short_users"] += len(items) < SPLIT_MIN_LENGTH
             stats["interactions"] += len(items)
             stats["items"].update(items)
             f.writelines(f"{user}\t{item}\t{t}\n" for t, item in enumerate(items))
@@ -82,10 +86,10 @@ def copy_atomic(path: Path, out: Path) -> dict:
         if missing:
             raise GenNiConfigError(f"{path}:1: header {header} has no {' or '.join(missing)} column")
         u, i = fields.index("user_id"), fields.index("item_id")
-        users, items, lengths = set(), set(), 0
+        users, items, lengths = Counter(), set(), 0
         for line in f:
             row = line.rstrip("\n").split("\t")
-            users.add(row[u])
+            users[row[u]] += 1
             items.add(row[i])
             lengths += 1
 
@@ -94,7 +98,8 @@ def copy_atomic(path: Path, out: Path) -> dict:
         for sibling in (path.with_name(name + suffix), path.with_name(name + suffix + ".xz")):
             if sibling.exists():
                 atomic_write(out / name / f"{name}{suffix}", _copy_of(sibling))
-    return {"users": len(users), "items": len(items), "interactions": lengths, "name": name}
+    short = sum(count < SPLIT_MIN_LENGTH for count in users.values())
+    return {"users": len(users), "items": len(items), "interactions": lengths, "name": name, "short_users": short}
 
 
 def convert(path, out="dataset/") -> dict:
@@ -104,6 +109,16 @@ def convert(path, out="dataset/") -> dict:
         raise GenNiConfigError(f"{path}: no such file")
     is_atomic = ".inter" in path.name
     return copy_atomic(path, out) if is_atomic else convert_sequences(path, out)
+
+
+def usage_lines(stats, out) -> str:
+    """How to train on a converted dataset: the command, and the YAML lines it needs."""
+    lines = [f"  train on it: recbole-genni --model=GenNiSASRec --dataset={stats['name']} --data_path={out}",
+             "  or with these lines in a YAML file (--config_files):", f"    data_path: {out}"]
+    if stats["short_users"]:
+        lines.append(f'    user_inter_num_interval: "[{SPLIT_MIN_LENGTH},inf)"   # {stats["short_users"]:,} users have '
+                     f"fewer than {SPLIT_MIN_LENGTH} interactions, too few for a leave-one-out split")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -117,6 +132,7 @@ def main(argv=None):
             s = convert(path, args.out)
             print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "
                   f"avg length {s['interactions'] / max(s['users'], 1):.2f} -> {Path(args.out) / s['name']}")
+            print(usage_lines(s, args.out))
 
     return run_cli(convert_all)
 

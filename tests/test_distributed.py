@@ -76,8 +76,10 @@ def test_run_recbole_genni_with_nproc_two(base_config, tmp_path, monkeypatch):
         events = EventAccumulator(str(run)).Reload()
         for tag in events.Tags()["scalars"]:
             steps[tag] = max(steps.get(tag, 0), len(events.Scalars(tag)))
-    assert {"Loss/Train", "Negatives/sampling_seconds", "Negatives/score_margin"} <= steps.keys()
-    assert set(steps.values()) == {2}
+    assert {"Loss/Train", "Negatives/sampling_seconds", "Negatives/score_margin", "test/ndcg@10"} <= steps.keys()
+    assert {tag: n for tag, n in steps.items() if not tag.startswith("test/")} == {
+        tag: 2 for tag in steps if not tag.startswith("test/")}  # every epoch
+    assert steps["test/ndcg@10"] == 1
 
 
 def finished_rank(rank, config_dict, queue):

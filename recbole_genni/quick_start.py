@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -184,27 +185,30 @@ def _make_log_dir(config):
     os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
 
 
+def _close_root_handlers(which):
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if which(handler):
+            root.removeHandler(handler)
+            handler.close()
+
+
 def _init_run_logger(config):
     """RecBole's ``init_logger``, after closing the handlers it attached for an earlier run of this process: its
     ``logging.basicConfig`` applies once per process, so a second run would log into the first one's file."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler) or isinstance(handler.formatter, colorlog.ColoredFormatter):
-            root.removeHandler(handler)
-            handler.close()
+    _close_root_handlers(lambda h: isinstance(h, logging.FileHandler)
+                         or isinstance(h.formatter, colorlog.ColoredFormatter))
     init_logger(config)
 
 
-def _discard_log():
-    """Close and delete this run's log file: a run refused before training leaves none behind."""
+def _discard_log(config):
+    """Delete this run's log file and TensorBoard folder: a run refused before training leaves none behind."""
     path = run_log_file()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler):
-            root.removeHandler(handler)
-            handler.close()
+    _close_root_handlers(lambda h: isinstance(h, logging.FileHandler))
     if path and os.path.isfile(path):
         os.remove(path)
+    if config["run_id"]:
+        shutil.rmtree(os.path.join("log_tensorboard", config["run_id"]), ignore_errors=True)
 
 
 def _prepare(config, logger):
@@ -235,7 +239,7 @@ def _run(model, dataset, config_file_list, config_dict, saved):
     try:
         trainer, train_data, valid_data, test_data = _prepare(config, logger)
     except GenNiConfigError:
-        _discard_log()
+        _discard_log(config)
         raise
     start = time.time()
     best_valid_score, best_valid_result = trainer.fit(

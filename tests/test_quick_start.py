@@ -138,10 +138,14 @@ def test_a_run_shares_one_id_across_log_tensorboard_checkpoint_and_results(base_
     assert events.Scalars("test/ndcg@10")[0].value == pytest.approx(results["test_result"]["ndcg@10"])
 
 
-def test_a_run_refused_after_its_log_opened_leaves_no_log(base_config, tmp_path):
-    flags = [f"--{k}={v}" for k, v in {**base_config, "state": "INFO", "topk": [10, 50]}.items()]
+@pytest.mark.parametrize("refused, message", [
+    ({"topk": [10, 50]}, "topk: [10, 50] ranks more items than the catalogue has"),  # refused with the data
+    ({"resume_checkpoint": "/no/such.pth"}, "resume_checkpoint: /no/such.pth: no such file"),  # by the trainer
+])
+def test_a_run_refused_after_its_log_opened_leaves_no_log(refused, message, base_config, tmp_path):
+    flags = [f"--{k}={v}" for k, v in {**base_config, "state": "INFO", **refused}.items()]
     proc = _cli(["--model=GRU4Rec", "--dataset=tiny", *flags], tmp_path / "work")
-    assert proc.returncode == 2 and "topk: [10, 50] ranks more items than the catalogue has" in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr
     assert not _files(tmp_path / "work") and not _files(Path(base_config["checkpoint_dir"]))
 
 

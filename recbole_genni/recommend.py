@@ -6,6 +6,7 @@ loaders). ``topk`` ranks the whole catalogue for users with their history masked
 """
 
 import argparse
+import os
 import sys
 
 import torch
@@ -16,15 +17,18 @@ from recbole.utils import init_seed
 from recbole_genni.compat import load_checkpoint
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
+from recbole_genni.sampler import dataset_history_keys
 from recbole_genni.sampling import history_pairs
 from recbole_genni.utils import atomic_write, run_cli
 
 
 def load_data_and_model(model_file, device=None):
     """``(config, model, dataset, train_data, valid_data, test_data)`` from a checkpoint this package's trainer
-    wrote (``saved/<model>-<time>.pth``, or its ``-last.pth``), for GenNiSASRec and for RecBole's models alike: the
+    wrote (``saved/<run id>.pth``, or its ``-last.pth``), for GenNiSASRec and for RecBole's models alike: the
     dataset is loaded and split as the run did, the model holds the checkpoint's weights, in eval mode. ``device``
     (default: the run's, or the CPU where CUDA is missing) is where the model goes."""
+    if not os.path.isfile(model_file):
+        raise GenNiConfigError(f"{model_file}: no such checkpoint")
     checkpoint = load_checkpoint(model_file, "cpu")
     if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
         raise GenNiConfigError(f"{model_file}: not a checkpoint of a training run (no config and state_dict)")
@@ -47,7 +51,7 @@ def next_item_input(test_data, users, append_last=True):
     ``MAX_ITEM_LIST_LENGTH``)."""
     feat = test_data._dataset.inter_feat
     uid_field = test_data._dataset.uid_field
-    rows = torch.full((int(feat[uid_field].max()) + 1,), -1, dtype=torch.long)
+    rows = torch.full((test_data._dataset.user_num,), -1, dtype=torch.long)
     rows[feat[uid_field]] = torch.arange(len(feat))
     index = rows[users]
     if bool((index < 0).any()):
@@ -86,8 +90,6 @@ def topk(model, splits, users, k=10, include_last=True):
     ``include_last`` (default) ranks the next item after everything the user did (the test item appended to the
     input, every item of the user masked); False ranks as the test evaluation does: the test row's input, its
     earlier items masked, the test item itself not."""
-    from recbole_genni.sampler import dataset_history_keys
-
     train_data, valid_data, test_data = splits
     dataset = test_data._dataset
     users = torch.as_tensor(users, dtype=torch.long)
@@ -141,7 +143,7 @@ def write_recommendations(checkpoint, output, users=None, k=10, include_last=Tru
 def main(argv=None) -> int:
     """``recbole-genni-recommend CHECKPOINT``: the top-k items of users from a trained model, to a TSV file."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("checkpoint", help="a checkpoint a training run saved (saved/<model>-<time>.pth)")
+    parser.add_argument("checkpoint", help="a checkpoint a training run saved (saved/<run id>.pth)")
     parser.add_argument("--users", help="comma-separated user ids of the dataset (default: every user)")
     parser.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     parser.add_argument("--output", default="recommendations.tsv", help="TSV to write (default recommendations.tsv)")

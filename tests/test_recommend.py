@@ -73,3 +73,5 @@ def test_the_recommend_command_writes_each_users_top_k(trained, tmp_path, capsys
     assert main([str(checkpoint), "--users=nobody", f"--output={tmp_path / 'x.tsv'}"]) == 2
     assert "--users: ['nobody'] not in tiny's user_id column" in capsys.readouterr().err
     assert not (tmp_path / "x.tsv").exists()
+    assert main([str(tmp_path / "none.pth")]) == 2
+    assert "none.pth: no such checkpoint" in capsys.readouterr().err

@@ -106,6 +106,7 @@ def run_cell(cell: dict) -> dict:
         # training plus validation, from the epochs' own records: a resumed run's process saw only its last epochs
         "seconds_per_epoch": statistics.fmean(timed) if timed else None,
         "train_seconds_per_epoch": sum(h["train_seconds"] for h in history) / max(epochs, 1),
+        "train_seconds_per_step": train_seconds_per_step(history),
         "sampling_seconds_per_epoch": sum(h.get("sampling_seconds", 0.0) for h in history) / max(epochs, 1),
         "peak_memory_mb": peak / 2**20,
         "peak_memory_kind": "cuda" if cuda else "process RSS",
@@ -117,6 +118,15 @@ def run_cell(cell: dict) -> dict:
         "commit": package_commit(),
         "config": cell["config"],  # the cell's settings over the package's defaults (seed included)
     }
+
+
+def train_seconds_per_step(history):
+    """Training seconds per step over the epochs, or None when an epoch's record has no step count (a run resumed
+    from a checkpoint of an older version)."""
+    steps = [h.get("train_steps") for h in history]
+    if not history or None in steps:
+        return None
+    return sum(h["train_seconds"] for h in history) / max(sum(steps), 1)
 
 
 def package_commit() -> str:

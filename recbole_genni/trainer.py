@@ -127,7 +127,7 @@ class Trainer(RecBole_Trainer):
             loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field)  # noqa: E731
         start = time.time()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-        record = {"epoch": epoch_idx, "train_seconds": time.time() - start}
+        record = {"epoch": epoch_idx, "train_seconds": time.time() - start, "train_steps": len(train_data)}
         record["train_loss"] = float(sum(loss) if isinstance(loss, tuple) else loss)
         if generator is not None:
             record.update(self._log_negative_stats(generator, epoch_idx))

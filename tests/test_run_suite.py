@@ -71,6 +71,8 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
         epoch_seconds = [h["train_seconds"] + h["valid_seconds"] for h in r["history"]]
         assert r["seconds_per_epoch"] == pytest.approx(sum(epoch_seconds) / 2)
         assert r["seconds_per_epoch"] > r["train_seconds_per_epoch"] > 0
+        steps = sum(h["train_steps"] for h in r["history"])
+        assert steps > 0 and r["train_seconds_per_step"] == pytest.approx(r["train_seconds_per_epoch"] * 2 / steps)
     table = capsys.readouterr().out.split("\ntiny\n")[-1].splitlines()  # the suite's table, printed at the end
     assert [row.split(" | ")[:2] for row in table[2:]] == [["| GRU4Rec/genni", "1, 2"], ["| GRU4Rec/uniform", "1, 2"]]
     assert not list(tmp_path.glob("*.md")) and not list(tmp_path.glob("*.png"))  # docs come from report.py

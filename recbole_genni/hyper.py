@@ -90,6 +90,7 @@ def search(model, dataset, params_file, config_file_list=None, algo=None, max_ev
     from recbole.trainer.hyper_tuning import HyperTuning
 
     from recbole_genni import run_recbole_genni
+    from recbole_genni.config import Config
 
     params = read_params(params_file)
     keys = [key for lines in params.values() for key in lines]
@@ -106,36 +107,37 @@ def search(model, dataset, params_file, config_file_list=None, algo=None, max_ev
         raise GenNiConfigError(
             f"--algo exhaustive needs choice lines only in {params_file}; use --algo random or bayes")
     trials = []
+    table = Path(output_dir) / f"{model}-{dataset}-hyper.md"
+    best_yaml = Path(output_dir) / f"{model}-{dataset}-best.yaml"
 
     def objective(params, file_list):
         params = {k: plain(v) for k, v in params.items()}
         result = run_recbole_genni(model, dataset, file_list, config_dict=params)
         trials.append({"params": params, "score": result["best_valid_score"], "bigger": result["valid_score_bigger"],
                        "test_result": dict(result["test_result"])})
+        # rewritten after every trial: a search stopped part-way keeps what it found
+        lines = results_table(trials)
+        atomic_write(table, lambda f: f.write("\n".join(lines) + "\n"))
+        best = trials[best_trial(trials)]["params"]
+        atomic_write(best_yaml, lambda f: yaml.safe_dump(best, f, sort_keys=False))
         return {"model": model, **result}
 
     if algo == "exhaustive":
         # every combination in the file's order; RecBole's exhaustive algo draws them at random with a numpy
         # RandomState, which hyperopt >= 0.2.7 cannot use (no .integers)
-        tuner = HyperTuning(objective, params_dict=params, fixed_config_file_list=config_file_list, algo="random")
         grid = params["choice"]
-        combinations = list(itertools.product(*grid.values()))
+        combinations = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
         if max_evals and max_evals < len(combinations):  # a seeded sample, so that a cap still spans every key
             combinations = random.Random(SEARCH_SEED).sample(combinations, max_evals)
-        for values in combinations:
-            tuner.trial(dict(zip(grid, values)))
+        for combination in combinations:  # a bad value is refused before the first trial, not in the middle
+            Config(model, dataset, config_file_list, config_dict=combination)
+        tuner = HyperTuning(objective, params_dict=params, fixed_config_file_list=config_file_list, algo="random")
+        for combination in combinations:
+            tuner.trial(combination)
     else:
         tuner = HyperTuning(objective, params_dict=params, fixed_config_file_list=config_file_list, algo=algo,
                             max_evals=max_evals or 100)
         tuner.run()
-    out = Path(output_dir)
-    stem = f"{model}-{dataset}"
-    table = out / f"{stem}-hyper.md"
-    best_yaml = out / f"{stem}-best.yaml"
-    lines = results_table(trials)
-    atomic_write(table, lambda f: f.write("\n".join(lines) + "\n"))
-    best = trials[best_trial(trials)]
-    atomic_write(best_yaml, lambda f: yaml.safe_dump(best["params"], f, sort_keys=False))
     return trials, table, best_yaml
 
 

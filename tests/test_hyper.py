@@ -53,6 +53,7 @@ def test_a_random_search_takes_max_evals_trials(base_config, tmp_path, monkeypat
     ("neg_temperature between 0.5 and 1\n", [], r"genni.hyper:1: expected .<key> choice \[a,b\]."),
     ("learning_rate uniform 0.001,0.01\n", ["--algo=exhaustive"], "--algo exhaustive needs choice lines only"),
     ("", [], "no search line"),
+    ("neg_temperature choice [1.0,0]\n", [], "neg_temperature: 0 is invalid"),  # the second trial's value
 ])
 def test_bad_search_input_is_refused_before_any_trial(lines, extra, message, base_config, tmp_path, monkeypatch,
                                                       capsys):

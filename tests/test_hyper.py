@@ -80,3 +80,27 @@ def test_the_shipped_search_space_reads_as_a_grid_of_valid_keys(base_config):
     assert len(combinations) == 24
     for values in combinations:  # every trial is a valid GenNiSASRec config
         Config("GenNiSASRec", "tiny", config_dict={**base_config, **dict(zip(grid, values))})
+
+
+def test_a_search_stopped_part_way_keeps_its_finished_trials(base_config, tmp_path, monkeypatch):
+    import recbole_genni
+
+    runs = []
+
+    def run_then_stop(model, dataset, files, config_dict):
+        if runs:
+            raise KeyboardInterrupt  # the user stops the search during its second trial
+        runs.append(config_dict)
+        return {"best_valid_score": 0.3, "valid_score_bigger": True, "best_valid_result": {},
+                "test_result": {"hit@10": 0.5, "ndcg@10": 0.25}}
+
+    monkeypatch.setattr(recbole_genni, "run_recbole_genni", run_then_stop, raising=False)
+    params = tmp_path / "genni.hyper"
+    params.write_text("neg_temperature choice [0.5,1.0]\n")
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path}",
+            *_flags(base_config)]
+    with pytest.raises(KeyboardInterrupt):
+        _run(argv, monkeypatch)
+    assert (tmp_path / "GRU4Rec-tiny-hyper.md").read_text().splitlines()[2:] == [
+        "| 1 | neg_temperature: 0.5 | 0.3000 | 0.5000 | 0.2500 | best |"]
+    assert yaml.safe_load((tmp_path / "GRU4Rec-tiny-best.yaml").read_text()) == {"neg_temperature": 0.5}

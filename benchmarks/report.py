@@ -184,6 +184,30 @@ def reevaluated_section(name: str, records: list) -> list:
     return lines + ["", _commands(name, records), ""]
 
 
+def equal_epochs_table(records: list) -> list:
+    """Markdown rows: per model, each sampler's valid NDCG@10 after the number of epochs every cell of the model
+    reached (cells trained for a time budget reach different epochs; this compares them per epoch instead)."""
+    models = sorted({r["model"] for r in records})
+    samplers = list(dict.fromkeys(r["name"].split("/", 1)[1] for r in records))
+    lines = ["| model | epochs | " + " | ".join(samplers) + " |", "|---|---:|" + "---:|" * len(samplers)]
+    for model in models:
+        rows = [r for r in records if r["model"] == model]
+        epochs = min(len(r["history"]) for r in rows)
+        values = []
+        for sampler in samplers:
+            scores = [r["history"][epochs - 1].get("valid_score") for r in rows if r["name"] == f"{model}/{sampler}"]
+            values.append(mean_std(scores))
+        lines.append(f"| {model} | {epochs} | " + " | ".join(values) + " |")
+    return lines
+
+
+def models_section(name: str, records: list) -> list:
+    """The cells' table at the time budget, then valid NDCG@10 at equal epochs."""
+    *lines, commands, _ = cells_section(name, records)  # the commands line stays last
+    return lines + ["Valid NDCG@10 at equal epochs (mean over seeds):", "", *equal_epochs_table(records), "",
+                    commands, ""]
+
+
 def step_cost_section(name: str, records: list) -> list:
     lines = ["| cell | s / step | s / epoch (projected) | x first cell | steps timed | device | commit |",
              "|---|---:|---:|---:|---:|---|---|"]
@@ -194,7 +218,7 @@ def step_cost_section(name: str, records: list) -> list:
 
 
 RENDERERS = {"scale.jsonl": scale_section, "sampler_cost.jsonl": sampler_cost_section,
-             "models_beauty_cost.jsonl": step_cost_section,
+             "models_beauty_cost.jsonl": step_cost_section, "models_beauty.jsonl": models_section,
              "beauty_cpu_reevaluated.jsonl": reevaluated_section}
 
 
@@ -292,7 +316,8 @@ def plot_all():
             records = read(RESULTS / name)
             if name == "scale.jsonl":
                 plot_scale(records, _image(name))
-            elif name not in RENDERERS and any(r.get("history") for r in records):
+            elif RENDERERS.get(name, cells_section) in (cells_section, models_section) \
+                    and any(r.get("history") for r in records):
                 plot_cells(records, _image(name))
 
 

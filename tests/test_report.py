@@ -43,3 +43,17 @@ def test_commands_leave_out_the_output_file_and_the_resumed_checkpoint():
     command = "python benchmarks/run_suite.py s.yaml --out /x/a.jsonl --set resume_checkpoint=/x/m.pth --set epochs=2"
     assert report._commands("s3_four.jsonl", [{"command": command}]) == (
         "Commands: `python benchmarks/run_suite.py s.yaml --set epochs=2`.")
+
+
+def test_cells_trained_for_a_time_budget_are_compared_at_equal_epochs():
+    def record(name, scores, seed=1):
+        return {"model": name.split("/")[0], "name": name, "seed": seed,
+                "history": [{"epoch": i, "valid_score": v} for i, v in enumerate(scores)]}
+
+    rows = report.equal_epochs_table([
+        record("GRU4Rec/ce", [0.1, 0.2, 0.3, 0.4]), record("GRU4Rec/genni", [0.1, 0.25, 0.35]),
+        record("GRU4Rec/genni", [0.1, 0.15, 0.25, 0.5], seed=2), record("STAMP/ce", [0.2]),
+        record("STAMP/genni", [0.3, 0.4]),
+    ])
+    assert rows[0] == "| model | epochs | ce | genni |"
+    assert rows[2:] == ["| GRU4Rec | 3 | 0.3000 | 0.3000 ± 0.0707 |", "| STAMP | 1 | 0.2000 | 0.3000 |"]

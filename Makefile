@@ -3,16 +3,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+NUMPY2_VENV := .venv-numpy2
+
+.PHONY: install run test test-numpy2 lint clean
 
 install: $(STAMP)
 
 # torch first and pinned: 2.13.0 is the CPU build on disk here; a bare `torch` pulls a multi-GB CUDA build.
+# numpy and pandas pinned too, so that the measured numbers reproduce; numpy 2 is tested by `make test-numpy2`.
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 numpy==1.26.4 pandas==2.2.3
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
+
+# the test suite in a second environment, on numpy 2 (and the pandas 2.x built for it)
+test-numpy2:
+	test -x $(NUMPY2_VENV)/bin/python || $(PYTHON) -m venv $(NUMPY2_VENV)
+	$(NUMPY2_VENV)/bin/python -m pip install -q torch==2.13.0 "numpy>=2,<3" "pandas>=2.2.2,<3"
+	$(NUMPY2_VENV)/bin/python -m pip install -q -e ".[test]"
+	$(NUMPY2_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 run: install
 	$(BIN)/python run_recbole_genni.py --config_files=properties/main_job.yaml $(ARGS)
@@ -24,4 +34,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) saved log log_tensorboard .pytest_cache *.egg-info
+	rm -rf $(VENV) $(NUMPY2_VENV) saved log log_tensorboard .pytest_cache *.egg-info

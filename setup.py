@@ -20,8 +20,8 @@ setup(
     install_requires=[
         "recbole==1.2.1",
         "torch>=2.0",
-        "numpy<2",  # RecBole's Config sets numpy aliases removed in 2.0; ray 2.6.3 uses np.bool8
-        "pandas<2.3",  # the last pandas line built against numpy 1.x
+        "numpy>=1.26,<3",  # 1.26 and 2.x both pass the tests (RecBole's removed numpy aliases: compat.py)
+        "pandas>=2.2,<3",  # pandas 3's copy-on-write makes RecBole's inplace fillna on a column a silent no-op
         "scipy",
         "pyyaml",
         "setuptools<81",  # ray 2.6.3 (RecBole's dependency) imports pkg_resources

@@ -167,13 +167,20 @@ def scale_section(name: str, records: list) -> list:
     return lines + ["", f"![scale]({_image(name).relative_to(OUTPUT.parent)})", "", _commands(name, records), ""]
 
 
-def sampler_cost_section(name: str, records: list) -> list:
-    lines = ["| sampler | s / batch | s / epoch (projected) | batches timed | batch size | device |",
-             "|---|---:|---:|---:|---:|---|"]
-    for r in records:
-        lines.append(f"| {r['sampler']} | {r['seconds_per_batch']:.3f} | {r['seconds_per_epoch']:.1f} | "
-                     f"{r['batches']} | {r['batch_size']} | {r['device']} |")
+def record_table(name: str, records: list, columns) -> list:
+    """One row per record: ``columns`` are ``(header, alignment row cell, cell(record) -> str)``; then the
+    commands."""
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |", "|" + "|".join(a for _, a, _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(r) for _, _, cell in columns) + " |" for r in records]
     return lines + ["", _commands(name, records), ""]
+
+
+def sampler_cost_section(name: str, records: list) -> list:
+    return record_table(name, records, [
+        ("sampler", "---", lambda r: r["sampler"]), ("s / batch", "---:", lambda r: f"{r['seconds_per_batch']:.3f}"),
+        ("s / epoch (projected)", "---:", lambda r: f"{r['seconds_per_epoch']:.1f}"),
+        ("batches timed", "---:", lambda r: f"{r['batches']}"), ("batch size", "---:", lambda r: f"{r['batch_size']}"),
+        ("device", "---", lambda r: r["device"])])
 
 
 def reevaluated_section(name: str, records: list) -> list:
@@ -212,12 +219,12 @@ def models_section(name: str, records: list) -> list:
 
 
 def step_cost_section(name: str, records: list) -> list:
-    lines = ["| cell | s / step | s / epoch (projected) | x first cell | steps timed | device | commit |",
-             "|---|---:|---:|---:|---:|---|---|"]
-    for r in records:
-        lines.append(f"| {r['name']} | {r['seconds_per_step']:.4f} | {r['seconds_per_epoch']:.1f} | "
-                     f"{r['ratio']:.2f} ({r['reference']}) | {r['batches']} | {r['device']} | {r['commit'][:7]} |")
-    return lines + ["", _commands(name, records), ""]
+    return record_table(name, records, [
+        ("cell", "---", lambda r: r["name"]), ("s / step", "---:", lambda r: f"{r['seconds_per_step']:.4f}"),
+        ("s / epoch (projected)", "---:", lambda r: f"{r['seconds_per_epoch']:.1f}"),
+        ("x first cell", "---:", lambda r: f"{r['ratio']:.2f} ({r['reference']})"),
+        ("steps timed", "---:", lambda r: f"{r['batches']}"), ("device", "---", lambda r: r["device"]),
+        ("commit", "---", lambda r: r["commit"][:7])])
 
 
 RENDERERS = {"scale.jsonl": scale_section, "sampler_cost.jsonl": sampler_cost_section,

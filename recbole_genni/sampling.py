@@ -179,13 +179,14 @@ def pool_exclusion_mask(
     ``history`` is ``(rows, items)`` from :func:`history_pairs`. The rows' history items are looked up in the sorted
     pool, O(pairs x log M), instead of every (row, candidate) pair in the histories, O(N x M x log |keys|).
     """
-    valid = (pool != 0).unsqueeze(0).expand(num_rows, -1)
-    if targets is not None:
-        valid = valid & (pool.unsqueeze(0) != targets.unsqueeze(1))
-    else:
-        valid = valid.clone()
+    valid = (pool != 0).unsqueeze(0).expand(num_rows, -1).clone()
+    # each row's target is one more (row, item) pair: on a CPU, comparing every column with the row's target costs
+    # an [N, M] pass many times slower than these lookups
+    pairs = [(torch.arange(num_rows, device=pool.device), targets)] if targets is not None else []
     if history is not None:
-        rows, items = history
+        pairs.append(history)
+    if pairs:
+        rows, items = (torch.cat(parts) for parts in zip(*pairs))
         sorted_pool, order = pool.sort()
         lo = torch.searchsorted(sorted_pool, items)
         pair, index = _expand_ranges(lo, torch.searchsorted(sorted_pool, items, right=True) - lo)
@@ -404,7 +405,9 @@ def _shifted_logits(scores, temperature, valid):
     scores themselves (DNS's top-k)."""
     logits = _masked_copy(scores, valid)
     shift = logits.amax(dim=1, keepdim=True)
-    logits.sub_(shift.clamp(min=torch.finfo(logits.dtype).min)).div_(temperature)
+    logits.sub_(shift.clamp(min=torch.finfo(logits.dtype).min))
+    if temperature != 1:  # dividing by 1 changes nothing and costs a pass
+        logits.div_(temperature)
     return logits, shift
 
 
@@ -412,7 +415,9 @@ def _masked_copy(scores, valid):
     """The scores in a fresh float32 buffer, masked columns at -inf."""
     if valid is None:
         return scores.float().clone()
-    return torch.where(valid, scores.float(), float("-inf"))  # one pass; masked_fill(~valid) makes two
+    scores = scores.float()
+    # one pass (masked_fill(~valid) makes two); the fill as a 0-dim tensor: a Python float is twice as slow on a CPU
+    return torch.where(valid, scores, scores.new_tensor(float("-inf")))
 
 
 def _add_gumbel_(keys, generator, scale=1.0):

@@ -360,6 +360,8 @@ def test_shared_pool_mask_from_history_pairs_equals_the_pairwise_mask():
         for row_targets in (targets, None):
             pairwise = sampling.exclusion_mask(pool, row_targets, keys, users, num_items)
             assert torch.equal(sampling.pool_exclusion_mask(pool, 7, row_targets, (rows, items)), pairwise)
+            target_only = sampling.exclusion_mask(pool, row_targets, num_rows=7)
+            assert torch.equal(sampling.pool_exclusion_mask(pool, 7, row_targets), target_only)
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["dense", "streamed"])

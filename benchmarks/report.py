@@ -53,6 +53,12 @@ SECTIONS = {
                             "got. Every earlier item of the user is ranked last. GRU4Rec's and NARM's first three "
                             "cells shared the CPU with other work for part of their budget (epochs of 118 to 131 s, "
                             "against 103 to 113 s for their GenNi cells): compare those two models at equal epochs."),
+    "defaults.jsonl": ("GenNiSASRec with its defaults, against RecBole's SASRec with CE", "current",
+                       "`--model=GenNiSASRec` with no other keys, as a new user runs it, beside RecBole's SASRec with "
+                       "full-softmax CE (`--neg_sampler=none`, RecBole's defaults otherwise), the paper's setting and "
+                       "the defaults at other batch sizes (`benchmarks/suites/defaults.yaml`): early stopping on "
+                       "valid NDCG@10 (patience 10), every earlier item of the user ranked last. *train min*: the "
+                       "training time to the end of the run (patience included), validation excluded."),
     "models_beauty_cost.jsonl": ("RecBole's models on Beauty, the cost of a training step per loss", "cost",
                                  "`benchmarks/step_cost.py`: the cells of one model built in one process and "
                                  "timed turn by turn, one step each (collate, forward with the negatives drawn in "
@@ -218,6 +224,23 @@ def models_section(name: str, records: list) -> list:
                     commands, ""]
 
 
+def defaults_section(name: str, records: list) -> list:
+    """One row per run, by dataset: test metrics, how long it trained and how far."""
+    def minutes(r):
+        return f"{sum(h['train_seconds'] for h in r['history']) / 60:.1f}"
+
+    def steps(r):
+        return f"{sum(h.get('train_steps', 0) for h in r['history']):,}"
+
+    ordered = sorted(records, key=lambda r: (r["dataset"], r["name"], r["seed"]))
+    return record_table(name, ordered, [
+        ("dataset", "---", lambda r: r["dataset"]), ("cell", "---", lambda r: r["name"]),
+        ("model", "---", lambda r: r["model"]), ("seed", "---:", lambda r: f"{r['seed']}"),
+        *[(c, "---:", lambda r, get=get: f"{get(r):.4f}") for c, get in COLUMNS],
+        ("epochs (best)", "---:", lambda r: f"{r['epochs']} ({(r['best_epoch'] or 0) + 1})"),
+        ("steps", "---:", steps), ("train min", "---:", minutes), ("device", "---", lambda r: r["device"])])
+
+
 def step_cost_section(name: str, records: list) -> list:
     return record_table(name, records, [
         ("cell", "---", lambda r: r["name"]), ("s / step", "---:", lambda r: f"{r['seconds_per_step']:.4f}"),
@@ -227,9 +250,9 @@ def step_cost_section(name: str, records: list) -> list:
         ("commit", "---", lambda r: r["commit"][:7])])
 
 
-RENDERERS = {"scale.jsonl": scale_section, "sampler_cost.jsonl": sampler_cost_section,
-             "models_beauty_cost.jsonl": step_cost_section, "models_beauty.jsonl": models_section,
-             "beauty_cpu_reevaluated.jsonl": reevaluated_section}
+RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
+             "sampler_cost.jsonl": sampler_cost_section, "models_beauty_cost.jsonl": step_cost_section,
+             "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section}
 
 
 def section(name: str, records: list) -> str:

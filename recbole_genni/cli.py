@@ -13,20 +13,36 @@ import sys
 from recbole_genni.utils import run_cli
 
 
-def package_keys_help() -> str:
-    """This package's config keys with their defaults and what they do, by section, from ``overall.yaml``."""
+def _yaml_keys(name):
+    """``(key, default, about)`` of each setting line of a properties YAML file, or ``(heading, None, None)`` for
+    a section's heading comment (a comment line after a blank line, followed by a setting)."""
     from recbole_genni.config import properties_dir
 
-    lines = ["config keys of this package (--key=value; RecBole's own keys work too):"]
-    with open(os.path.join(properties_dir(), "overall.yaml"), encoding="utf-8") as f:
+    with open(os.path.join(properties_dir(), name), encoding="utf-8") as f:
         text = [line.strip() for line in f]
     for before, line, after in zip([""] + text, text, text[1:] + [""]):
-        if line.startswith("# ") and not before and after and not after.startswith("#"):  # a section's heading
-            lines.append(f"\n  {line[2:].split(' (')[0]}")
+        if line.startswith("# ") and not before and after and not after.startswith("#"):
+            yield line[2:].split(" (")[0], None, None
         elif line and not line.startswith("#"):
             setting, _, about = line.partition("#")
             key, _, default = setting.partition(":")
-            lines.append(f"    --{key.strip()}={default.strip() or '~'}  {about.strip()}")
+            yield key.strip(), default.strip() or "~", about.strip()
+
+
+def package_keys_help() -> str:
+    """This package's config keys with their defaults and what they do, by section, from ``overall.yaml``; then
+    GenNiSASRec's own defaults of those keys (its recipe) and of its loss."""
+    lines = ["config keys of this package (--key=value; RecBole's own keys work too):"]
+    package = set()
+    for key, default, about in _yaml_keys("overall.yaml"):
+        if default is None:
+            lines.append(f"\n  {key}")
+        else:
+            package.add(key)
+            lines.append(f"    --{key}={default}  {about}")
+    lines.append("\n  GenNiSASRec's own defaults (properties/model/GenNiSASRec.yaml)")
+    lines += [f"    --{key}={default}  {about}" for key, default, about in _yaml_keys("model/GenNiSASRec.yaml")
+              if key in package or key in ("loss_type", "position_from_end")]
     return "\n".join(lines)
 
 

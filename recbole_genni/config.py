@@ -127,6 +127,10 @@ class Config(RecBole_Config):
         _refuse_misspelt_keys(self.external_config_dict)
         _refuse_conflicting_samplers(self.external_config_dict)
         self._translate_recbole_neg_args(final)
+        if final["neg_sampler"] == "dns" and "neg_replacement" not in self.external_config_dict:
+            # DNS takes the top K, with no draws to repeat: a default neg_replacement (GenNiSASRec's recipe draws
+            # with replacement) yields to it; a user who sets both is refused by validate_neg_keys
+            final["neg_replacement"] = False
         validate_neg_keys(final)
         _validate_valid_metric(final)
         self._resolve_loss_and_recbole_args(final)

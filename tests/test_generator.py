@@ -81,7 +81,8 @@ def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replace
 
 @pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
 def test_gennisasrec_trains_with_exact_genni(loss_type, base_config, train_one_epoch):
-    stats = train_one_epoch(base_config, loss_type=loss_type, neg_pool_size="all", neg_score_chunk=8, neg_num=2)
+    stats = train_one_epoch(base_config, loss_type=loss_type, neg_pool_size="all", neg_score_chunk=8, neg_num=2,
+                            neg_replacement=False, neg_exclude="history")
     assert stats["target_hit_share"] == 0 and stats["history_hit_share"] == 0
     assert math.isfinite(stats["score_margin"]) and "pool_rank" not in stats  # no rank without the dense matrix
 

@@ -42,7 +42,7 @@ def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(bas
 @pytest.mark.parametrize("loss_type", ["BCE", "BPR", "gBCE", "SSM"])
 @pytest.mark.parametrize("sampler", ["uniform", "genni"])
 def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config, train_one_epoch):
-    stats = train_one_epoch(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=2)
+    stats = train_one_epoch(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=2, neg_exclude="history")
     assert stats["target_hit_share"] == 0 and stats["history_hit_share"] == 0
     if sampler == "genni":
         assert 0.0 <= stats["pool_rank"] <= 1.0
@@ -132,12 +132,31 @@ def test_full_softmax_reference_and_config_pairs(base_config):
     with pytest.raises(GenNiConfigError, match="loss_type: 'NLL' is invalid for GenNiSASRec"):
         prepared(base_config, loss_type="NLL")
     with pytest.raises(GenNiConfigError, match="SSM needs the probability"):
-        prepared(base_config, loss_type="SSM", neg_sampler="dns")
+        prepared(base_config, loss_type="SSM", neg_sampler="dns", neg_num=2)
+
+
+def test_defaults_are_the_recipe_and_dns_turns_the_default_replacement_off(base_config):
+    """With no keys of the user's, GenNiSASRec trains the recipe (the properties file); a user's neg_sampler: dns
+    takes the top K without the default's draws with replacement, and a user who asks for both is refused."""
+    mine = {k: v for k, v in base_config.items() if k != "neg_pool_size"}
+    config = Config("GenNiSASRec", "tiny", config_dict=mine)
+    recipe = {"loss_type": "SSM", "neg_sampler": "genni", "neg_num": 256, "neg_pool_size": "all",
+              "neg_replacement": True, "neg_exclude": "target", "neg_score_chunk": 32768,
+              "train_bucket_batches": 16, "position_from_end": True}
+    assert {k: config[k] for k in recipe} == recipe
+    assert Config("SASRec", "tiny", config_dict=mine)["neg_num"] == 1  # RecBole's models keep the package's
+    dns = Config("GenNiSASRec", "tiny", config_dict={**mine, "neg_sampler": "dns", "loss_type": "BCE", "neg_num": 2,
+                                                     "neg_pool_size": 10})
+    assert dns["neg_replacement"] is False
+    with pytest.raises(GenNiConfigError, match="neg_replacement: True draws from a softmax"):
+        Config("GenNiSASRec", "tiny", config_dict={**mine, "neg_sampler": "dns", "loss_type": "BCE",
+                                                   "neg_replacement": True})
 
 
 def test_positions_see_only_their_past(base_config):
-    """Causal encoding: items after position j (or padding) never change position j's state."""
-    config, (train, _, _) = prepared(base_config)
+    """Causal encoding, positions numbered from the first item (RecBole's): items after position j (or padding)
+    never change position j's state."""
+    config, (train, _, _) = prepared(base_config, position_from_end=False)
     model = config.model_class(config, train._dataset).eval()
     seq = torch.tensor([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0]])
     other = seq.clone()
@@ -192,7 +211,7 @@ def test_bucketed_batches_cover_every_user_once_pad_less_and_keep_each_position_
     """Users sorted by length within chunks of batches: every user once an epoch, a new order each epoch, narrower
     batches; weighting each batch's mean loss by its share of positions gives the all-positions mean, as before."""
     config, (train, _, _) = prepared(base_config, train_batch_size=4, train_bucket_batches=3, neg_sampler="none")
-    _, (random_train, _, _) = prepared(base_config, train_batch_size=4, neg_sampler="none")
+    _, (random_train, _, _) = prepared(base_config, train_batch_size=4, train_bucket_batches=0, neg_sampler="none")
     epochs = [list(train) for _ in range(2)]
     for batches in epochs:
         users = torch.cat([b[train.uid_field] for b in batches])
@@ -207,7 +226,8 @@ def test_bucketed_batches_cover_every_user_once_pad_less_and_keep_each_position_
     model = config.model_class(config, train._dataset).eval()  # no dropout: the loss is a function of the rows
     with torch.no_grad():
         weighted = sum(model.calculate_loss(b) for b in epochs[0])
-        whole = next(iter(prepared(base_config, train_batch_size=1000, neg_sampler="none")[1][0]))
+        whole = next(iter(prepared(base_config, train_batch_size=1000, train_bucket_batches=0,
+                                   neg_sampler="none")[1][0]))
         assert weighted == pytest.approx(float(model.calculate_loss(whole)) * train.sample_size / 4, rel=1e-5)
 
 

@@ -278,3 +278,7 @@ def test_help_lists_the_package_keys_with_their_defaults(capsys):
                  "    --neg_num=1  (int) K", "    --train_time_budget=~  (int, float or None)",
                  "    --eval_mask_history=True"):
         assert line in out
+    own = out[out.index("GenNiSASRec's own defaults"):]  # its recipe, after the package's defaults
+    for line in ("    --loss_type=SSM  (str)", "    --neg_num=256  (int)", "    --neg_pool_size=all",
+                 "    --neg_exclude=target"):
+        assert line in own

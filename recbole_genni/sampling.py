@@ -187,7 +187,10 @@ def pool_exclusion_mask(
         pairs.append(history)
     if pairs:
         rows, items = (torch.cat(parts) for parts in zip(*pairs))
-        sorted_pool, order = pool.sort()
+        if bool((pool[1:] >= pool[:-1]).all()):  # the whole catalogue comes sorted: no sort a batch
+            sorted_pool, order = pool, torch.arange(len(pool), device=pool.device)
+        else:
+            sorted_pool, order = pool.sort()
         lo = torch.searchsorted(sorted_pool, items)
         pair, index = _expand_ranges(lo, torch.searchsorted(sorted_pool, items, right=True) - lo)
         valid[rows[pair], order[index]] = False

@@ -251,6 +251,7 @@ def step_cost_section(name: str, records: list) -> list:
         ("s / epoch (projected)", "---:", lambda r: f"{r['seconds_per_epoch']:.1f}"),
         ("x first cell", "---:", lambda r: f"{r['ratio']:.2f} ({r['reference']})"),
         ("steps timed", "---:", lambda r: f"{r['batches']}"), ("device", "---", lambda r: r["device"]),
+        ("load average", "---:", lambda r: f"{r['load_average']:.1f}" if "load_average" in r else "-"),
         ("commit", "---", lambda r: r["commit"][:7])])
 
 

@@ -85,6 +85,7 @@ def main():
     convert_sources(suite)
     chosen = [by_name[name] for name in args.only]
     built = [build_cell(cell) for cell in chosen]
+    load = os.getloadavg()[0]  # what else ran: the seconds depend on it, the ratios far less
     seconds = interleaved_step_seconds(built, args.batches)
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_cost.jsonl")
     device = "cuda" if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
@@ -95,7 +96,7 @@ def main():
         append_result(out, {
             "name": cell["name"], "model": cell["model"], "dataset": cell["dataset"], "seconds_per_step": step,
             "steps_per_epoch": len(train), "seconds_per_epoch": step * len(train), "ratio": ratio,
-            "reference": chosen[0]["name"], "batches": args.batches, "device": device,
+            "reference": chosen[0]["name"], "batches": args.batches, "device": device, "load_average": load,
             "torch": torch.__version__, "commit": package_commit(), "date": date.today().isoformat(),
             "config": cell["config"], "command": command,
         })

@@ -43,13 +43,15 @@ def build_cell(cell):
     from recbole.utils import init_seed
 
     from recbole_genni.config import Config
+    from recbole_genni.dataloader import GenNiTrainDataLoader
     from recbole_genni.quick_start import data_preparation
 
     config = Config(cell["model"], cell["dataset"], config_dict={**cell["config"], "state": "ERROR"})
     init_seed(config["seed"], True)
     train, _, _ = data_preparation(config, create_dataset(config))
     model = config.model_class(config, train._dataset).to(config["device"])
-    train.get_model(model)
+    if isinstance(train, GenNiTrainDataLoader):  # GenNiSASRec's loader has none: the model draws its negatives
+        train.get_model(model)
     return train, model
 
 

@@ -67,6 +67,11 @@ SECTIONS = {
                                  "timed turn by turn, one step each (collate, forward with the negatives drawn in "
                                  "the loss, backward, Adam), so a machine's load weighs on all alike; mean over "
                                  "the timed steps after one warm-up, and the ratio to the first cell."),
+    "s3_four_cost.jsonl": ("GenNiSASRec on Beauty, the cost of a training step: the recipe and its full-softmax "
+                           "twin", "cost",
+                           "`benchmarks/step_cost.py` on the first dataset of `benchmarks/suites/s3_four.yaml`: both "
+                           "cells built in one process and timed turn by turn on batches of 256 users bucketed by "
+                           "length, mean over the timed steps after one warm-up."),
     "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
                     "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
                     "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "
@@ -257,6 +262,7 @@ def step_cost_section(name: str, records: list) -> list:
 
 RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
              "sampler_cost.jsonl": sampler_cost_section, "models_beauty_cost.jsonl": step_cost_section,
+             "s3_four_cost.jsonl": step_cost_section,
              "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section}
 
 

@@ -180,15 +180,18 @@ def pool_exclusion_mask(
     pool, O(pairs x log M), instead of every (row, candidate) pair in the histories, O(N x M x log |keys|).
     """
     valid = (pool != 0).unsqueeze(0).expand(num_rows, -1).clone()
-    # each row's target is one more (row, item) pair: on a CPU, comparing every column with the row's target costs
-    # an [N, M] pass many times slower than these lookups
-    pairs = [(torch.arange(num_rows, device=pool.device), targets)] if targets is not None else []
-    if history is not None:
-        pairs.append(history)
+    cpu = pool.device.type == "cpu"
+    pairs = [history] if history is not None else []
+    if targets is not None and cpu:
+        # each row's target as one more (row, item) pair: on a CPU, comparing every column with the row's target is
+        # an [N, M] pass many times slower than these lookups
+        pairs.append((torch.arange(num_rows), targets))
+    elif targets is not None:
+        valid &= pool.unsqueeze(0) != targets.unsqueeze(1)  # on a GPU one kernel, and no host sync
     if pairs:
         rows, items = (torch.cat(parts) for parts in zip(*pairs))
-        if bool((pool[1:] >= pool[:-1]).all()):  # the whole catalogue comes sorted: no sort a batch
-            sorted_pool, order = pool, torch.arange(len(pool), device=pool.device)
+        if cpu and bool((pool[1:] >= pool[:-1]).all()):  # the whole catalogue comes sorted: no sort a batch
+            sorted_pool, order = pool, torch.arange(len(pool))
         else:
             sorted_pool, order = pool.sort()
         lo = torch.searchsorted(sorted_pool, items)

@@ -24,8 +24,12 @@ test-numpy2:
 	$(NUMPY2_VENV)/bin/python -m pip install -q -e ".[test]"
 	$(NUMPY2_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# the main job: GenNiSASRec with its defaults on RecBole's bundled ml-100k (MODEL=GRU4Rec ... for another model)
+MODEL ?= GenNiSASRec
+DATASET ?= ml-100k
+
 run: install
-	$(BIN)/python run_recbole_genni.py --config_files=properties/main_job.yaml $(ARGS)
+	$(BIN)/python run_recbole_genni.py --model=$(MODEL) --dataset=$(DATASET) $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -84,7 +84,7 @@ def test_the_configuration_page_documents_every_key_of_ours():
     page = (PACKAGE.parent / "docs" / "configuration.md").read_text()
     keys = set()
     properties = PACKAGE.parent / "properties"
-    for path in [properties / "overall.yaml", *(properties / "model").glob("*.yaml")]:  # not main_job.yaml
+    for path in [properties / "overall.yaml", *(properties / "model").glob("*.yaml")]:
         keys.update(yaml.safe_load(path.read_text()) or {})
     missing = sorted(k for k in keys if f"`{k}`" not in page)
     assert missing == [], missing

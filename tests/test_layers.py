@@ -1,4 +1,5 @@
-"""The package's layers: no import cycle among its modules, and the pure modules stay free of RecBole."""
+"""The package's layers: no import cycle among its modules, the pure modules stay free of RecBole, and the docs
+document every key and link to what exists."""
 
 import ast
 import subprocess

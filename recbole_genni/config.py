@@ -172,6 +172,11 @@ class Config(RecBole_Config):
                 f"train_bucket_batches: {final['train_bucket_batches']} groups whole user sequences by length, but "
                 f"{model} trains on RecBole's prefix rows, all padded to MAX_ITEM_LIST_LENGTH; set it to 0."
             )
+        if final["train_window_stride"]:
+            raise GenNiConfigError(
+                f"train_window_stride: {final['train_window_stride']} adds earlier windows of long user sequences, "
+                f"but {model} trains on RecBole's prefix rows, which already make every item a target; set it to 0."
+            )
         if sampler == "none":
             if not uses_loss_type:
                 raise GenNiConfigError(
@@ -222,6 +227,12 @@ class Config(RecBole_Config):
         elif loss == "CE":
             final["loss_type"] = "BCE"
         _check_ssm_sampler(final["loss_type"], sampler)
+        if final["train_window_stride"] > final["MAX_ITEM_LIST_LENGTH"]:
+            raise GenNiConfigError(
+                f"train_window_stride: {final['train_window_stride']} is invalid; expected an integer in [0, "
+                f"MAX_ITEM_LIST_LENGTH = {final['MAX_ITEM_LIST_LENGTH']}] (a longer stride skips the items between "
+                "two windows)."
+            )
         if self.external_config_dict.get("neg_scoring") == "eval_pass":
             raise GenNiConfigError(
                 f"neg_scoring: eval_pass scores RecBole models from a separate pass; {self.model} scores its "

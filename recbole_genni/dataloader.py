@@ -89,11 +89,17 @@ class GenNiTrainDataLoader(TrainDataLoader):
 
 
 class UserSequenceDataLoader(AbstractDataLoader):
-    """One row per user and epoch: the user's whole training sequence (``ITEM_SEQ``, up to
-    ``MAX_ITEM_LIST_LENGTH`` items) with the next item as target at every position (``TARGET_SEQ``, 0 = padding).
+    """One row per user and epoch (more for long sequences, below): the user's whole training sequence
+    (``ITEM_SEQ``, up to ``MAX_ITEM_LIST_LENGTH`` items) with the next item as target at every position
+    (``TARGET_SEQ``, 0 = no target).
 
     Built once from RecBole's augmented training split (each user's last prefix row holds the whole training
     sequence and its last target), so valid and test items are never targets; batches are slices of a few tensors.
+
+    A sequence longer than ``MAX_ITEM_LIST_LENGTH`` (L) loses its earlier items unless ``train_window_stride: S``
+    > 0: then the user also has rows for the windows ending S, 2S, ... items before the last, down to the window
+    at the start of the sequence, and each window's targets are only its last S (those after the next earlier
+    window), so every training item is a target exactly once, with at least L - S items before it in its row.
 
     A batch is as wide as its longest sequence. ``train_bucket_batches: n`` > 0 sorts the shuffled users by length
     within chunks of n batches and shuffles the batches, so batches hold users of similar length and pad far less
@@ -108,24 +114,38 @@ class UserSequenceDataLoader(AbstractDataLoader):
         self.seq_field = self.iid_field + config["LIST_SUFFIX"]
         self.len_field = config["ITEM_LIST_LENGTH_FIELD"]
         self.target_field = config["TARGET_SEQ_FIELD"]
-        order = torch.sort(feat[self.uid_field], stable=True).indices  # rows of a user stay in time order
-        users = feat[self.uid_field][order]
-        last = torch.ones(len(users), dtype=torch.bool)
-        last[:-1] = users[1:] != users[:-1]
-        rows = order[last]
+        stride = config["train_window_stride"]
+        rows, earliest = self._window_rows(feat[self.uid_field], stride, config["MAX_ITEM_LIST_LENGTH"])
         self.users = feat[self.uid_field][rows]
         self.item_seq = feat[self.seq_field][rows]
         self.lengths = feat[self.len_field][rows]
         targets = torch.zeros_like(self.item_seq)
         targets[:, :-1] = self.item_seq[:, 1:]
         targets[torch.arange(len(rows)), self.lengths - 1] = feat[self.iid_field][rows]
-        self.targets = targets  # [U, L]
+        if stride:  # a later window's first targets are the next earlier window's last ones
+            targets[~earliest, : self.item_seq.size(1) - stride] = 0
+        self.targets = targets  # [rows, L]
+        self.target_counts = (targets > 0).sum(dim=1)
         self.sample_size = len(rows)
         self.bucket_batches = config["train_bucket_batches"]
         self.order = None  # this epoch's users in bucketed order, or None: batches are the shuffled indices
         super().__init__(config, dataset, sampler, shuffle=shuffle and not self.bucket_batches)
         self.shuffle = shuffle  # the caller's flag: with buckets, _bucketed_order shuffles, not torch's sampler
-        self.mean_batch_positions = float(self.lengths.double().mean()) * self.step  # self.step: this rank's rows
+        self.mean_batch_positions = float(self.target_counts.double().mean()) * self.step  # self.step: this rank's rows
+
+    @staticmethod
+    def _window_rows(users, stride, max_length):
+        """The prefix rows to train on (each user's last, and with ``stride`` > 0 those every ``stride`` rows before
+        it down to the first that starts the sequence) and which of them start their user's sequence."""
+        order = torch.sort(users, stable=True).indices  # rows of a user stay in time order
+        _, counts = torch.unique_consecutive(users[order], return_counts=True)
+        rank = torch.arange(len(order)) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+        from_end = torch.repeat_interleave(counts, counts) - 1 - rank  # 0 = the user's last row
+        prefix = rank + 1  # items before the row's target: a prefix longer than max_length is cut
+        keep = from_end == 0
+        if stride:  # every stride-th row back, as long as the window after it did not start the sequence
+            keep |= (from_end % stride == 0) & (prefix + stride > max_length)
+        return order[keep], prefix[keep] <= max_length
 
     def __iter__(self):
         if self.bucket_batches:
@@ -163,7 +183,7 @@ class UserSequenceDataLoader(AbstractDataLoader):
             self.target_field: self.targets[index, :width],
         }
         if self.order is not None:
-            weight = float(lengths.sum()) / self.mean_batch_positions
+            weight = float(self.target_counts[index].sum()) / self.mean_batch_positions
             batch[BATCH_WEIGHT_FIELD] = torch.full((len(index),), weight)
         return Interaction(batch)
 

@@ -61,6 +61,7 @@ KEY_CHECKS = (
     ("neg_uniform_mix", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     ("neg_warmup_epochs", _int_at_least(0), "an integer >= 0"),
     ("train_bucket_batches", _int_at_least(0), "an integer >= 0 (0 = random batches)"),
+    ("train_window_stride", _int_at_least(0), "an integer >= 0 (0 = the last MAX_ITEM_LIST_LENGTH items only)"),
     ("neg_score_chunk", _int_at_least(1), "an integer >= 1 (candidates scored at once; memory is rows x chunk)"),
     ("train_time_budget", lambda v: v is None or (_is_number(v) and v > 0),
      "a number of seconds > 0, or ~ (None) for no limit"),

@@ -33,6 +33,8 @@ BAD_INPUTS = [
     ({"neg_pool_proposal": "zipf"}, r"neg_pool_proposal: 'zipf' is invalid"),
     ({"train_bucket_batches": -1}, r"train_bucket_batches: -1 is invalid; expected an integer >= 0"),
     ({"train_bucket_batches": 4}, r"train_bucket_batches: 4 groups whole user sequences by length, but SASRec"),
+    ({"train_window_stride": -1}, r"train_window_stride: -1 is invalid; expected an integer >= 0"),
+    ({"train_window_stride": 5}, r"train_window_stride: 5 adds earlier windows of long user sequences, but SASRec"),
     ({"eval_mask_history": "yes"}, r"eval_mask_history: 'yes' is invalid; expected True or False"),
     ({"neg_replacement": "yes"}, r"neg_replacement: 'yes' is invalid; expected True or False"),
     ({"neg_replacement": True, "neg_sampler": "dns"},
@@ -70,6 +72,8 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
+    ({"train_window_stride": 11}, r"train_window_stride: 11 is invalid; expected an integer in \[0, "
+                                   r"MAX_ITEM_LIST_LENGTH = 10\]"),
     ({"loss_type": "SSM", "ssm_logQ": 0.5},
      r"ssm_logQ is not a configuration key \(keys are case-sensitive\); did you mean ssm_logq\?"),
 ]

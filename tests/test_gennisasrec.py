@@ -39,6 +39,30 @@ def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(bas
         assert whole[-k:] == valid_prefix[u][-k:]
 
 
+@pytest.mark.parametrize("stride", [2, 4])
+def test_window_stride_makes_every_training_item_a_target_once_with_at_least_length_minus_stride_before_it(
+        stride, base_config):
+    """``train_window_stride`` trains long sequences' earlier items too: the windows' targets are exactly RecBole's
+    training targets (each prefix row's item), once each, and a target outside a sequence's first window has at
+    least L - S items before it in its row."""
+    length = 4
+    config, (train, _, _) = prepared(base_config, MAX_ITEM_LIST_LENGTH=length, train_window_stride=stride,
+                                     neg_sampler="none")
+    _, (last_only, _, _) = prepared(base_config, MAX_ITEM_LIST_LENGTH=length, neg_sampler="none")
+    feat = train._dataset.inter_feat
+    expected = sorted(zip(feat["user_id"].tolist(), feat["item_id"].tolist()))
+    got = []
+    for user, seq, n, targets in zip(train.users.tolist(), train.item_seq, train.lengths.tolist(), train.targets):
+        kept = (targets > 0).nonzero().flatten()
+        got += [(user, int(targets[p])) for p in kept]
+        assert bool((targets[kept] == torch.cat([seq[1:n], targets[n - 1:n]])[kept]).all())  # the next item
+        if int(kept[0]) > 0:  # not the sequence's first window: only its last S targets
+            assert n == length and kept.tolist() == list(range(length - stride, length))
+    assert sorted(got) == expected
+    assert train.sample_size > last_only.sample_size == len(set(expected[i][0] for i in range(len(expected))))
+    assert sum(float(b[BATCH_WEIGHT_FIELD][0]) for b in train) == pytest.approx(train.sample_size / 64)
+
+
 @pytest.mark.parametrize("loss_type", ["BCE", "BPR", "gBCE", "SSM"])
 @pytest.mark.parametrize("sampler", ["uniform", "genni"])
 def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config, train_one_epoch):

@@ -1,10 +1,13 @@
-"""Evaluate saved checkpoints again, with and without ``eval_mask_history``, and report both.
+"""Evaluate saved checkpoints again under three rules for the user's earlier items, and report each.
 
     python benchmarks/reevaluate.py saved/GenNiSASRec-...pth [...] --out benchmarks/results/<name>.jsonl
 
+The rules: ``unmasked`` (RecBole's sequential evaluation), ``masked`` (``eval_mask_history``: ranked last) and
+``zeroed``, the S3-Rec / ICLRec / ELECRec / BSARec code's, which sets their scores to 0 rather than minus infinity
+(so they still outrank every item scored below 0), the target's too where it is in the row's sequence.
 Each checkpoint is rebuilt from the config saved in it (dataset, model, hyper-parameters; run from the folder the
 run was started in, so its ``data_path`` resolves), on the CPU unless a GPU is visible. It prints one JSON line per
-checkpoint (valid NDCG@10 and test HR/NDCG@10 and @20 under both protocols) and appends it to ``--out``.
+checkpoint (valid NDCG@10 and test HR/NDCG@10 and @20 under each rule) and appends it to ``--out``.
 """
 
 import argparse
@@ -30,17 +33,38 @@ TEST_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
 DESCRIBED_KEYS = ("neg_sampler", "loss_type", "neg_num", "neg_pool_size", "neg_pool_shared")
 
 
-def evaluate(checkpoint: dict, mask: bool) -> dict:
-    """Valid NDCG@10 and the test metrics of the checkpoint's weights, with or without the history mask."""
+RULES = ("unmasked", "masked", "zeroed")
+
+
+def zeroing(trainer_class):
+    """``trainer_class`` with the ``zeroed`` rule: the history's scores (and a repeated target's) set to 0."""
+
+    class ZeroedHistoryTrainer(trainer_class):
+        def _full_sort_batch_eval(self, batched_data):
+            interaction, history_index, positive_u, positive_i = batched_data
+            interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(
+                (interaction, None, positive_u, positive_i))
+            scores[history_index] = 0
+            sequence = interaction[self.model.ITEM_SEQ].to(scores.device)[positive_u]
+            repeated = (sequence == positive_i.to(scores.device).unsqueeze(1)).any(dim=1)
+            scores[positive_u[repeated], positive_i[repeated]] = 0
+            return interaction, scores, positive_u, positive_i
+
+    return ZeroedHistoryTrainer
+
+
+def evaluate(checkpoint: dict, rule: str) -> dict:
+    """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`."""
     config = checkpoint["config"]
     config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
-    config["eval_mask_history"] = mask
+    config["eval_mask_history"] = rule != "unmasked"
     config["device"] = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     init_seed(config["seed"], config["reproducibility"])
     train, valid, test = data_preparation(config, create_dataset(config))
     model = config.model_class(config, train._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
+    trainer = (zeroing(trainer_class) if rule == "zeroed" else trainer_class)(config, model)
     valid_result = trainer.evaluate(valid, load_best_model=False)
     test_result = trainer.evaluate(test, load_best_model=False)
     return {"valid ndcg@10": valid_result["ndcg@10"], **{m: test_result[m] for m in TEST_METRICS}}
@@ -59,8 +83,8 @@ def main():
     for path in args.checkpoints:
         checkpoint = load_checkpoint(path, "cpu")
         record = {"file": path, "cell": describe(checkpoint["config"])}
-        for mask in (False, True):
-            record["masked" if mask else "unmasked"] = evaluate(checkpoint, mask)
+        for rule in RULES:
+            record[rule] = evaluate(checkpoint, rule)
         print(json.dumps(record), flush=True)
         if args.out:
             append_result(args.out, {**record, "command": command})

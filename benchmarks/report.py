@@ -202,9 +202,10 @@ def reevaluated_section(name: str, records: list) -> list:
     columns = ["valid ndcg@10", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
     lines = ["| checkpoint | cell | history mask | " + " | ".join(columns) + " |", "|---|---|---|" + "---|" * 5]
     for r in records:
-        for mask in ("unmasked", "masked"):
-            values = " | ".join(f"{r[mask][c]:.4f}" for c in columns)
-            lines.append(f"| {Path(r['file']).name} | {r['cell']} | {mask} | {values} |")
+        for rule in ("unmasked", "masked", "zeroed"):
+            if rule in r:  # records written before the zeroed rule have the other two
+                values = " | ".join(f"{r[rule][c]:.4f}" for c in columns)
+                lines.append(f"| {Path(r['file']).name} | {r['cell']} | {rule} | {values} |")
     return lines + ["", _commands(name, records), ""]
 
 

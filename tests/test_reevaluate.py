@@ -1,9 +1,13 @@
-"""Re-evaluating a saved checkpoint reproduces its run's test metrics, and the history mask only adds to them."""
+"""Re-evaluating a saved checkpoint reproduces its run's test metrics, the history mask only adds to them, and the
+published code's rule (history scores set to 0) is applied as that code applies it."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import torch
 
 from benchmarks import reevaluate
 from recbole_genni import run_recbole_genni
@@ -27,6 +31,29 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
     for metric in reevaluate.TEST_METRICS:
         assert unmasked[metric] == result["test_result"][metric]
         assert masked[metric] >= unmasked[metric]
+    assert set(record) == {"file", "cell", *reevaluate.RULES}
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert written == [{**record, "command": written[0]["command"]}]
     assert written[0]["command"].startswith("python ") and "--out" in written[0]["command"]
+
+
+def test_the_zeroed_rule_sets_the_history_and_a_repeated_target_to_zero_and_nothing_else():
+    scores = torch.tensor([[-9.0, -1.0, 2.0, -3.0, 4.0], [-9.0, 5.0, -2.0, 1.0, -4.0]])
+
+    class Trainer:
+        model = SimpleNamespace(ITEM_SEQ="item_id_list")
+
+        def _full_sort_batch_eval(self, batched_data):
+            interaction, history_index, positive_u, positive_i = batched_data
+            assert history_index is None  # the parent scores without its own mask
+            return interaction, scores.clone(), positive_u, positive_i
+
+    interaction = {"item_id_list": torch.tensor([[2, 3, 0], [4, 2, 1]])}  # row 1's target (1) is in its sequence
+    history = (torch.tensor([0, 0, 1, 1]), torch.tensor([2, 3, 4, 2]))  # RecBole's history: the target left out
+    positive_u, positive_i = torch.tensor([0, 1]), torch.tensor([1, 1])
+    _, zeroed, _, _ = reevaluate.zeroing(Trainer)()._full_sort_batch_eval(
+        (interaction, history, positive_u, positive_i))
+    expected = scores.clone()
+    expected[history] = 0
+    expected[1, 1] = 0
+    assert torch.equal(zeroed, expected)

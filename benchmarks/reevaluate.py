@@ -71,7 +71,11 @@ def evaluate(checkpoint: dict, rule: str) -> dict:
 
 
 def describe(config) -> str:
-    return f"{config['model']} on {config['dataset']}: " + ", ".join(f"{k} {config[k]}" for k in DESCRIBED_KEYS)
+    """The run in a few words: model, dataset, seed and how it drew its negatives (or full softmax)."""
+    head = f"{config['model']} on {config['dataset']}, seed {config['seed']}: "
+    if config["neg_sampler"] == "none":
+        return head + f"loss_type {config['loss_type']} (full softmax)"
+    return head + ", ".join(f"{k} {config[k]}" for k in DESCRIBED_KEYS)
 
 
 def main():

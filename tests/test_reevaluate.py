@@ -25,7 +25,7 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
-    assert record["cell"].startswith("GenNiSASRec on tiny: neg_sampler genni, loss_type SSM")
+    assert record["cell"].startswith("GenNiSASRec on tiny, seed 7: neg_sampler genni, loss_type SSM")
     unmasked, masked = record["unmasked"], record["masked"]
     assert unmasked["valid ndcg@10"] == result["best_valid_score"]
     for metric in reevaluate.TEST_METRICS:

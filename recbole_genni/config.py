@@ -13,7 +13,7 @@ from recbole.utils import ModelType, set_color
 
 from recbole_genni.compat import init_distributed, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
-from recbole_genni.options import SAMPLED_LOSSES, invalid, validate_neg_keys
+from recbole_genni.options import SAMPLED_LOSSES, invalid, resolve_window_stride, validate_neg_keys
 from recbole_genni.registry import get_model
 from recbole_genni.support import (
     MASKED_ENCODERS,
@@ -227,12 +227,7 @@ class Config(RecBole_Config):
         elif loss == "CE":
             final["loss_type"] = "BCE"
         _check_ssm_sampler(final["loss_type"], sampler)
-        if final["train_window_stride"] > final["MAX_ITEM_LIST_LENGTH"]:
-            raise GenNiConfigError(
-                f"train_window_stride: {final['train_window_stride']} is invalid; expected an integer in [0, "
-                f"MAX_ITEM_LIST_LENGTH = {final['MAX_ITEM_LIST_LENGTH']}] (a longer stride skips the items between "
-                "two windows)."
-            )
+        resolve_window_stride(final["train_window_stride"], final["MAX_ITEM_LIST_LENGTH"])
         if self.external_config_dict.get("neg_scoring") == "eval_pass":
             raise GenNiConfigError(
                 f"neg_scoring: eval_pass scores RecBole models from a separate pass; {self.model} scores its "

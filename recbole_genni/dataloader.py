@@ -6,6 +6,7 @@ from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, 
 from recbole.data.interaction import Interaction
 
 from recbole_genni.generator import NegativeGenerator
+from recbole_genni.options import resolve_window_stride
 from recbole_genni.sampling import history_pairs
 from recbole_genni.scoring import scorer_for
 from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_family
@@ -97,9 +98,10 @@ class UserSequenceDataLoader(AbstractDataLoader):
     sequence and its last target), so valid and test items are never targets; batches are slices of a few tensors.
 
     A sequence longer than ``MAX_ITEM_LIST_LENGTH`` (L) loses its earlier items unless ``train_window_stride: S``
-    > 0: then the user also has rows for the windows ending S, 2S, ... items before the last, down to the window
-    at the start of the sequence, and each window's targets are only its last S (those after the next earlier
-    window), so every training item is a target exactly once, with at least L - S items before it in its row.
+    > 0 (items, or a fraction of L): then the user also has rows for the windows ending S, 2S, ... items before
+    the last, down to the window at the start of the sequence, and each window's targets are only its last S
+    (those after the next earlier window), so every training item is a target exactly once, with at least L - S
+    items before it in its row.
 
     A batch is as wide as its longest sequence. ``train_bucket_batches: n`` > 0 sorts the shuffled users by length
     within chunks of n batches and shuffles the batches, so batches hold users of similar length and pad far less
@@ -114,7 +116,7 @@ class UserSequenceDataLoader(AbstractDataLoader):
         self.seq_field = self.iid_field + config["LIST_SUFFIX"]
         self.len_field = config["ITEM_LIST_LENGTH_FIELD"]
         self.target_field = config["TARGET_SEQ_FIELD"]
-        stride = config["train_window_stride"]
+        stride = resolve_window_stride(config["train_window_stride"], config["MAX_ITEM_LIST_LENGTH"])
         rows, earliest = self._window_rows(feat[self.uid_field], stride, config["MAX_ITEM_LIST_LENGTH"])
         self.users = feat[self.uid_field][rows]
         self.item_seq = feat[self.seq_field][rows]

@@ -30,6 +30,18 @@ def resolve_pool_size(pool_size, num_items: int) -> int:
     return size
 
 
+def resolve_window_stride(stride, max_length: int) -> int:
+    """``train_window_stride`` in items for rows of ``max_length`` items: an int, or a fraction of ``max_length``;
+    checked."""
+    items = max(1, round(stride * max_length)) if isinstance(stride, float) else stride
+    if items > max_length:
+        raise GenNiConfigError(
+            f"train_window_stride: {stride} is invalid; expected at most MAX_ITEM_LIST_LENGTH = {max_length} items, "
+            "or a fraction of it in (0, 1] (a longer stride skips the items between two windows)."
+        )
+    return items
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -61,7 +73,8 @@ KEY_CHECKS = (
     ("neg_uniform_mix", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     ("neg_warmup_epochs", _int_at_least(0), "an integer >= 0"),
     ("train_bucket_batches", _int_at_least(0), "an integer >= 0 (0 = random batches)"),
-    ("train_window_stride", _int_at_least(0), "an integer >= 0 (0 = the last MAX_ITEM_LIST_LENGTH items only)"),
+    ("train_window_stride", lambda v: (isinstance(v, float) and 0 < v <= 1) or _int_at_least(0)(v),
+     "an integer >= 0 (items; 0 = the last window only) or a fraction of MAX_ITEM_LIST_LENGTH in (0, 1]"),
     ("neg_score_chunk", _int_at_least(1), "an integer >= 1 (candidates scored at once; memory is rows x chunk)"),
     ("train_time_budget", lambda v: v is None or (_is_number(v) and v > 0),
      "a number of seconds > 0, or ~ (None) for no limit"),

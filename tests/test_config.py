@@ -72,8 +72,10 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
-    ({"train_window_stride": 11}, r"train_window_stride: 11 is invalid; expected an integer in \[0, "
-                                   r"MAX_ITEM_LIST_LENGTH = 10\]"),
+    ({"train_window_stride": 11}, r"train_window_stride: 11 is invalid; expected at most MAX_ITEM_LIST_LENGTH = 10 "
+                                   r"items, or a fraction of it in \(0, 1\]"),
+    ({"train_window_stride": 1.5}, r"train_window_stride: 1.5 is invalid; expected an integer >= 0 \(items; 0 = the "
+                                   r"last window only\) or a fraction of MAX_ITEM_LIST_LENGTH in \(0, 1\]"),
     ({"loss_type": "SSM", "ssm_logQ": 0.5},
      r"ssm_logQ is not a configuration key \(keys are case-sensitive\); did you mean ssm_logq\?"),
 ]

@@ -20,7 +20,7 @@ def prepared(base_config, **overrides):
 
 
 def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(base_config):
-    config, (train, valid, test) = prepared(base_config, train_batch_size=1000)
+    config, (train, valid, test) = prepared(base_config, train_batch_size=1000, train_window_stride=0)
     assert isinstance(train, UserSequenceDataLoader)
     batch = next(iter(train))
     users = batch[train.uid_field]
@@ -39,16 +39,17 @@ def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(bas
         assert whole[-k:] == valid_prefix[u][-k:]
 
 
-@pytest.mark.parametrize("stride", [2, 4])
+@pytest.mark.parametrize("stride, items", [(2, 2), (4, 4), (0.5, 2), (0.1, 1)])
 def test_window_stride_makes_every_training_item_a_target_once_with_at_least_length_minus_stride_before_it(
-        stride, base_config):
-    """``train_window_stride`` trains long sequences' earlier items too: the windows' targets are exactly RecBole's
-    training targets (each prefix row's item), once each, and a target outside a sequence's first window has at
-    least L - S items before it in its row."""
+        stride, items, base_config):
+    """``train_window_stride`` (items, or a fraction of L) trains long sequences' earlier items too: the windows'
+    targets are exactly RecBole's training targets (each prefix row's item), once each, and a target outside a
+    sequence's first window has at least L - S items before it in its row."""
     length = 4
     config, (train, _, _) = prepared(base_config, MAX_ITEM_LIST_LENGTH=length, train_window_stride=stride,
                                      neg_sampler="none")
-    _, (last_only, _, _) = prepared(base_config, MAX_ITEM_LIST_LENGTH=length, neg_sampler="none")
+    _, (last_only, _, _) = prepared(base_config, MAX_ITEM_LIST_LENGTH=length, train_window_stride=0,
+                                    neg_sampler="none")
     feat = train._dataset.inter_feat
     expected = sorted(zip(feat["user_id"].tolist(), feat["item_id"].tolist()))
     got = []
@@ -57,7 +58,7 @@ def test_window_stride_makes_every_training_item_a_target_once_with_at_least_len
         got += [(user, int(targets[p])) for p in kept]
         assert bool((targets[kept] == torch.cat([seq[1:n], targets[n - 1:n]])[kept]).all())  # the next item
         if int(kept[0]) > 0:  # not the sequence's first window: only its last S targets
-            assert n == length and kept.tolist() == list(range(length - stride, length))
+            assert n == length and kept.tolist() == list(range(length - items, length))
     assert sorted(got) == expected
     assert train.sample_size > last_only.sample_size == len(set(expected[i][0] for i in range(len(expected))))
     assert sum(float(b[BATCH_WEIGHT_FIELD][0]) for b in train) == pytest.approx(train.sample_size / 64)
@@ -166,7 +167,7 @@ def test_defaults_are_the_recipe_and_dns_turns_the_default_replacement_off(base_
     config = Config("GenNiSASRec", "tiny", config_dict=mine)
     recipe = {"loss_type": "SSM", "neg_sampler": "genni", "neg_num": 256, "neg_pool_size": "all",
               "neg_replacement": True, "neg_exclude": "target", "neg_score_chunk": 32768,
-              "train_bucket_batches": 16, "position_from_end": True}
+              "train_bucket_batches": 16, "train_window_stride": 0.5, "position_from_end": True}
     assert {k: config[k] for k in recipe} == recipe
     assert Config("SASRec", "tiny", config_dict=mine)["neg_num"] == 1  # RecBole's models keep the package's
     dns = Config("GenNiSASRec", "tiny", config_dict={**mine, "neg_sampler": "dns", "loss_type": "BCE", "neg_num": 2,

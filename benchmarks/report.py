@@ -70,8 +70,9 @@ SECTIONS = {
                             "cells). Compare at equal epochs (the second table) for the quality of an epoch."),
     "defaults.jsonl": ("GenNiSASRec with its defaults, against RecBole's SASRec with CE", "current",
                        "`--model=GenNiSASRec` with no other keys, as a new user runs it, beside RecBole's SASRec with "
-                       "full-softmax CE (`--neg_sampler=none`, RecBole's defaults otherwise), the paper's setting and "
-                       "the defaults at other batch sizes (`benchmarks/suites/defaults.yaml`): early stopping on "
+                       "full-softmax CE (`--neg_sampler=none`, RecBole's defaults otherwise), the paper's setting, "
+                       "the defaults with another window stride, and with the last 50 items of each sequence only at "
+                       "batch sizes of 256 to 32 users (`benchmarks/suites/defaults.yaml`): early stopping on "
                        "valid NDCG@10 (patience 10), every earlier item of the user ranked last. *train min*: the "
                        "training time to the end of the run (patience included), validation excluded."),
     "models_beauty_cost.jsonl": ("RecBole's models on Beauty, the cost of a training step per loss", "cost",

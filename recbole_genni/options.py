@@ -16,12 +16,17 @@ SAMPLED_LOSSES = ("BPR", "SSM", "BCE", "gBCE")
 FLOAT32_TINY = 2.0 ** -126
 
 
+def _count(value, whole: int) -> int:
+    """An int as it is; a float as that fraction of ``whole``, at least 1."""
+    return max(1, round(value * whole)) if isinstance(value, float) else value
+
+
 def resolve_pool_size(pool_size, num_items: int) -> int:
     """M for a catalogue of ``num_items`` ids (padding included): int, fraction or ``'all'``; checked."""
     real_items = num_items - 1
     if pool_size == "all":
         return real_items
-    size = max(1, round(pool_size * real_items)) if isinstance(pool_size, float) else pool_size
+    size = _count(pool_size, real_items)
     if size > real_items:
         raise GenNiConfigError(
             f"neg_pool_size: {pool_size} is larger than the catalogue ({real_items} items); "
@@ -33,7 +38,7 @@ def resolve_pool_size(pool_size, num_items: int) -> int:
 def resolve_window_stride(stride, max_length: int) -> int:
     """``train_window_stride`` in items for rows of ``max_length`` items: an int, or a fraction of ``max_length``;
     checked."""
-    items = max(1, round(stride * max_length)) if isinstance(stride, float) else stride
+    items = _count(stride, max_length)
     if items > max_length:
         raise GenNiConfigError(
             f"train_window_stride: {stride} is invalid; expected at most MAX_ITEM_LIST_LENGTH = {max_length} items, "

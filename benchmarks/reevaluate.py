@@ -45,9 +45,10 @@ def zeroing(trainer_class):
             interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(
                 (interaction, None, positive_u, positive_i))
             scores[history_index] = 0
-            sequence = interaction[self.model.ITEM_SEQ].to(scores.device)[positive_u]
-            repeated = (sequence == positive_i.to(scores.device).unsqueeze(1)).any(dim=1)
-            scores[positive_u[repeated], positive_i[repeated]] = 0
+            rows, targets = positive_u.to(scores.device), positive_i.to(scores.device)
+            sequence = interaction[self.model.ITEM_SEQ].to(scores.device)[rows]
+            repeated = (sequence == targets.unsqueeze(1)).any(dim=1)
+            scores[rows[repeated], targets[repeated]] = 0
             return interaction, scores, positive_u, positive_i
 
     return ZeroedHistoryTrainer

@@ -60,7 +60,7 @@ def test_window_stride_makes_every_training_item_a_target_once_with_at_least_len
         if int(kept[0]) > 0:  # not the sequence's first window: only its last S targets
             assert n == length and kept.tolist() == list(range(length - items, length))
     assert sorted(got) == expected
-    assert train.sample_size > last_only.sample_size == len(set(expected[i][0] for i in range(len(expected))))
+    assert train.sample_size > last_only.sample_size == len({user for user, _ in expected})
     assert sum(float(b[BATCH_WEIGHT_FIELD][0]) for b in train) == pytest.approx(train.sample_size / 64)
 
 

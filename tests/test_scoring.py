@@ -10,7 +10,7 @@ from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, scorer_for
+from recbole_genni.scoring import dot_scores, gathered_scores, multi_negative_loss, product_columns, scorer_for
 from recbole_genni.support import (
     GENERIC_MODELS,
     MASKED_ENCODERS,
@@ -142,6 +142,29 @@ def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape
     expected = torch.stack([table[rows[n]] @ hidden[n] for n in range(5)])
     assert torch.allclose(scores, expected, atol=1e-5)
     assert torch.allclose(target_scores, (hidden * table[targets]).sum(dim=1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])  # sparse backward; bf16: dense
+@pytest.mark.parametrize("held", [False, True])
+def test_product_columns_has_the_value_and_gradients_of_a_gather_from_the_product(dtype, held):
+    """The sparse backward is autograd's gather backward: repeated columns in a row add up, items nobody drew get
+    a zero gradient, and a held product is read, not recomputed."""
+    gen = torch.Generator().manual_seed(2)
+    hidden = torch.randn(6, 4, generator=gen, dtype=torch.float64).to(dtype)
+    table = torch.randn(30, 4, generator=gen, dtype=torch.float64).to(dtype)
+    columns = torch.randint(1, 20, (6, 9), generator=gen)
+    columns[:, 1] = columns[:, 0]  # every row repeats a column
+    upstream = torch.randn(6, 9, generator=gen, dtype=torch.float64).to(dtype)
+    h, t = hidden.clone().requires_grad_(), table.clone().requires_grad_()
+    (h @ t.t()).gather(1, columns).backward(upstream)
+    h2, t2 = hidden.clone().requires_grad_(), table.clone().requires_grad_()
+    product = (hidden @ table.t()) if held else None
+    values = product_columns(h2, t2, columns, product)
+    values.backward(upstream)
+    tol = {"atol": 0.05, "rtol": 0.02} if dtype == torch.bfloat16 else {"atol": 1e-5}
+    assert torch.allclose(values, (hidden @ table.t()).gather(1, columns), **tol)
+    assert torch.allclose(h2.grad, h.grad, **tol) and torch.allclose(t2.grad, t.grad, **tol)
+    assert torch.count_nonzero(t2.grad[20:]) == 0
 
 
 def test_no_pool_scores_every_real_item_and_a_held_score_matrix_gives_a_view():

@@ -13,7 +13,7 @@ from recbole_genni import losses
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD
 from recbole_genni.generator import NegativeGenerator
 from recbole_genni.sampler import CandidatePoolSampler
-from recbole_genni.scoring import dot_scores, full_product_is_cheaper, gathered_scores
+from recbole_genni.scoring import dot_scores, full_product_is_cheaper, gathered_scores, product_columns
 
 LOSS_TYPES = ("BCE", "BPR", "gBCE", "SSM", "CE")
 
@@ -104,8 +104,9 @@ class GenNiSASRec(SASRec):
         # the current model's scores of the candidate pool, from the same encoder pass
         full = None
         if full_product_is_cheaper(self.negatives.neg_num, self.hidden_size, table.shape[0]):
-            full = hidden @ table.t()  # [P, |I|]: scores the pool (detached) and gives the loss its logits
-            score = lambda pool: gathered_scores(full.detach(), pool, pos_items)  # noqa: E731
+            with torch.no_grad():
+                full = hidden @ table.t()  # [P, |I|]: scores the pool and gives the loss its logits
+            score = lambda pool: gathered_scores(full, pool, pos_items)  # noqa: E731
         else:
             score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
         neg_items, neg_log_count = self.negatives.generate(
@@ -113,8 +114,7 @@ class GenNiSASRec(SASRec):
         if full is None:
             neg, pos = dot_scores(hidden, table, neg_items, pos_items)  # [P, K], [P]
         else:
-            # one gather, so that the backward pass builds one [P, |I|] gradient, not one per gather
-            logits = full.gather(1, torch.cat([pos_items.unsqueeze(1), neg_items], dim=1))  # [P, 1 + K]
+            logits = product_columns(hidden, table, torch.cat([pos_items.unsqueeze(1), neg_items], dim=1), full)
             pos, neg = logits[:, 0], logits[:, 1:]
         mask = torch.ones_like(pos, dtype=torch.bool)
         if self.loss_type == "BCE":

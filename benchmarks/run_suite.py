@@ -130,12 +130,13 @@ def train_seconds_per_step(history):
 
 
 def package_commit() -> str:
-    """The commit of the checkout the package runs from (with ``+`` if it has uncommitted changes), or
-    ``unknown`` outside a git checkout."""
+    """The commit of the checkout the package runs from (with ``+`` if it has uncommitted changes outside
+    ``benchmarks/results/``, where a suite appends its records as it runs), or ``unknown`` outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], cwd=root,
                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -3,12 +3,12 @@
     python benchmarks/step_cost.py benchmarks/suites/models_beauty.yaml --only GRU4Rec/uniform-ssm \
         --only GRU4Rec/genni-ssm --batches 40
 
-Each cell (the suite's defaults and the cell's own keys, its first dataset and seed) gets its training loader
-and model; then the cells take turns, one step each: collate, forward (negatives drawn in the loss for the models
-that draw there), backward and Adam. Taking turns gives every cell the same share of a machine's load, so the
-ratio between cells holds on a busy machine too. Prints each cell's mean seconds per step (after one warm-up step
-each), its projected epoch and its ratio to the first cell, and appends one record per cell to
-``benchmarks/results/<suite>_cost.jsonl``.
+Each cell (the suite's defaults and the cell's own keys, its first dataset or ``--dataset``, its first seed) gets
+its training loader and model; then the cells take turns, one step each: collate, forward (negatives drawn in the
+loss for the models that draw there), backward and Adam. Taking turns gives every cell the same share of a
+machine's load, so the ratio between cells holds on a busy machine too. Prints each cell's mean seconds per step
+(after one warm-up step each), its projected epoch and its ratio to the first cell, and appends one record per cell
+to ``benchmarks/results/<suite>_cost.jsonl``.
 """
 
 import argparse
@@ -74,12 +74,15 @@ def main():
     parser.add_argument("--only", action="append", required=True, metavar="NAME",
                         help="a cell to time (repeatable; the first is the reference of the ratios)")
     parser.add_argument("--batches", type=int, default=40, help="timed steps per cell, after one warm-up")
+    parser.add_argument("--dataset", help="the suite's dataset to time on (default: its first)")
     parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<suite name>_cost.jsonl)")
     args = parser.parse_args()
     command = " ".join(["python", *sys.argv])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
     suite = yaml.safe_load(Path(args.suite).read_text())
-    suite["datasets"], suite["seeds"] = suite["datasets"][:1], suite["seeds"][:1]
+    if args.dataset and args.dataset not in suite["datasets"]:
+        parser.error(f"--dataset {args.dataset}: not among the datasets of {args.suite}: {suite['datasets']}")
+    suite["datasets"], suite["seeds"] = [args.dataset or suite["datasets"][0]], suite["seeds"][:1]
     by_name = {cell["name"]: cell for cell in expand(suite)}
     unknown = [name for name in args.only if name not in by_name]
     if unknown:

@@ -135,3 +135,13 @@ def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, ba
         "seconds_per_step"]
     assert all(r["seconds_per_step"] > 0 and r["config"]["seed"] == 1 for r in records)
     assert "GRU4Rec/genni" in capsys.readouterr().out
+
+
+def test_step_cost_refuses_a_dataset_the_suite_does_not_have(tmp_path, base_config, monkeypatch, capsys):
+    from benchmarks import step_cost
+
+    monkeypatch.setattr(sys, "argv", ["step_cost.py", str(suite_file(tmp_path, base_config)), "--only",
+                                      "GRU4Rec/uniform", "--dataset", "Beauty"])
+    with pytest.raises(SystemExit):
+        step_cost.main()
+    assert "--dataset Beauty: not among the datasets of" in capsys.readouterr().err

@@ -58,6 +58,12 @@ class NegativeGenerator:
         return (self.neg_sampler in MODEL_BASED_SAMPLERS and self.epoch >= self.warmup_epochs
                 and self.uniform_mix < 1)
 
+    @property
+    def scores_whole_catalogue(self) -> bool:
+        """Whether this epoch's draws score every item in one ``[N, |I|]`` matrix (exact GenNi, not streamed), so
+        that a model holding that product can give it (``score(None)``) and read its loss's logits from it too."""
+        return self.generates and self.sampler.covers_catalogue(self.pool_size) and self.pool_size <= self.score_chunk
+
     def pop_stats(self) -> NegativeStats:
         """This epoch's telemetry, reset for the next; warns if the model gave NaN/inf scores."""
         stats = self.telemetry.pop()

@@ -10,6 +10,7 @@ from recbole_genni import losses, run_recbole_genni, scoring
 from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.generator import NegativeGenerator
 from recbole_genni.model import gennisasrec
 from recbole_genni.quick_start import data_preparation
 
@@ -122,20 +123,25 @@ def test_sampled_softmax_weighs_the_correction_by_ssm_logq(ssm_logq, weight, bas
 
 
 @pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
-@pytest.mark.parametrize("sampler", ["uniform", "genni"])
-def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(loss_type, sampler, base_config,
+@pytest.mark.parametrize("sampler, pool", [("uniform", 20), ("genni", 20), ("genni", "all")])
+def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(loss_type, sampler, pool, base_config,
                                                                            monkeypatch):
-    """Large K x H reads the negatives' logits from one [P, |I|] product (which also scores the pool): the same
-    loss and gradients as gathering the K embeddings per position, for the same draws."""
-    config, (train, _, _) = prepared(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=3)
+    """Large K x H, or exact GenNi (whose draw scores the whole catalogue anyway), reads the negatives' logits from
+    one [P, |I|] product, with a sparse backward pass: the same loss and gradients as gathering the K embeddings per
+    position, for the same draws."""
+    config, (train, _, _) = prepared(base_config, loss_type=loss_type, neg_sampler=sampler, neg_num=3,
+                                     neg_pool_size=pool)
     model = config.model_class(config, train._dataset).eval()  # no dropout: both passes see the same states
     batch = next(iter(train))
     model.calculate_loss(batch)  # creates the generator's random streams, so that both passes start from one state
     state = model.negatives.random_state()
+    assert model.negatives.scores_whole_catalogue == (sampler == "genni" and pool == "all")
+    whole = NegativeGenerator.scores_whole_catalogue
     results = []
     for full in (True, False):
         for module in (gennisasrec, scoring):  # the model's choice, and dot_scores' for the gathered path
             monkeypatch.setattr(module, "full_product_is_cheaper", lambda *args, full=full: full)
+        monkeypatch.setattr(NegativeGenerator, "scores_whole_catalogue", whole if full else property(lambda _: False))
         model.negatives.set_random_state(state)
         model.zero_grad()
         loss = model.calculate_loss(batch)

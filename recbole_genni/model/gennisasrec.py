@@ -103,7 +103,8 @@ class GenNiSASRec(SASRec):
         users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[real]  # [P]
         # the current model's scores of the candidate pool, from the same encoder pass
         full = None
-        if full_product_is_cheaper(self.negatives.neg_num, self.hidden_size, table.shape[0]):
+        if self.negatives.scores_whole_catalogue or \
+                full_product_is_cheaper(self.negatives.neg_num, self.hidden_size, table.shape[0]):
             with torch.no_grad():
                 full = hidden @ table.t()  # [P, |I|]: scores the pool and gives the loss its logits
             score = lambda pool: gathered_scores(full, pool, pos_items)  # noqa: E731

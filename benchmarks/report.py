@@ -80,11 +80,16 @@ SECTIONS = {
                                  "timed turn by turn, one step each (collate, forward with the negatives drawn in "
                                  "the loss, backward, Adam), so a machine's load weighs on all alike; mean over "
                                  "the timed steps after one warm-up, and the ratio to the first cell."),
-    "s3_four_cost.jsonl": ("GenNiSASRec on Beauty, the cost of a training step: the recipe and its full-softmax "
-                           "twin", "cost",
-                           "`benchmarks/step_cost.py` on the first dataset of `benchmarks/suites/s3_four.yaml`: both "
-                           "cells built in one process and timed turn by turn on batches of 256 users bucketed by "
-                           "length, mean over the timed steps after one warm-up."),
+    "s3_four_cost.jsonl": ("GenNiSASRec on the paper's four datasets, the cost of a training step: the recipe "
+                           "and its full-softmax twin", "cost",
+                           "`benchmarks/step_cost.py` on each dataset of `benchmarks/suites/s3_four.yaml` "
+                           "(`--dataset`): both cells built in one process and timed turn by turn on batches of 256 "
+                           "users bucketed by length, mean over the timed steps after one warm-up, beside two other "
+                           "single-thread jobs (the load average). Both compute the [positions, |I|] product; the "
+                           "recipe then draws from it and back-propagates through its K + 1 columns a row only (a "
+                           "sparse gradient), where the twin's softmax back-propagates through all |I|. Earlier "
+                           "commits, kept for the record: a dense gradient (d6e4f6d), and on Sports and Yelp, where "
+                           "K x hidden < |I|, the negatives scored again from their gathered embeddings (da0a712)."),
     "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
                     "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
                     "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "
@@ -266,7 +271,8 @@ def defaults_section(name: str, records: list) -> list:
 
 def step_cost_section(name: str, records: list) -> list:
     return record_table(name, records, [
-        ("cell", "---", lambda r: r["name"]), ("s / step", "---:", lambda r: f"{r['seconds_per_step']:.4f}"),
+        ("dataset", "---", lambda r: r.get("dataset", "-")), ("cell", "---", lambda r: r["name"]),
+        ("s / step", "---:", lambda r: f"{r['seconds_per_step']:.4f}"),
         ("s / epoch (projected)", "---:", lambda r: f"{r['seconds_per_epoch']:.1f}"),
         ("x first cell", "---:", lambda r: f"{r['ratio']:.2f} ({r['reference']})"),
         ("steps timed", "---:", lambda r: f"{r['batches']}"), ("device", "---", lambda r: r["device"]),

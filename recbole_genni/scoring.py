@@ -55,14 +55,16 @@ class _ProductColumns(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         hidden, table, columns = ctx.saved_tensors
-        if grad.device.type == "cpu" and grad.dtype in (torch.float32, torch.float64):
-            by_row, by_item = _sparse_gradients(grad, columns, table.shape[0])
+        # under autocast the forward's product (and so grad) may be of a lower precision than the parameters
+        dtype = torch.promote_types(hidden.dtype, table.dtype)
+        if grad.device.type == "cpu" and dtype in (torch.float32, torch.float64):
+            by_row, by_item = _sparse_gradients(grad.to(dtype), columns, table.shape[0])
         else:  # autograd's own: the dense [N, |I|] gradient
-            by_row = torch.zeros(grad.shape[0], table.shape[0], dtype=grad.dtype, device=grad.device)
-            by_row.scatter_add_(1, columns, grad)
+            by_row = torch.zeros(grad.shape[0], table.shape[0], dtype=dtype, device=grad.device)
+            by_row.scatter_add_(1, columns, grad.to(dtype))
             by_item = by_row.t()
-        grad_hidden = by_row @ table if ctx.needs_input_grad[0] else None
-        grad_table = by_item @ hidden if ctx.needs_input_grad[1] else None
+        grad_hidden = (by_row @ table.to(dtype)).to(hidden.dtype) if ctx.needs_input_grad[0] else None
+        grad_table = (by_item @ hidden.to(dtype)).to(table.dtype) if ctx.needs_input_grad[1] else None
         return grad_hidden, grad_table, None, None
 
 

@@ -144,11 +144,13 @@ def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape
     assert torch.allclose(target_scores, (hidden * table[targets]).sum(dim=1))
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])  # sparse backward; bf16: dense
+@pytest.mark.parametrize("dtype, autocast", [(torch.float64, False), (torch.float32, False), (torch.float32, True),
+                                             (torch.bfloat16, False)])  # sparse x 3; bfloat16: the dense backward
 @pytest.mark.parametrize("held", [False, True])
-def test_product_columns_has_the_value_and_gradients_of_a_gather_from_the_product(dtype, held):
+def test_product_columns_has_the_value_and_gradients_of_a_gather_from_the_product(dtype, autocast, held):
     """The sparse backward is autograd's gather backward: repeated columns in a row add up, items nobody drew get
-    a zero gradient, and a held product is read, not recomputed."""
+    a zero gradient, and a held product is read, not recomputed. Under autocast (a bfloat16 product of float32
+    parameters) the gradients come back in the parameters' dtype."""
     gen = torch.Generator().manual_seed(2)
     hidden = torch.randn(6, 4, generator=gen, dtype=torch.float64).to(dtype)
     table = torch.randn(30, 4, generator=gen, dtype=torch.float64).to(dtype)
@@ -158,11 +160,14 @@ def test_product_columns_has_the_value_and_gradients_of_a_gather_from_the_produc
     h, t = hidden.clone().requires_grad_(), table.clone().requires_grad_()
     (h @ t.t()).gather(1, columns).backward(upstream)
     h2, t2 = hidden.clone().requires_grad_(), table.clone().requires_grad_()
-    product = (hidden @ table.t()) if held else None
-    values = product_columns(h2, t2, columns, product)
-    values.backward(upstream)
-    tol = {"atol": 0.05, "rtol": 0.02} if dtype == torch.bfloat16 else {"atol": 1e-5}
-    assert torch.allclose(values, (hidden @ table.t()).gather(1, columns), **tol)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        product = (hidden @ table.t()) if held else None
+        values = product_columns(h2, t2, columns, product)
+    values.backward(upstream.to(values.dtype))
+    tol = {"atol": 0.05, "rtol": 0.02} if autocast or dtype == torch.bfloat16 else {"atol": 1e-5}
+    assert values.dtype == (torch.bfloat16 if autocast else dtype)  # the product's
+    assert torch.allclose(values.to(dtype), (hidden @ table.t()).gather(1, columns), **tol)
+    assert h2.grad.dtype == t2.grad.dtype == dtype
     assert torch.allclose(h2.grad, h.grad, **tol) and torch.allclose(t2.grad, t.grad, **tol)
     assert torch.count_nonzero(t2.grad[20:]) == 0
 

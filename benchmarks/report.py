@@ -54,6 +54,11 @@ SECTIONS = {
                                   "its test targets are repeats, scored 0 among the other zeros, and the history's "
                                   "zeros outrank every target scored below 0 (softmax-trained scores have no fixed "
                                   "zero: adding a constant to all of them changes no training step)."),
+    "s3_tune.jsonl": ("Tuning the recipe", "current",
+                      "The s3_four recipe with one knob changed at a time (`benchmarks/suites/s3_tune.yaml`): "
+                      "GenNi's temperature and K, and the encoder knobs the papers tune (hidden size, layers, heads, "
+                      "learning rate, dropout), one seed each, to be chosen on valid NDCG@10; beside them the untuned "
+                      "recipe over its s3_four seeds."),
     "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
                             "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's"
                             " default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "
@@ -184,6 +189,14 @@ def cells_section(name: str, records: list, with_anchors=True) -> list:
     return lines + [_commands(name, records), ""]
 
 
+def tune_section(name: str, records: list) -> list:
+    """The tuning cells, and the untuned recipe (all its s3_four seeds) on the datasets tuned so far."""
+    datasets = {r["dataset"] for r in records}
+    untuned = [{**r, "name": "recipe (untuned, s3_four)"} for r in read(RESULTS / "s3_four.jsonl")
+               if r["name"] == "recipe" and r["dataset"] in datasets]
+    return cells_section(name, untuned + records)
+
+
 def scale_section(name: str, records: list) -> list:
     lines = ["| items | sampler | s / step | baseline MB | negatives + loss MB | step peak MB | device | memory "
              "| date |",
@@ -282,7 +295,7 @@ def step_cost_section(name: str, records: list) -> list:
 
 RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
              "sampler_cost.jsonl": sampler_cost_section, "models_beauty_cost.jsonl": step_cost_section,
-             "s3_four_cost.jsonl": step_cost_section,
+             "s3_four_cost.jsonl": step_cost_section, "s3_tune.jsonl": tune_section,
              "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section,
              "s3_four_reevaluated.jsonl": reevaluated_section}
 
@@ -381,7 +394,7 @@ def plot_all():
             records = read(RESULTS / name)
             if name == "scale.jsonl":
                 plot_scale(records, _image(name))
-            elif RENDERERS.get(name, cells_section) in (cells_section, models_section) \
+            elif RENDERERS.get(name, cells_section) in (cells_section, models_section, tune_section) \
                     and any(r.get("history") for r in records):
                 plot_cells(records, _image(name))
 

@@ -57,3 +57,23 @@ def test_cells_trained_for_a_time_budget_are_compared_at_equal_epochs():
     ])
     assert rows[0] == "| model | epochs | ce | genni |"
     assert rows[2:] == ["| GRU4Rec | 3 | 0.3000 | 0.3000 ± 0.0707 |", "| STAMP | 1 | 0.2000 | 0.3000 |"]
+
+
+def test_the_tuning_table_puts_the_untuned_recipe_of_the_same_datasets_beside_the_tuned_cells(tmp_path, monkeypatch):
+    import json
+
+    def record(name, dataset, seed, ndcg):
+        return {"dataset": dataset, "name": name, "seed": seed, "device": "CPU (1 threads)", "epochs": 3,
+                "test": {m: ndcg for m in ("hit@10", "ndcg@10", "hit@20", "ndcg@20")},
+                "best_valid": {"ndcg@10": ndcg}, "train_seconds_per_epoch": 1.0, "command": "python x.py"}
+
+    untuned = [record("recipe", "Beauty", 1, 0.05), record("recipe", "Beauty", 2, 0.07),
+               record("recipe", "Toys", 1, 0.09), record("ce", "Beauty", 1, 0.06)]
+    (tmp_path / "s3_four.jsonl").write_text("".join(json.dumps(r) + "\n" for r in untuned))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    lines = report.tune_section("s3_tune.jsonl", [record("recipe-tau2", "Beauty", 1, 0.08)])
+    rows = [line for line in lines if line.startswith("| recipe")]
+    assert len(rows) == 2  # the twin and the other dataset's recipe left out
+    assert rows[0].startswith("| recipe (untuned, s3_four) | 1, 2 | 0.0600 ± 0.0141 |")
+    assert rows[1].startswith("| recipe-tau2 | 1 | 0.0800 |")
+    assert "**Toys**" not in lines

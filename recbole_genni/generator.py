@@ -187,7 +187,7 @@ class NegativeGenerator:
         pool_rows = pool.expand(n, -1) if pool.dim() == 1 else pool
         if pool.shape[-1] > self.score_chunk:
             return self._streamed(pool, pool_rows, users, targets, score, with_log_count)
-        scores, target_scores = score(None if self.sampler.covers_catalogue(self.pool_size) else pool)
+        scores, target_scores = score(None if self.scores_whole_catalogue else pool)
         scores, target_scores = scores.float(), target_scores.float()
         finite = torch.isfinite(scores.sum(dim=1) + target_scores)  # one reduction; NaN/inf propagate
         if not bool(finite.all()):  # a copy only when needed

@@ -41,7 +41,11 @@ SECTIONS = {
                       "position's own target from its negatives. The published figures beside the tables come from "
                       "the S3-Rec / ICLRec / ELECRec / BSARec code, which 'masks' the history by setting its scores "
                       "to 0, not minus infinity: an earlier item still outranks every item with a negative score, and "
-                      "a repeated target is scored 0 too."),
+                      "a repeated target is scored 0 too. *train s / epoch* is each run's own, at the commit it "
+                      "ran and beside one other single-thread run; the cost of a step at the current code, both "
+                      "cells timed turn by turn in one process, is in [the cost section]"
+                      "(#gennisasrec-on-the-papers-four-"
+                      "datasets-the-cost-of-a-training-step-the-recipe-and-its-full-softmax-twin)."),
     "s3_four_reevaluated.jsonl": ("The paper's four datasets under the published code's rule for earlier items",
                                   "current",
                                   "The best checkpoints of the recipe and of its full-softmax twin evaluated again "

@@ -20,9 +20,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 OUTPUT = ROOT / "docs" / "benchmarks.md"
 IMAGES = OUTPUT.parent / "img"
 
-#: published test HR@10 / NDCG@10 under the same protocol (leave-one-out, full ranking, history masked)
 BCE_UNIFORM = "SASRec, BCE, 1 uniform negative (S3-Rec)"
 FULL_SOFTMAX = "SASRec, full softmax (SASRec+)"
+#: published test HR@10 / NDCG@10 under the same protocol (leave-one-out, full ranking, history masked)
 ANCHORS = {
     "Beauty": [(BCE_UNIFORM, 0.0605, 0.0318), (FULL_SOFTMAX, 0.0935, 0.0567), ("ELECRec", 0.0968, 0.0591),
                ("BSARec (released log, seed 42)", 0.1008, 0.0611)],

@@ -59,7 +59,8 @@ def test_cells_trained_for_a_time_budget_are_compared_at_equal_epochs():
     assert rows[2:] == ["| GRU4Rec | 3 | 0.3000 | 0.3000 ± 0.0707 |", "| STAMP | 1 | 0.2000 | 0.3000 |"]
 
 
-def test_the_tuning_table_puts_the_untuned_recipe_of_the_same_datasets_beside_the_tuned_cells(tmp_path, monkeypatch):
+def test_the_tuning_table_puts_the_untuned_recipe_and_twin_of_the_same_datasets_beside_the_tuned_cells(
+        tmp_path, monkeypatch):
     import json
 
     def record(name, dataset, seed, ndcg):
@@ -72,8 +73,9 @@ def test_the_tuning_table_puts_the_untuned_recipe_of_the_same_datasets_beside_th
     (tmp_path / "s3_four.jsonl").write_text("".join(json.dumps(r) + "\n" for r in untuned))
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     lines = report.tune_section("s3_tune.jsonl", [record("recipe-tau2", "Beauty", 1, 0.08)])
-    rows = [line for line in lines if line.startswith("| recipe")]
-    assert len(rows) == 2  # the twin and the other dataset's recipe left out
-    assert rows[0].startswith("| recipe (untuned, s3_four) | 1, 2 | 0.0600 ± 0.0141 |")
-    assert rows[1].startswith("| recipe-tau2 | 1 | 0.0800 |")
+    rows = [line for line in lines if line.startswith(("| recipe", "| ce "))]
+    assert len(rows) == 3  # the other dataset's recipe left out
+    assert rows[0].startswith("| ce (full-softmax twin, s3_four) | 1 | 0.0600 |")
+    assert rows[1].startswith("| recipe (untuned, s3_four) | 1, 2 | 0.0600 ± 0.0141 |")
+    assert rows[2].startswith("| recipe-tau2 | 1 | 0.0800 |")
     assert "**Toys**" not in lines

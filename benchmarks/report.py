@@ -47,9 +47,9 @@ SECTIONS = {
                       "a repeated target is scored 0 too. In the paper's setting (BCE, one negative a position), "
                       "GenNi's negatives beat uniform ones by 12% (Beauty), 28% (Sports), 23% (Toys) and 2% (Yelp, "
                       "with patience 30: patience 10 stopped it after 13 epochs and an early peak; its best valid "
-                      "score came in its 169th epoch) of test NDCG@10. *train s / epoch* is each run's own, at the commit it "
-                      "ran and beside one other single-thread run; the cost of a step at the current code, both "
-                      "cells timed turn by turn in one process, is in [the cost section]"
+                      "score came in its 169th epoch) of test NDCG@10. *train s / epoch* is each run's own, at the "
+                      "commit it ran and beside one other single-thread run; the cost of a step at the current "
+                      "code, both cells timed turn by turn in one process, is in [the cost section]"
                       "(#gennisasrec-on-the-papers-four-"
                       "datasets-the-cost-of-a-training-step-the-recipe-and-its-full-softmax-twin)."),
     "s3_four_reevaluated.jsonl": ("The paper's four datasets under the published code's rule for earlier items",

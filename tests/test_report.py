@@ -79,3 +79,28 @@ def test_the_tuning_table_puts_the_untuned_recipe_and_twin_of_the_same_datasets_
     assert rows[1].startswith("| recipe (untuned, s3_four) | 1, 2 | 0.0600 ± 0.0141 |")
     assert rows[2].startswith("| recipe-tau2 | 1 | 0.0800 |")
     assert "**Toys**" not in lines
+
+
+def _run(name, dataset, seed, test, valid):
+    return {"dataset": dataset, "name": name, "seed": seed, "test": {"ndcg@10": test}, "best_valid": {"ndcg@10": valid}}
+
+
+def test_the_negatives_gain_takes_the_genni_cell_best_on_valid_against_the_uniform_one():
+    records = [_run("bce-uniform", "Yelp", 1, 0.04, 0.04), _run("bce-genni", "Yelp", 1, 0.01, 0.02),
+               _run("bce-genni-patience30", "Yelp", 1, 0.05, 0.05), _run("bce-uniform", "Beauty", 1, 0.04, 0.04),
+               _run("bce-genni", "Beauty", 1, 0.03, 0.03), _run("bce-genni", "Beauty", 2, 0.045, 0.03),
+               _run("recipe", "Toys", 1, 0.06, 0.06)]
+    assert report.negatives_gain(records) == (
+        "In the paper's setting (BCE, one negative a position), GenNi's negatives against uniform ones "
+        "(`bce-uniform`), test NDCG@10: -6% on Beauty (`bce-genni`), +25% on Yelp (`bce-genni-patience30`).")
+    assert report.negatives_gain([_run("recipe", "Toys", 1, 0.06, 0.06)]) == ""
+
+
+def test_the_zeroed_rule_is_compared_with_the_masked_one_per_dataset_of_the_checkpoints():
+    def checkpoint(dataset, seed, masked, zeroed):
+        return {"cell": f"GenNiSASRec on {dataset}, seed {seed}: loss_type CE (full softmax)",
+                "masked": {"hit@10": masked, "ndcg@10": masked}, "zeroed": {"hit@10": zeroed, "ndcg@10": zeroed / 2}}
+
+    records = [checkpoint("Yelp", 1, 0.04, 0.02), checkpoint("Yelp", 2, 0.05, 0.03), checkpoint("Beauty", 1, 0.1, 0.1)]
+    assert report.zeroed_change(records) == (
+        "The zeroed rule against the masked one, test HR@10 / NDCG@10: +0% / -50% on Beauty, -45% / -72% on Yelp.")

@@ -71,7 +71,8 @@ SECTIONS = {
                       "setting that changes GenNi's temperature or K only). The best of the first twelve on valid "
                       "NDCG@10, hidden 128 with learning rate 0.0005, then ran over three seeds, and so did its "
                       "full-softmax twin (`ce-hidden128-lr0.0005`, the same encoder and steps). A third layer on top "
-                      "of it raised valid NDCG@10 again, on two seeds so far (`recipe-hidden128-lr0.0005-layers3`)."),
+                      "of it raised valid NDCG@10 again (`recipe-hidden128-lr0.0005-layers3`, the best of all "
+                      "settings), and it too ran over three seeds beside its twin."),
     "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
                             "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's"
                             " default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "

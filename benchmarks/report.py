@@ -160,19 +160,30 @@ def mean_std(values, digits=4) -> str:
 def _commands(name: str, records) -> str:
     """The commands that made the records as a user would run them today: without where each wrote its file or
     which checkpoint a killed run resumed from, and with the runner's current name (``run_grid.py`` took the same
-    arguments); an earlier protocol's are left to the records (their suite files are gone)."""
+    arguments), one per command that differs in ``--seed`` only; an earlier protocol's are left to the records
+    (their suite files are gone)."""
     if SECTIONS[name][1] == "earlier":
         return "Each record holds the exact command it ran."
-    commands = set()
+    seeds = {}
     for r in records:
-        words, kept = r.get("command", "?").split(" "), []
+        words, kept, seed = r.get("command", "?").split(" "), [], None
         for word in words:
             if kept and (kept[-1] == "--out" or (kept[-1] == "--set" and word.startswith("resume_checkpoint="))):
                 kept.pop()
+            elif kept and kept[-1] == "--seed":
+                kept.pop()
+                seed = word
             else:
                 kept.append(word)
-        commands.add(" ".join(kept).replace("benchmarks/run_grid.py", "benchmarks/run_suite.py"))
-    return "Commands: " + "; ".join(f"`{c}`" for c in sorted(commands)) + "."
+        command = " ".join(kept).replace("benchmarks/run_grid.py", "benchmarks/run_suite.py")
+        seeds.setdefault(command, set()).add(seed)
+    shown = []
+    for command, values in sorted(seeds.items()):
+        given = sorted((v for v in values if v is not None), key=int)
+        shown += [f"`{command}`"] if None in values else []
+        shown += [f"`{command} --seed {given[0]}`"] if len(given) == 1 else \
+            [f"`{command} --seed <seed>` (seeds {', '.join(given)})"] if given else []
+    return "Commands: " + "; ".join(shown) + "."
 
 
 def cell_table(rows: list, anchors=()) -> list:

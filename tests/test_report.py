@@ -104,3 +104,14 @@ def test_the_zeroed_rule_is_compared_with_the_masked_one_per_dataset_of_the_chec
     records = [checkpoint("Yelp", 1, 0.04, 0.02), checkpoint("Yelp", 2, 0.05, 0.03), checkpoint("Beauty", 1, 0.1, 0.1)]
     assert report.zeroed_change(records) == (
         "The zeroed rule against the masked one, test HR@10 / NDCG@10: +0% / -50% on Beauty, -45% / -72% on Yelp.")
+
+
+def test_commands_that_differ_in_their_seed_only_are_shown_once_with_the_seeds():
+    records = [{"command": f"python benchmarks/run_suite.py s.yaml --only ce --seed {seed} --out /x.jsonl"}
+               for seed in (2022, 2020)]
+    records += [{"command": "python benchmarks/run_suite.py s.yaml --only ce"},
+                {"command": "python benchmarks/run_suite.py s.yaml --only recipe --seed 7"}]
+    assert report._commands("s3_four.jsonl", records) == (
+        "Commands: `python benchmarks/run_suite.py s.yaml --only ce`; "
+        "`python benchmarks/run_suite.py s.yaml --only ce --seed <seed>` (seeds 2020, 2022); "
+        "`python benchmarks/run_suite.py s.yaml --only recipe --seed 7`.")

@@ -47,8 +47,8 @@ SECTIONS = {
                       "to 0, not minus infinity: an earlier item still outranks every item with a negative score, and "
                       "a repeated target is scored 0 too. On Yelp, patience 10 stopped the paper's setting with GenNi "
                       "at an early peak; `bce-genni-patience30` trains it with patience 30. *train s / epoch* is each "
-                      "run's own, at the "
-                      "commit it ran and beside one other single-thread run; the cost of a step at the current "
+                      "run's own, at the commit it ran and beside one other single-thread run; the cost of a step at "
+                      "the current "
                       "code, both cells timed turn by turn in one process, is in [the cost section]"
                       "(#gennisasrec-on-the-papers-four-"
                       "datasets-the-cost-of-a-training-step-the-recipe-and-its-full-softmax-twin)."),

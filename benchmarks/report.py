@@ -48,10 +48,9 @@ SECTIONS = {
                       "a repeated target is scored 0 too. On Yelp, patience 10 stopped the paper's setting with GenNi "
                       "at an early peak; `bce-genni-patience30` trains it with patience 30. *train s / epoch* is each "
                       "run's own, at the commit it ran and beside one other single-thread run; the cost of a step at "
-                      "the current "
-                      "code, both cells timed turn by turn in one process, is in [the cost section]"
-                      "(#gennisasrec-on-the-papers-four-"
-                      "datasets-the-cost-of-a-training-step-the-recipe-and-its-full-softmax-twin)."),
+                      "the current code, both cells timed turn by turn in one process, is in [the cost section]"
+                      "(#gennisasrec-on-the-papers-four-datasets-the-cost-of-a-training-step-the-recipe-and-its-"
+                      "full-softmax-twin)."),
     "s3_four_reevaluated.jsonl": ("The paper's four datasets under the published code's rule for earlier items",
                                   "current",
                                   "The best checkpoints of the recipe and of its full-softmax twin evaluated again "

@@ -87,7 +87,7 @@ def main():
     command = " ".join(["python", *sys.argv])
     for path in args.checkpoints:
         checkpoint = load_checkpoint(path, "cpu")
-        record = {"file": path, "cell": describe(checkpoint["config"])}
+        record = {"file": path, "dataset": checkpoint["config"]["dataset"], "cell": describe(checkpoint["config"])}
         for rule in RULES:
             record[rule] = evaluate(checkpoint, rule)
         print(json.dumps(record), flush=True)

@@ -25,13 +25,14 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
+    assert record["dataset"] == "tiny"
     assert record["cell"].startswith("GenNiSASRec on tiny, seed 7: neg_sampler genni, loss_type SSM")
     unmasked, masked = record["unmasked"], record["masked"]
     assert unmasked["valid ndcg@10"] == result["best_valid_score"]
     for metric in reevaluate.TEST_METRICS:
         assert unmasked[metric] == result["test_result"][metric]
         assert masked[metric] >= unmasked[metric]
-    assert set(record) == {"file", "cell", *reevaluate.RULES}
+    assert set(record) == {"file", "dataset", "cell", *reevaluate.RULES}
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert written == [{**record, "command": written[0]["command"]}]
     assert written[0]["command"].startswith("python ") and "--out" in written[0]["command"]

@@ -98,7 +98,7 @@ def test_the_negatives_gain_takes_the_genni_cell_best_on_valid_against_the_unifo
 
 def test_the_zeroed_rule_is_compared_with_the_masked_one_per_dataset_of_the_checkpoints():
     def checkpoint(dataset, seed, masked, zeroed):
-        return {"cell": f"GenNiSASRec on {dataset}, seed {seed}: loss_type CE (full softmax)",
+        return {"dataset": dataset, "cell": f"GenNiSASRec on {dataset}, seed {seed}: loss_type CE (full softmax)",
                 "masked": {"hit@10": masked, "ndcg@10": masked}, "zeroed": {"hit@10": zeroed, "ndcg@10": zeroed / 2}}
 
     records = [checkpoint("Yelp", 1, 0.04, 0.02), checkpoint("Yelp", 2, 0.05, 0.03), checkpoint("Beauty", 1, 0.1, 0.1)]

@@ -70,8 +70,8 @@ SECTIONS = {
                       "NDCG@10, hidden 128 with learning rate 0.0005, then ran over three seeds, and so did its "
                       "full-softmax twin (`ce-hidden128-lr0.0005`, the same encoder and steps). A third layer on top "
                       "of it raised valid NDCG@10 again (`recipe-hidden128-lr0.0005-layers3`, the best of all "
-                      "settings), and it too ran over three seeds beside its twin. On Sports and Toys that setting ran "
-                      "as chosen on Beauty, with no search of their own."),
+                      "settings), and it too ran over three seeds beside its twin. On Sports and Toys that setting and "
+                      "its twin ran as chosen on Beauty, three seeds each, with no search of their own."),
     "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
                             "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's"
                             " default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "

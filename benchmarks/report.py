@@ -178,10 +178,13 @@ def _commands(name: str, records) -> str:
         seeds.setdefault(command, set()).add(seed)
     shown = []
     for command, values in sorted(seeds.items()):
+        if None in values:
+            shown.append(f"`{command}`")
         given = sorted((v for v in values if v is not None), key=int)
-        shown += [f"`{command}`"] if None in values else []
-        shown += [f"`{command} --seed {given[0]}`"] if len(given) == 1 else \
-            [f"`{command} --seed <seed>` (seeds {', '.join(given)})"] if given else []
+        if len(given) == 1:
+            shown.append(f"`{command} --seed {given[0]}`")
+        elif given:
+            shown.append(f"`{command} --seed <seed>` (seeds {', '.join(given)})")
     return "Commands: " + "; ".join(shown) + "."
 
 

@@ -26,7 +26,7 @@ def step_seconds(train_data, model, batches):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     iterator = iter(train_data)
-    times = [timed_step(iterator, model, optimizer) for _ in range(batches + 1)]
+    times = [timed_step(iterator, model, optimizer)[0] for _ in range(batches + 1)]
     return sum(times[1:]) / batches, len(train_data)
 
 

@@ -26,15 +26,52 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, r
 from run_suite import append_result, convert_sources, expand, package_commit  # noqa: E402
 
 
-def timed_step(iterator, model, optimizer) -> float:
-    """Seconds of one training step: the next batch (its collate), the loss, backward and the optimizer."""
+def timed_step(iterator, model, optimizer) -> tuple:
+    """``(seconds, peak bytes)`` of one training step: the next batch (its collate), the loss, backward and the
+    optimizer; the peak is the memory the step held above what was held before it (see :class:`StepMemory`)."""
+    memory = StepMemory(next(model.parameters()).device)
     start = time.perf_counter()
     batch = next(iterator)
     loss = model.calculate_loss(batch)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return seconds, memory.peak_above_start()
+
+
+class StepMemory:
+    """The peak memory of a stretch of work above its start, so that cells built side by side in one process are
+    measured apart: CUDA's allocator peak on a GPU; on a CPU the process's resident high-water mark (``VmHWM``), reset
+    at the start through ``/proc/self/clear_refs`` (Linux; elsewhere the peak is not measured, None)."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            self.start = torch.cuda.memory_allocated(device)
+            self.device = device
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+            self.start = _proc_status_bytes("VmRSS")
+        except OSError:
+            self.start = None
+
+    def peak_above_start(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) - self.start
+        return None if self.start is None else _proc_status_bytes("VmHWM") - self.start
+
+
+def _proc_status_bytes(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
 
 
 def build_cell(cell):
@@ -55,17 +92,22 @@ def build_cell(cell):
     return train, model
 
 
-def interleaved_step_seconds(cells, batches):
-    """Mean seconds per step of each ``(loader, model)``, the cells taking turns step by step (one warm-up each)."""
+def interleaved_step_cost(cells, batches):
+    """``(mean seconds per step, peak bytes of a step or None)`` of each ``(loader, model)``, the cells taking turns
+    step by step (one warm-up each, left out of both)."""
     runs = []
     for train, model in cells:
         model.train()
         runs.append((iter(train), model, torch.optim.Adam(model.parameters(), lr=1e-3)))
-    times = [[] for _ in runs]
+    steps = [[] for _ in runs]
     for _ in range(batches + 1):
-        for spent, (iterator, model, optimizer) in zip(times, runs):
-            spent.append(timed_step(iterator, model, optimizer))
-    return [sum(spent[1:]) / batches for spent in times]
+        for measured, (iterator, model, optimizer) in zip(steps, runs):
+            measured.append(timed_step(iterator, model, optimizer))
+    costs = []
+    for measured in steps:
+        seconds, peaks = zip(*measured[1:])
+        costs.append((sum(seconds) / batches, None if None in peaks else max(peaks)))
+    return costs
 
 
 def main():
@@ -91,16 +133,19 @@ def main():
     chosen = [by_name[name] for name in args.only]
     built = [build_cell(cell) for cell in chosen]
     load = os.getloadavg()[0]  # what else ran: the seconds depend on it, the ratios far less
-    seconds = interleaved_step_seconds(built, args.batches)
+    costs = interleaved_step_cost(built, args.batches)
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_cost.jsonl")
     device = "cuda" if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    for cell, (train, _), step in zip(chosen, built, seconds):
-        ratio = step / seconds[0]
+    for cell, (train, _), (step, peak) in zip(chosen, built, costs):
+        ratio = step / costs[0][0]
+        peak_mb = None if peak is None else peak / 2**20
         print(f"{cell['name']:<28} {step:.4f} s/step  {step * len(train):8.1f} s/epoch (projected)  "
-              f"x{ratio:.2f}", flush=True)
+              f"x{ratio:.2f}  " + ("" if peak_mb is None else f"peak {peak_mb:.0f} MB a step"), flush=True)
         append_result(out, {
             "name": cell["name"], "model": cell["model"], "dataset": cell["dataset"], "seconds_per_step": step,
             "steps_per_epoch": len(train), "seconds_per_epoch": step * len(train), "ratio": ratio,
+            "step_peak_memory_mb": peak_mb, "step_peak_memory_kind": "cuda allocated" if device == "cuda"
+            else "process RSS above the step's start",
             "reference": chosen[0]["name"], "batches": args.batches, "device": device, "load_average": load,
             "torch": torch.__version__, "commit": package_commit(), "date": date.today().isoformat(),
             "config": cell["config"], "command": command,

@@ -134,7 +134,22 @@ def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, ba
     assert records[0]["ratio"] == 1 and records[1]["ratio"] == records[1]["seconds_per_step"] / records[0][
         "seconds_per_step"]
     assert all(r["seconds_per_step"] > 0 and r["config"]["seed"] == 1 for r in records)
+    assert all(r["step_peak_memory_mb"] > 0 for r in records)
     assert "GRU4Rec/genni" in capsys.readouterr().out
+
+
+def test_step_memory_counts_what_a_step_holds_not_what_was_held_before():
+    import torch
+
+    from benchmarks.step_cost import StepMemory
+
+    held = torch.ones(64 * 2**20 // 4)  # 64 MB resident before the step
+    memory = StepMemory(torch.device("cpu"))
+    step = torch.ones(128 * 2**20 // 4)  # 128 MB touched by the step, then freed
+    del step
+    peak = memory.peak_above_start()
+    assert 120 * 2**20 < peak < 180 * 2**20
+    assert held.sum() > 0
 
 
 def test_step_cost_refuses_a_dataset_the_suite_does_not_have(tmp_path, base_config, monkeypatch, capsys):

@@ -7,7 +7,9 @@ The rules: ``unmasked`` (RecBole's sequential evaluation), ``masked`` (``eval_ma
 (so they still outrank every item scored below 0), the target's too where it is in the row's sequence.
 Each checkpoint is rebuilt from the config saved in it (dataset, model, hyper-parameters; run from the folder the
 run was started in, so its ``data_path`` resolves), on the CPU unless a GPU is visible. It prints one JSON line per
-checkpoint (valid NDCG@10 and test HR/NDCG@10 and @20 under each rule) and appends it to ``--out``.
+checkpoint (valid NDCG@10 and test HR/NDCG@10 and @20 under each rule) and appends it to ``--out``. With ``--groups``
+(a TSV of item groups, as ``benchmarks/negatives.py`` reads it), it adds the masked rule's test HR/NDCG@10 of each
+group of users, a user's group being their test item's.
 """
 
 import argparse
@@ -27,6 +29,7 @@ from recbole_genni.quick_start import data_preparation  # noqa: E402
 from recbole_genni.registry import get_trainer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
+from groups import item_groups, read_group_names  # noqa: E402
 from run_suite import append_result  # noqa: E402
 
 TEST_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
@@ -54,8 +57,9 @@ def zeroing(trainer_class):
     return ZeroedHistoryTrainer
 
 
-def evaluate(checkpoint: dict, rule: str) -> dict:
-    """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`."""
+def evaluate(checkpoint: dict, rule: str, groups_file=None) -> dict:
+    """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`; with
+    ``groups_file``, also ``by_group``: the test HR/NDCG@10 of each group of users (:func:`metrics_by_group`)."""
     config = checkpoint["config"]
     config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
     config["eval_mask_history"] = rule != "unmasked"
@@ -68,7 +72,32 @@ def evaluate(checkpoint: dict, rule: str) -> dict:
     trainer = (zeroing(trainer_class) if rule == "zeroed" else trainer_class)(config, model)
     valid_result = trainer.evaluate(valid, load_best_model=False)
     test_result = trainer.evaluate(test, load_best_model=False)
-    return {"valid ndcg@10": valid_result["ndcg@10"], **{m: test_result[m] for m in TEST_METRICS}}
+    result = {"valid ndcg@10": valid_result["ndcg@10"], **{m: test_result[m] for m in TEST_METRICS}}
+    if groups_file is not None:
+        dataset = test._dataset
+        groups = item_groups(groups_file, dataset.field2id_token[dataset.iid_field])
+        result["by_group"] = metrics_by_group(trainer, test, groups, read_group_names(groups_file))
+    return result
+
+
+def metrics_by_group(trainer, eval_data, groups, names) -> dict:
+    """``{group name: {users, hit@10, ndcg@10}}`` over the rows of ``eval_data`` ranked as ``trainer`` ranks them
+    (its masking rule), each row in its target item's group; a row's rank counts the items scored above its target."""
+    trainer.model.eval()
+    ranks, row_groups = [], []
+    with torch.no_grad():
+        for batched_data in eval_data:
+            _, scores, positive_u, positive_i = trainer._full_sort_batch_eval(batched_data)
+            rows, targets = positive_u.to(scores.device), positive_i.to(scores.device)
+            target_scores = scores[rows, targets].unsqueeze(1)
+            ranks.append((scores[rows] > target_scores).sum(dim=1).cpu())
+            row_groups.append(groups[targets.cpu()])
+    ranks, row_groups = torch.cat(ranks), torch.cat(row_groups)
+    hit = (ranks < 10).double()
+    ndcg = hit / torch.log2(ranks.double() + 2)
+    return {name: {"users": int((row_groups == index).sum()), "hit@10": hit[row_groups == index].mean().item(),
+                   "ndcg@10": ndcg[row_groups == index].mean().item()}
+            for index, name in enumerate(names)}
 
 
 def describe(config) -> str:
@@ -83,13 +112,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="best-model checkpoints written by a run")
     parser.add_argument("--out", type=Path, help="results JSONL to append to")
+    parser.add_argument("--groups", type=Path, help="TSV of item groups (category, first_item, last_item): "
+                                                     "the masked rule's test metrics per group of users")
     args = parser.parse_args()
     command = " ".join(["python", *sys.argv])
     for path in args.checkpoints:
         checkpoint = load_checkpoint(path, "cpu")
         record = {"file": path, "dataset": checkpoint["config"]["dataset"], "cell": describe(checkpoint["config"])}
         for rule in RULES:
-            record[rule] = evaluate(checkpoint, rule)
+            record[rule] = evaluate(checkpoint, rule, args.groups if rule == "masked" else None)
         print(json.dumps(record), flush=True)
         if args.out:
             append_result(args.out, {**record, "command": command})

@@ -58,3 +58,20 @@ def test_the_zeroed_rule_sets_the_history_and_a_repeated_target_to_zero_and_noth
     expected[history] = 0
     expected[1, 1] = 0
     assert torch.equal(zeroed, expected)
+
+
+def test_groups_split_the_masked_test_metrics_and_weigh_back_to_them(base_config, tmp_path):
+    run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, "epochs": 2})
+    best = [p for p in (tmp_path / "saved").glob("*.pth") if not p.stem.endswith("-last")]
+    groups = tmp_path / "groups.tsv"
+    groups.write_text("category\tfirst_item\tlast_item\nlow\t1\t15\nhigh\t16\t40\n")
+    done = subprocess.run([sys.executable, str(SCRIPT), str(best[0]), "--groups", str(groups)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    masked = json.loads(done.stdout.strip().splitlines()[-1])["masked"]
+    by_group = masked["by_group"]
+    assert list(by_group) == ["low", "high"] and all(g["users"] > 0 for g in by_group.values())
+    assert sum(g["users"] for g in by_group.values()) == 30  # every tiny user has a test row
+    for metric in ("hit@10", "ndcg@10"):
+        weighed = sum(g[metric] * g["users"] for g in by_group.values()) / 30
+        assert abs(weighed - masked[metric]) < 1e-4  # RecBole rounds its metrics to 4 digits

@@ -1,0 +1,136 @@
+"""How hard each sampler's negatives are, for one trained model: every cell draws from the same model state.
+
+    python benchmarks/negatives.py saved/amazon_six/GenNiSASRec-Amazon2014-Six-...pth \
+        benchmarks/suites/amazon_six.yaml --only ssm-uniform-k256 --only genni-pool2048 --only recipe \
+        --groups ../shared/datasets/Amazon2014-Six/Amazon2014-Six.domains.tsv
+
+The checkpoint (a GenNiSASRec run's, best or ``-last``) gives the model and the training rows; each cell of the suite
+gives the ``neg_*`` keys of a sampler, which draws the negatives of the same training positions from that model's
+scores (its encoder in eval mode). For each cell it reports:
+
+- ``mean_rank``: the mean rank of the negatives among all items under the model, as a fraction of the catalogue
+  (0 = the model's top item, 0.5 = what a uniform item gets); ``top1000_share``: the share among its 1,000 best;
+- ``own_group_share`` (with ``--groups``): the share of negatives in the target item's group, from a TSV with
+  ``category``, ``first_item`` and ``last_item`` columns over the dataset's item tokens (the Amazon2014-Six
+  categories: a user's items all lie in one).
+
+One record per cell is appended to ``benchmarks/results/<suite>_negatives.jsonl``.
+"""
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script
+import reevaluate  # noqa: E402
+from groups import item_groups  # noqa: E402
+from run_suite import append_result, expand, package_commit  # noqa: E402
+
+from recbole_genni.generator import NegativeGenerator  # noqa: E402
+from recbole_genni.recommend import load_data_and_model  # noqa: E402
+from recbole_genni.sampler import CandidatePoolSampler  # noqa: E402
+from recbole_genni.scoring import gathered_scores  # noqa: E402
+
+#: the keys that make a cell's sampler; the rest of a cell's config (the encoder, the loss) is the checkpoint's
+SAMPLER_KEYS = ("neg_sampler", "neg_num", "neg_pool_size", "neg_temperature", "neg_replacement", "neg_exclude",
+                "neg_score_chunk", "neg_pool_shared", "neg_pool_proposal", "neg_popularity_alpha", "neg_uniform_mix")
+TOP = 1000
+
+
+def training_positions(model, train_data, positions, seed):
+    """``(users [P], targets [P], scores [P, |I|])`` of ``positions`` real positions drawn at random from the
+    training rows of the first batches: every item's score under the model (eval mode, no gradient), as
+    GenNiSASRec scores its pool."""
+    users, targets, hidden = [], [], []
+    with torch.no_grad():
+        for interaction in train_data:
+            interaction = interaction.to(model.device)
+            target_seq = interaction[model.TARGET_SEQ]
+            real = (target_seq > 0).nonzero(as_tuple=True)
+            hidden.append(model.encode(interaction[model.ITEM_SEQ])[real])
+            targets.append(target_seq[real])
+            users.append(interaction[model.USER_ID].unsqueeze(1).expand_as(target_seq)[real])
+            if sum(len(t) for t in targets) >= 4 * positions:
+                break
+        chosen = torch.randperm(sum(len(t) for t in targets), generator=torch.Generator().manual_seed(seed))
+        chosen = chosen[:positions].to(model.device)
+        hidden = torch.cat(hidden)[chosen]
+        return torch.cat(users)[chosen], torch.cat(targets)[chosen], hidden @ model.item_embedding.weight.t()
+
+
+def draw_negatives(config, train_dataset, keys, users, targets, scores):
+    """The negatives ``[P, K]`` that a sampler with ``keys`` draws for these positions from ``scores``."""
+    for key, value in keys.items():
+        config[key] = value
+    distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
+    generator = NegativeGenerator(config, CandidatePoolSampler(train_dataset, config, distribution))
+    negatives, _ = generator.generate(users, targets, lambda pool: gathered_scores(scores, pool, targets))
+    return negatives
+
+
+def hardness(scores, targets, negatives, groups=None) -> dict:
+    """Mean catalogue rank of ``negatives`` under ``scores`` (padding excluded), their share in the top ``TOP``,
+    and, with ``groups``, their share in their target's group."""
+    ascending = scores[:, 1:].sort(dim=1).values
+    neg_scores = scores.gather(1, negatives).contiguous()  # [P, K]
+    above = ascending.shape[1] - torch.searchsorted(ascending, neg_scores, right=True)  # items scored higher
+    record = {
+        "mean_rank": (above.double() / ascending.shape[1]).mean().item(),
+        f"top{TOP}_share": (above < TOP).double().mean().item(),
+        "positions": len(targets),
+        "negatives_per_position": negatives.shape[1],
+    }
+    if groups is not None:
+        record["own_group_share"] = (groups[negatives] == groups[targets].unsqueeze(1)).double().mean().item()
+    return record
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="a GenNiSASRec checkpoint (saved/<run id>.pth or its -last.pth)")
+    parser.add_argument("suite", help="the suite YAML whose cells name the samplers")
+    parser.add_argument("--only", action="append", required=True, metavar="NAME", help="a cell (repeatable)")
+    parser.add_argument("--groups", type=Path, help="TSV of item groups: category, first_item, last_item")
+    parser.add_argument("--positions", type=int, default=1024, help="training positions drawn for, at random")
+    parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<suite name>_negatives.jsonl)")
+    args = parser.parse_args()
+    command = " ".join(["python", *sys.argv])
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
+    suite = yaml.safe_load(Path(args.suite).read_text())
+    by_name = {cell["name"]: cell for cell in expand({**suite, "seeds": suite["seeds"][:1]})}
+    unknown = [name for name in args.only if name not in by_name]
+    if unknown:
+        parser.error(f"--only {unknown}: not cells of {args.suite}")
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties" / "overall.yaml").read_text())
+    config, model, dataset, train_data, _, _ = load_data_and_model(args.checkpoint)
+    trained_with = reevaluate.describe(config)  # before the cells' keys are set on the config
+    if not hasattr(model, "encode"):
+        parser.error(f"{args.checkpoint}: a {type(model).__name__} checkpoint; this needs GenNiSASRec's")
+    groups = None if args.groups is None else item_groups(args.groups, dataset.field2id_token[dataset.iid_field])
+    users, targets, scores = training_positions(model, train_data, args.positions, config["seed"])
+    epoch = torch.load(args.checkpoint, map_location="cpu", weights_only=False).get("cur_epoch")
+    out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_negatives.jsonl")
+    for name in args.only:
+        cell_config = {**defaults, **by_name[name]["config"]}
+        keys = {key: cell_config[key] for key in SAMPLER_KEYS if key in cell_config}
+        if keys["neg_sampler"] == "none":
+            parser.error(f"--only {name}: a full-softmax cell draws no negatives")
+        torch.manual_seed(config["seed"])
+        record = hardness(scores, targets, draw_negatives(config, train_data._dataset, keys, users, targets, scores),
+                          groups)
+        print(f"{name:<24} mean rank {record['mean_rank']:.4f}  top{TOP} {record[f'top{TOP}_share']:.4f}" + (
+            f"  own group {record['own_group_share']:.4f}" if groups is not None else ""), flush=True)
+        append_result(out, {
+            "name": name, "dataset": config["dataset"], "checkpoint": Path(args.checkpoint).name,
+            "checkpoint_model": trained_with, "checkpoint_epoch": epoch, **record, "sampler": keys,
+            "commit": package_commit(), "date": date.today().isoformat(), "command": command,
+        })
+
+
+if __name__ == "__main__":
+    main()

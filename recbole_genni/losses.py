@@ -23,9 +23,11 @@ def bpr_loss(pos, neg, mask):
     return _masked_mean(F.softplus(neg - pos.unsqueeze(-1)).mean(dim=-1), mask)
 
 
-def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
-    """gSASRec's beta = alpha * (t * (1 - 1/alpha) + 1/alpha), alpha = K / (|I| - 1) the sampling rate."""
-    alpha = num_negatives / (num_items - 1)
+def gbce_beta(num_negatives: int, num_real_items: int, t: float) -> float:
+    """gSASRec's beta = alpha * (t * (1 - 1/alpha) + 1/alpha), alpha = K / (|I| - 1) the sampling rate: K negatives
+    among the |I| - 1 items other than the positive. ``num_real_items`` is |I|, RecBole's ``item_num`` less its
+    padding id."""
+    alpha = num_negatives / (num_real_items - 1)
     return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
 
 

@@ -46,7 +46,7 @@ def sampled_loss_for(config, generator):
     loss_type = config["sampled_loss"] or "BPR"
     if loss_type == "BPR":
         return False, None
-    beta = losses.gbce_beta(generator.neg_num, generator.sampler.item_num, config["gbce_t"])
+    beta = losses.gbce_beta(generator.neg_num, generator.sampler.item_num - 1, config["gbce_t"])  # less padding
     return loss_type == "SSM" and float(config["ssm_logq"]) > 0, SampledLoss(loss_type, beta, config["ssm_logq"])
 
 

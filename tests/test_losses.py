@@ -29,7 +29,7 @@ def test_bpr_matches_hand_computation():
 
 
 def test_gbce_matches_hand_computation_and_beta_one_is_bce():
-    beta = losses.gbce_beta(num_negatives=2, num_items=101, t=0.5)
+    beta = losses.gbce_beta(num_negatives=2, num_real_items=101, t=0.5)
     alpha = 2 / 100
     assert beta == pytest.approx(alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha))
     first = -beta * log_sigmoid(2.0) - log_sigmoid(-1.0) - log_sigmoid(2.0)

@@ -165,3 +165,18 @@ def test_bert4rec_trains_with_generated_negatives(base_config):
 def test_bert4rec_refuses_a_separate_scoring_pass(base_config):
     with pytest.raises(GenNiConfigError, match="neg_scoring: eval_pass scores a model's next-item output"):
         Config("BERT4Rec", "tiny", config_dict={**base_config, "neg_sampler": "genni", "neg_scoring": "eval_pass"})
+
+
+def test_gbce_beta_is_the_same_for_a_builtin_model_and_gennisasrec(base_config, loader_for):
+    from recbole_genni import losses
+
+    _, builtin = loader_for(base_config, "SASRec", neg_sampler="uniform", loss_type="gBCE", neg_num=4)
+    config = Config("GenNiSASRec", "tiny", config_dict={
+        **base_config, "neg_sampler": "uniform", "loss_type": "gBCE", "neg_num": 4})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    ours = config.model_class(config, train._dataset)
+    # tiny: 40 real items, so K = 4 negatives among the 39 items other than the positive
+    expected = losses.gbce_beta(4, 40, base_config.get("gbce_t", 0.75))
+    assert builtin.loss_fct.gbce_beta == pytest.approx(expected) and ours.gbce_beta == pytest.approx(expected)
+    alpha = 4 / 39
+    assert expected == pytest.approx(alpha * (0.75 * (1 - 1 / alpha) + 1 / alpha))

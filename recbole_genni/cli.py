@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from recbole_genni.errors import GenNiConfigError
 from recbole_genni.utils import run_cli
 
 
@@ -57,6 +58,25 @@ def training_parser(description=__doc__) -> argparse.ArgumentParser:
     return parser
 
 
+def check_config_args(args):
+    """Refuse what RecBole's command line would skip with a warning or stop on with a traceback: anything but
+    ``--key=value`` (``--epochs 1`` trains 300 epochs there), a value holding ``=``, a key given twice."""
+    seen = {}
+    for arg in args:
+        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not key:
+            raise GenNiConfigError(f"{arg}: not an option; config keys on the command line are --key=value.")
+        if not sep:
+            raise GenNiConfigError(f"--{key}: a config key on the command line takes its value after '=': "
+                                   f"--{key}=VALUE.")
+        if "=" in value:
+            raise GenNiConfigError(f"--{key}: RecBole's command line drops a value holding '='; set it in a YAML "
+                                   "file (--config_files).")
+        if key in seen:
+            raise GenNiConfigError(f"--{key}: given twice ({seen[key]!r} and {value!r}); give it once.")
+        seen[key] = value
+
+
 def config_files(args):
     return args.config_files.strip().split(" ") if args.config_files else None
 
@@ -69,14 +89,17 @@ def main(argv=None) -> int:
     parser.add_argument("--ip", default="localhost", help="address of the machine with rank 0")
     parser.add_argument("--port", default="5678", help="free port on that machine")
     parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
-    args, _ = parser.parse_known_args(argv)
+    args, config_args = parser.parse_known_args(argv)
 
     from recbole_genni import run_recbole_genni
 
-    return run_cli(lambda: run_recbole_genni(
-        model=args.model, dataset=args.dataset, config_file_list=config_files(args), nproc=args.nproc,
-        world_size=args.world_size, ip=args.ip, port=args.port, group_offset=args.group_offset,
-    ))
+    def train():
+        check_config_args(config_args)
+        run_recbole_genni(model=args.model, dataset=args.dataset, config_file_list=config_files(args),
+                          nproc=args.nproc, world_size=args.world_size, ip=args.ip, port=args.port,
+                          group_offset=args.group_offset)
+
+    return run_cli(train)
 
 
 def console_main():

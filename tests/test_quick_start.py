@@ -282,3 +282,17 @@ def test_help_lists_the_package_keys_with_their_defaults(capsys):
     for line in ("    --loss_type=SSM  (str)", "    --neg_num=256  (int)", "    --neg_pool_size=all",
                  "    --neg_exclude=target"):
         assert line in own
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "1"], "error: --epochs: a config key on the command line takes its value after '=': --epochs=VALUE."),
+    (["stray"], "error: stray: not an option; config keys on the command line are --key=value."),
+    (["--epochs=1", "--epochs=2"], "error: --epochs: given twice ('1' and '2'); give it once."),
+    (["--neg_pool_size=a=b"], "error: --neg_pool_size: RecBole's command line drops a value holding '='"),
+])
+def test_command_line_keys_that_recbole_would_skip_are_refused_in_one_line(argv, message, capsys):
+    from recbole_genni import cli
+
+    assert cli.main(["--model=GenNiSASRec", "--dataset", "tiny", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1

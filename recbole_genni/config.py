@@ -147,13 +147,13 @@ class Config(RecBole_Config):
         init_distributed(final)
 
     def _translate_recbole_neg_args(self, final):
-        """Map a user's ``train_neg_sample_args`` (and nothing of ours) onto the ``neg_*`` keys."""
+        """Map a user's ``train_neg_sample_args`` onto the ``neg_*`` keys the user did not set (those set must agree
+        with it: :func:`_refuse_conflicting_samplers`), so that none of its settings is dropped."""
         ext = self.external_config_dict
-        if "neg_sampler" in ext:
-            return
         if "train_neg_sample_args" in ext:
-            final.update(_translated_recbole_args(ext["train_neg_sample_args"]))
-        elif ext.get("loss_type") == "CE":
+            final.update({key: value for key, value in _translated_recbole_args(ext["train_neg_sample_args"]).items()
+                          if key not in ext})
+        elif "neg_sampler" not in ext and ext.get("loss_type") == "CE":
             final["neg_sampler"] = "none"
 
     def _resolve_loss_and_recbole_args(self, final):

@@ -122,6 +122,13 @@ def test_a_users_own_keys_far_from_ours_are_kept(base_config):
     assert config["experiment_tag"] == "k128" and config["neg_num"] == 2
 
 
+@pytest.mark.parametrize("ours", [{}, {"neg_sampler": "uniform"}])
+def test_recbole_negative_args_are_applied_beside_an_agreeing_sampler(ours, base_config):
+    config = Config("SASRec", "tiny", config_dict={
+        **base_config, **ours, "train_neg_sample_args": {"distribution": "uniform", "sample_num": 3}})
+    assert config["neg_sampler"] == "uniform" and config["neg_num"] == 3
+
+
 def test_draws_with_replacement_may_outnumber_the_pool(base_config):
     """K independent draws need no K distinct candidates: neg_num above neg_pool_size is refused only without them."""
     config = Config("SASRec", "tiny", config_dict={**base_config, "neg_num": 30, "neg_pool_size": 20,

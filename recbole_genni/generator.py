@@ -209,17 +209,20 @@ class NegativeGenerator:
         self._replace_rows(short, users, targets, negatives, log_count)
         self.telemetry.margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ~fallen)
         self.telemetry.ranks(scores, cols, valid, ~fallen)
-        count_of = self._count_of(draw, pool, score, users, targets, fallen) if with_log_count else None
+        count_of = self._count_of(draw, pool, score, users, targets, fallen, negatives.clone()) \
+            if with_log_count else None
         return negatives, log_count, count_of
 
-    def _count_of(self, draw, pool, score, users, targets, fallen):
+    def _count_of(self, draw, pool, score, users, targets, fallen, drawn_items):
         """``count_of(items)``: the log expected count of ``items`` ``[N, J]`` under ``draw`` given ``pool``
         (copies of the item in the pool times a column's count; -inf outside the pool), or the proposal's on the
-        rows given proposal negatives (``fallen``)."""
+        rows given proposal negatives (``fallen``); ``drawn_items`` ``[N, K]`` are the draw's items, whose keys beat
+        the (K + 1)-th largest key where any other item's has to beat the K-th."""
         @torch.no_grad()
         def count_of(items):
             item_scores = score(items)[0].float()
-            counts = sampling.log_expected_counts(draw, item_scores, self.temperature, self.neg_num)
+            in_draw = None if draw.replacement else (items.unsqueeze(2) == drawn_items.unsqueeze(1)).any(dim=2)
+            counts = sampling.log_expected_counts(draw, item_scores, self.temperature, self.neg_num, in_draw)
             if not self.sampler.covers_catalogue(self.pool_size):
                 counts = counts + sampling.pool_copies(pool, items).float().log()
             proposal = self._proposal_log_count(items, users, targets)
@@ -261,7 +264,8 @@ class NegativeGenerator:
         fallen = draw.short | bad_rows
         self._replace_rows(fallen, users, targets, negatives, log_count)
         self.telemetry.margins(target_scores[0].unsqueeze(1) - draw.scores, ~fallen)
-        count_of = self._count_of(draw, pool, score, users, targets, fallen) if with_log_count else None
+        count_of = self._count_of(draw, pool, score, users, targets, fallen, negatives.clone()) \
+            if with_log_count else None
         return negatives, log_count, count_of
 
     def _replace_rows(self, rows, users, targets, negatives, log_count):

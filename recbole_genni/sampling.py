@@ -262,17 +262,20 @@ class SoftmaxDraw(NamedTuple):
     shift: Optional[torch.Tensor]
     log_norm: Optional[torch.Tensor]
     replacement: bool
+    # without replacement, [N, 1]: the K-th largest key, the one an undrawn column's key has to beat
+    undrawn_shift: Optional[torch.Tensor] = None
 
 
-def log_expected_counts(drawn, scores: torch.Tensor, temperature: float, num_samples: int):
+def log_expected_counts(drawn, scores: torch.Tensor, temperature: float, num_samples: int, in_draw=None):
     """Log expected count among the K draws of ``drawn`` (a :class:`SoftmaxDraw` or :class:`StreamedDraw` with
     counts) of columns whose scores are ``scores`` ``[N, J]`` (any valid columns of the same rows): ``log(K q)`` with
-    replacement, the inclusion probability given the threshold without: what :func:`draw` gives its drawn
-    columns."""
-    logits = (scores.float() - drawn.shift) / temperature
+    replacement, the inclusion probability given the other columns' keys without: what :func:`draw` gives its
+    drawn columns. Without replacement, ``in_draw`` (bool ``[N, J]``; default: every column drawn) tells the drawn
+    columns, whose keys had to beat the (K + 1)-th largest key, from the others, which have to beat the K-th."""
     if drawn.replacement:
-        return logits - drawn.log_norm + math.log(num_samples)
-    return log_inclusion_probs(logits, drawn.log_norm.squeeze(1))
+        return (scores.float() - drawn.shift) / temperature - drawn.log_norm + math.log(num_samples)
+    shift = drawn.shift if in_draw is None else torch.where(in_draw, drawn.shift, drawn.undrawn_shift)
+    return log_inclusion_probs((scores.float() - shift) / temperature, drawn.log_norm.squeeze(1))
 
 
 def _inclusion_draw(scores, num_samples, temperature, valid, generator) -> SoftmaxDraw:
@@ -283,21 +286,24 @@ def _inclusion_draw(scores, num_samples, temperature, valid, generator) -> Softm
     if keys.shape[1] == num_samples:  # every column is drawn
         cols = torch.arange(num_samples, device=keys.device).expand(keys.shape[0], -1)
         threshold = keys.new_full((keys.shape[0], 1), float("-inf"))
+        kth = threshold
     else:
         # the K + 1 largest keys, unsorted (cheaper than a sorted top-k): the smallest is the
         # threshold, and its slot takes the (K + 1)-th column, so the first K columns are the draws
         top = keys.topk(num_samples + 1, dim=1, sorted=False)
         smallest = top.values.argmin(dim=1, keepdim=True)
         threshold = top.values.gather(1, smallest)
+        drawn_keys = top.values.scatter(1, smallest, top.values[:, num_samples:])[:, :num_samples]
         cols = top.indices.scatter(1, smallest, top.indices[:, num_samples:])[:, :num_samples]
-    draw = _inclusion_frame(cols, threshold)
+        kth = drawn_keys.min(dim=1, keepdim=True).values
+    draw = _inclusion_frame(cols, threshold, kth)
     return draw._replace(log_count=log_expected_counts(draw, scores.gather(1, cols), temperature, num_samples))
 
 
-def _inclusion_frame(cols, threshold):
-    """A draw without replacement whose (K + 1)-th key is ``threshold`` ``[N, 1]``, in score units (keys are
-    ``score + temperature x Gumbel``): logits against it are ``(score - threshold) / temperature``."""
-    return SoftmaxDraw(cols, None, threshold, torch.zeros_like(threshold), replacement=False)
+def _inclusion_frame(cols, threshold, kth):
+    """A draw without replacement whose (K + 1)-th key is ``threshold`` ``[N, 1]`` and K-th ``kth``, in score units
+    (keys are ``score + temperature x Gumbel``): logits against it are ``(score - threshold) / temperature``."""
+    return SoftmaxDraw(cols, None, threshold, torch.zeros_like(threshold), replacement=False, undrawn_shift=kth)
 
 
 #: entries of the work buffer of a draw with replacement, dense or per streamed chunk (4 MiB of float32): row blocks
@@ -472,6 +478,7 @@ class StreamedDraw(NamedTuple):
     shift: torch.Tensor  # [N, 1] and
     log_norm: torch.Tensor  # [N, 1], as SoftmaxDraw's: log_expected_counts works on a StreamedDraw too
     replacement: bool
+    undrawn_shift: Optional[torch.Tensor] = None  # as SoftmaxDraw's
 
 
 def _chunks(score_chunk, num_columns, chunk_size, valid_chunk):
@@ -555,9 +562,10 @@ def _stream_gumbel(score_chunk, num_columns, num_samples, temperature, chunk_siz
     chosen = slice(0, num_samples)
     threshold = best_keys[:, num_samples:num_samples + 1] if best_keys.shape[1] > num_samples else \
         best_keys.new_full((best_keys.shape[0], 1), float("-inf"))
-    frame = _inclusion_frame(best_cols[:, chosen], threshold)
+    kth = best_keys[:, num_samples - 1:num_samples] if best_keys.shape[1] > num_samples else threshold
+    frame = _inclusion_frame(best_cols[:, chosen], threshold, kth)
     draw = StreamedDraw(frame.columns, best_scores[:, chosen], None, torch.isinf(best_keys[:, chosen]).any(dim=1),
-                        frame.shift, frame.log_norm, replacement=False)
+                        frame.shift, frame.log_norm, replacement=False, undrawn_shift=frame.undrawn_shift)
     if not with_log_inclusion:
         return draw
     return draw._replace(log_count=log_expected_counts(draw, draw.scores, temperature, num_samples))

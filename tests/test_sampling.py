@@ -415,3 +415,24 @@ def test_the_readme_sampling_example_runs():
     namespace = {}
     exec(snippet.split("```")[0], namespace)
     assert namespace["negatives"].shape == (32, 2)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_inclusion_probability_of_any_column_averages_to_its_frequency(streamed):
+    """A column in the draw had to beat the (K + 1)-th key, one outside it the K-th: with that, the mean of the
+    estimated inclusion probability is the column's frequency among the draws, for drawn and undrawn alike."""
+    n = 50000
+    scores = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0]).expand(n, -1).contiguous()
+    generator = torch.Generator().manual_seed(0)
+    if streamed:
+        drawn = sampling.draw_streaming(lambda start, end: scores[:, start:end], 5, 2, 1.0, chunk_size=2,
+                                        generator=generator, with_log_count=True)
+    else:
+        drawn = sampling.draw(scores, 2, 1.0, generator=generator, with_log_count=True)
+    for column in range(5):
+        in_draw = (drawn.columns == column).any(dim=1, keepdim=True)
+        estimate = sampling.log_expected_counts(drawn, scores[:, column:column + 1], 1.0, 2, in_draw).exp()
+        assert estimate.double().mean().item() == pytest.approx(in_draw.double().mean().item(), abs=0.01)
+    # every column taken as drawn overestimates the unlikely ones (0.15 against 0.08 for the last)
+    as_drawn = sampling.log_expected_counts(drawn, scores[:, 4:], 1.0, 2).exp().double().mean().item()
+    assert as_drawn > 1.5 * (drawn.columns == 4).any(dim=1).double().mean().item()

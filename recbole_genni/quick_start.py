@@ -221,7 +221,7 @@ def _prepare(config, logger):
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     if config["resume_checkpoint"]:
-        trainer.resume_checkpoint(config["resume_checkpoint"])
+        trainer.resume_checkpoint(config["resume_checkpoint"], train_data._dataset)
     return trainer, train_data, valid_data, test_data
 
 

@@ -15,6 +15,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
 from recbole_genni.compat import load_checkpoint
+from recbole_genni.data.fingerprint import check_dataset_fingerprint
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.sampler import dataset_history_keys
@@ -38,6 +39,7 @@ def load_data_and_model(model_file, device=None):
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    check_dataset_fingerprint(checkpoint.get("dataset_fingerprint"), train_data._dataset, model_file)
     init_seed(config["seed"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])

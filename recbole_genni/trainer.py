@@ -13,6 +13,7 @@ from recbole.utils import set_color
 from torch.nn.parallel import DistributedDataParallel
 
 from recbole_genni.compat import load_checkpoint
+from recbole_genni.data.fingerprint import check_dataset_fingerprint, dataset_fingerprint
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.errors import CheckpointWriteError, GenNiConfigError
 from recbole_genni.options import MODEL_BASED_SAMPLERS
@@ -65,6 +66,7 @@ class Trainer(RecBole_Trainer):
         self.saved_model_file = self._from_rank_zero(os.path.join(config["checkpoint_dir"], name))
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
         self._train_data = None
+        self._dataset_fingerprint = None  # of the training split, stored in every checkpoint
         self._resume_rng = None
         self.stop_reason = None  # "patience", "time budget" or "epochs", once fit returns
 
@@ -72,6 +74,7 @@ class Trainer(RecBole_Trainer):
         if isinstance(train_data, GenNiTrainDataLoader):
             train_data.get_model(self.model)
         self._train_data = train_data
+        self._dataset_fingerprint = dataset_fingerprint(train_data._dataset)
         if self._resume_rng is not None:
             self._set_rng_state(self._resume_rng)
             self._resume_rng = None
@@ -214,6 +217,7 @@ class Trainer(RecBole_Trainer):
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
+            "dataset_fingerprint": self._dataset_fingerprint,
         }
 
     @staticmethod
@@ -249,13 +253,18 @@ class Trainer(RecBole_Trainer):
         if negatives is not None and state["negatives"] is not None:
             negatives.set_random_state(state["negatives"])
 
-    def resume_checkpoint(self, resume_file):
+    def resume_checkpoint(self, resume_file, train_dataset=None):
         """Continue training from a checkpoint: the ``-last`` one (:attr:`last_checkpoint_file`) continues
         exactly where a killed run stopped, random streams included (each rank its own); a best-model one
         restarts after its epoch. Checkpoints are written where this run's ``checkpoint_dir`` says, under the
-        names the checkpoint had. A missing, unreadable or foreign file raises :class:`GenNiConfigError`."""
+        names the checkpoint had. A missing, unreadable or foreign file raises :class:`GenNiConfigError`, and so
+        does a ``train_dataset`` (the built training split) that differs from the one the checkpoint was trained
+        on."""
         resume_file = str(resume_file)
         checkpoint = read_training_checkpoint(resume_file, self.device, self.config)
+        if train_dataset is not None:
+            check_dataset_fingerprint(checkpoint.get("dataset_fingerprint"), train_dataset,
+                                      f"resume_checkpoint: {resume_file}")
         best_name = os.path.basename(checkpoint.get("best_model_file", resume_file))
         self.saved_model_file = os.path.join(self.config["checkpoint_dir"], best_name)
         self.start_epoch = checkpoint["epoch"] + 1

@@ -1,6 +1,7 @@
 """From a checkpoint back to the model and its recommendations: the loaded model tests as the run did, and its
 top-k are the evaluation's own ranking with the history masked."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,35 @@ def test_the_recommend_command_writes_each_users_top_k(trained, tmp_path, capsys
     assert not (tmp_path / "x.tsv").exists()
     assert main([str(tmp_path / "none.pth")]) == 2
     assert "none.pth: no such checkpoint" in capsys.readouterr().err
+
+
+def _rename_item(inter, old="5", new="99"):
+    lines = inter.read_text().splitlines()
+    inter.write_text("\n".join([lines[0]] + ["\t".join(new if i == 1 and f == old else f
+                                                       for i, f in enumerate(line.split("\t")))
+                                             for line in lines[1:]]) + "\n")
+
+
+def _add_item(inter):
+    inter.write_text(inter.read_text() + "1\t41\t100\n")  # user 1's newest item, never seen before
+
+
+@pytest.mark.parametrize("change, message", [
+    (_rename_item, "the same 40 items, but their ids stand for other tokens (renamed or reordered)"),
+    (_add_item, "40 items then, 41 now"),
+])
+def test_a_checkpoint_refuses_a_dataset_changed_since(change, message, base_config, make_dataset, tmp_path, capsys):
+    from recbole_genni.errors import GenNiConfigError
+
+    config = {**base_config, "data_path": str(make_dataset(tmp_path / "plain", "tiny")), "epochs": 1}
+    run_recbole_genni("GenNiSASRec", "tiny", config_dict=config)
+    saved = Path(config["checkpoint_dir"])
+    best, = (p for p in saved.glob("*.pth") if not p.name.endswith("-last.pth"))
+    last, = saved.glob("*-last.pth")
+    change(tmp_path / "plain" / "tiny" / "tiny.inter")
+    assert main([str(best), "--users=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {best}: dataset tiny changed since the checkpoint was written (") and message in err
+    with pytest.raises(GenNiConfigError, match=r"resume_checkpoint: .*-last.pth: dataset tiny changed since the "
+                                                r"checkpoint was written \(.*" + re.escape(message)):
+        run_recbole_genni("GenNiSASRec", "tiny", config_dict={**config, "epochs": 2, "resume_checkpoint": str(last)})

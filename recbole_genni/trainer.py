@@ -282,6 +282,8 @@ class Trainer(RecBole_Trainer):
             ) from None
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        for group in self.optimizer.param_groups:  # this run's, which may differ (utils.RESUME_KEYS)
+            group["lr"] = self.learning_rate
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def _own_rng_state(self, saved, resume_file):

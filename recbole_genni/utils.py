@@ -97,5 +97,30 @@ def read_training_checkpoint(path, device, config):
             f"is {config['model']} on {config['dataset']}; resume it with --model={saved['model']} "
             f"--dataset={saved['dataset']}."
         )
+    _refuse_keys_a_resume_would_ignore(path, saved, config)
     return checkpoint
+
+
+#: keys a resumed run takes from its own config: how long, where and how verbosely it goes on, its evaluation's batch,
+#: its device and processes, and its learning rate (set on the restored optimizer); every other key is the
+#: checkpoint's
+RESUME_KEYS = frozenset({
+    "resume_checkpoint", "epochs", "stopping_step", "train_time_budget", "eval_step", "checkpoint_dir", "data_path",
+    "show_progress", "state", "eval_batch_size", "use_gpu", "gpu_id", "worker", "learning_rate", "local_rank",
+    "world_size", "ip", "port", "nproc", "offset",
+})
+
+
+def _refuse_keys_a_resume_would_ignore(path, saved, config):
+    """A key given to a resumed run must be one it applies (:data:`RESUME_KEYS`) or agree with the checkpoint's:
+    the weights, the optimizer's state and the random streams come from the checkpoint, so a new ``neg_num`` or
+    ``seed`` would be printed in the config and not be what ran."""
+    for key, value in config.external_config_dict.items():
+        if key in RESUME_KEYS or key not in saved.final_config_dict or saved[key] == config[key]:
+            continue
+        applied = ", ".join(sorted(RESUME_KEYS - {"resume_checkpoint"}))
+        raise GenNiConfigError(
+            f"resume_checkpoint: {path} was trained with {key}: {saved[key]!r} and this run sets {config[key]!r}; "
+            f"a resumed run keeps the checkpoint's settings but {applied}: drop {key}, or start a new run."
+        )
 

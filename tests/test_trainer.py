@@ -158,10 +158,24 @@ def test_a_checkpoint_of_another_model_or_size_is_refused(base_config, tmp_path)
     with pytest.raises(GenNiConfigError, match=r"was written by a run of SASRec on tiny, and this run is GRU4Rec on "
                                                r"tiny; resume it with --model=SASRec --dataset=tiny"):
         run_recbole_genni("GRU4Rec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last)})
-    with pytest.raises(GenNiConfigError, match=r"does not fit this model \(.*size mismatch.*\); resume with the "
-                                               r"settings it was trained with"):
+    with pytest.raises(GenNiConfigError, match=r"-last.pth was trained with hidden_size: 16 and this run sets 32; a "
+                                               r"resumed run keeps the checkpoint's settings but .*: drop hidden_size, "
+                                               r"or start a new run"):
         run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last),
                                                            "hidden_size": 32})
+
+
+def test_a_resumed_run_applies_its_learning_rate_and_refuses_a_key_it_would_ignore(base_config, tmp_path):
+    last = _written_checkpoint(base_config, tmp_path / "saved")
+    with pytest.raises(GenNiConfigError, match=r"was trained with neg_num: 1 and this run sets 3; .*drop neg_num"):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last), "neg_num": 3,
+                                                           "checkpoint_dir": str(tmp_path / "saved")})
+    assert load_checkpoint(last, "cpu")["optimizer"]["param_groups"][0]["lr"] == 0.001
+    run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last), "epochs": 2,
+                                                       "learning_rate": 0.0002,
+                                                       "checkpoint_dir": str(tmp_path / "saved")})
+    resumed = load_checkpoint(last, "cpu")
+    assert resumed["epoch"] == 1 and resumed["optimizer"]["param_groups"][0]["lr"] == 0.0002
 
 
 def _truncated(source, target):

@@ -17,7 +17,7 @@ from recbole.utils import ModelType, init_logger, init_seed, set_color
 
 from recbole_genni.compat import exit_rank
 from recbole_genni.config import Config
-from recbole_genni.data.checks import check_sequential_inter
+from recbole_genni.data.checks import check_filtered_users, check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
@@ -215,6 +215,8 @@ def _prepare(config, logger):
     """The loaders, the model and its trainer (resumed if asked): every check that can refuse the run."""
     dataset = create_dataset(config)
     logger.info(dataset)
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        check_filtered_users(config, dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])

@@ -232,6 +232,19 @@ def test_short_users_pass_when_filtered(base_config, tmp_path):
     assert dataset.user_num - 1 == 30 and "99" not in dataset.field2id_token["user_id"]
 
 
+def test_users_left_short_by_recbole_filters_are_refused_before_training(base_config, tmp_path):
+    """The file has 5 interactions a user; val_interval drops the timestamps above 2, leaving 3: no valid rows."""
+    (tmp_path / "cut" / "tiny").mkdir(parents=True)
+    rows = "".join(f"{u}\t{(u + t) % 25 + 1}\t{t}\n" for u in range(1, 31) for t in range(5))
+    (tmp_path / "cut" / "tiny" / "tiny.inter").write_text(HEADER + rows)
+    config = {**base_config, "data_path": str(tmp_path / "cut"), "neg_pool_size": 3,
+              "val_interval": {"timestamp": "[0,2]"}}
+    with pytest.raises(GenNiConfigError, match=r"dataset tiny: after RecBole's filters, 30 user\(s\) have fewer than 4 "
+                                               r"interactions \(e.g. '1' with 3\), .*add user_inter_num_interval: "
+                                               r'"\[4,inf\)" to drop them after the other filters'):
+        run_recbole_genni("SASRec", "tiny", config_dict=config)
+
+
 def test_the_config_dump_shows_the_negatives_in_use_in_one_line(base_config):
     config = Config("GRU4Rec", "tiny", config_dict={
         **base_config, "neg_sampler": "genni", "loss_type": "SSM", "neg_num": 8, "neg_pool_size": "all",

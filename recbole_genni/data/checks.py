@@ -29,6 +29,25 @@ def min_user_interactions(config):
     return None if held_out is None else 2 + held_out
 
 
+def check_filtered_users(config, dataset):
+    """After RecBole's own filters (``val_interval``, ``item_inter_num_interval``, ...), which the file check cannot
+    see: every user still needs :func:`min_user_interactions`, or the split gives them no valid row (no valid row
+    at all on a small dataset, and a run that reports "best valid: None")."""
+    needed = min_user_interactions(config)
+    if needed is None or not len(dataset.inter_feat):
+        return
+    counts = pd.Series(dataset.inter_feat[dataset.uid_field]).value_counts(sort=False).sort_index()  # by user id
+    short = counts[counts < needed]
+    if len(short):
+        token = dataset.field2id_token[dataset.uid_field][short.index[0]]
+        raise GenNiConfigError(
+            f"dataset {dataset.dataset_name}: after RecBole's filters, {len(short)} user(s) have fewer than {needed} "
+            f"interactions (e.g. {str(token)!r} with {int(short.iloc[0])}), too few for a leave-one-out split with a "
+            f"training, a valid and a test row; add user_inter_num_interval: \"[{needed},inf)\" to drop them after "
+            "the other filters"
+        )
+
+
 def _read_header(path, sep):
     """``(header, names, types)`` of an atomic file; a repeated column or an unknown type raises naming the file."""
     with open(path, encoding="utf-8") as f:

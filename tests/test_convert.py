@@ -30,6 +30,9 @@ def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):
         ("1 2 3\n2 x 4\n", r"Bad.txt:2: token 'x' is not a non-negative integer id"),
         ("1 2 3\n2 4\n3\n", r"Bad.txt:3: a line needs a user id and at least one item id"),
         ("1 2.5 3\n", r"Bad.txt:1: token '2.5'"),
+        ("1 2 \u0663\n", r"Bad.txt:1: token '\u0663' is not a non-negative integer id \(0-9\)"),  # an Arabic-Indic 3
+        ("1 2 3\n2 4 5\n1 6\n", r"Bad.txt:3: user 1 already has line 1; a sequence file has one line a user, their "
+                               r"items in time order: join the two lines"),
     ],
 )
 def test_malformed_lines_are_rejected_with_file_and_line(tmp_path, text, match):
@@ -61,7 +64,19 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     source = tmp_path / "Bad.txt"
     source.write_text("1 a\n")
     assert main([str(source), "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {source}:1: token 'a' is not a non-negative integer id"
+    assert capsys.readouterr().err.strip() == f"error: {source}:1: token 'a' is not a non-negative integer id (0-9)"
+
+
+def test_two_inputs_of_one_name_are_refused_before_either_is_written(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "Shop.txt").write_text("1 2 3 4 5\n")
+    first, second = tmp_path / "a" / "Shop.txt", tmp_path / "b" / "Shop.txt"
+    assert main([str(first), str(second), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {first} and {second} would both be written to "
+                                               f"{tmp_path / 'out' / 'Shop'}; rename one, or convert them into "
+                                               "different --out folders.")
+    assert not (tmp_path / "out").exists()
 
 
 def test_overlapping_writes_of_one_file_each_leave_it_whole(tmp_path):

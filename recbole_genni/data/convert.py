@@ -44,7 +44,9 @@ def dataset_name(path: Path) -> str:
 
 
 def read_sequences(path: Path):
-    """``(user, [items])`` per line of an S3-Rec file; a malformed line raises naming the file and line."""
+    """``(user, [items])`` per line of an S3-Rec file; a malformed line, or a user's second line (their items would
+    be interleaved with the first's, both numbered from 0), raises naming the file and line."""
+    first_line = {}
     with _open_text(path) as f:
         for number, line in enumerate(f, start=1):
             tokens = line.split()
@@ -52,10 +54,16 @@ def read_sequences(path: Path):
                 continue
             if len(tokens) < 2:
                 raise GenNiConfigError(f"{path}:{number}: a line needs a user id and at least one item id")
-            bad = next((t for t in tokens if not t.isdigit()), None)
+            bad = next((t for t in tokens if not (t.isascii() and t.isdigit())), None)
             if bad is not None:
-                raise GenNiConfigError(f"{path}:{number}: token {bad!r} is not a non-negative integer id")
-            yield tokens[0], tokens[1:]
+                raise GenNiConfigError(f"{path}:{number}: token {bad!r} is not a non-negative integer id (0-9)")
+            user = tokens[0]
+            if user in first_line:
+                raise GenNiConfigError(
+                    f"{path}:{number}: user {user} already has line {first_line[user]}; a sequence file has one line "
+                    "a user, their items in time order: join the two lines")
+            first_line[user] = number
+            yield user, tokens[1:]
 
 
 def convert_sequences(path: Path, out: Path) -> dict:
@@ -128,6 +136,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def convert_all():
+        names = [dataset_name(Path(path)) for path in args.paths]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            same = [path for path, name in zip(args.paths, names) if name == twice]
+            raise GenNiConfigError(f"{' and '.join(same)} would both be written to {Path(args.out) / twice}; rename "
+                                   "one, or convert them into different --out folders.")
         for path in args.paths:
             s = convert(path, args.out)
             print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "

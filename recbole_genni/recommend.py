@@ -86,7 +86,8 @@ USERS_PER_CHUNK = 1024
 @torch.no_grad()
 def topk(model, splits, users, k=10, include_last=True):
     """``(items [U, k], scores [U, k])`` (internal ids) of ``users`` (internal ids): each user's top-k of the whole
-    catalogue by the model's ``full_sort_predict``, the user's earlier items ranked last (never recommended).
+    catalogue by the model's ``full_sort_predict``, the user's earlier items ranked last (never recommended). A user
+    with fewer than k items left to recommend gets them all, then item -1 with score -inf in the remaining columns.
 
     ``splits`` are the ``(train_data, valid_data, test_data)`` loaders of :func:`load_data_and_model`.
     ``include_last`` (default) ranks the next item after everything the user did (the test item appended to the
@@ -95,6 +96,8 @@ def topk(model, splits, users, k=10, include_last=True):
     train_data, valid_data, test_data = splits
     dataset = test_data._dataset
     users = torch.as_tensor(users, dtype=torch.long)
+    if k < 1:
+        raise GenNiConfigError(f"k: {k} is invalid; expected an integer >= 1")
     if k > dataset.item_num - 1:
         raise GenNiConfigError(f"k: {k} is more than the catalogue's {dataset.item_num - 1} items")
     earlier = [train_data._dataset, valid_data._dataset] + ([dataset] if include_last else [])
@@ -110,7 +113,7 @@ def topk(model, splits, users, k=10, include_last=True):
         score[rows, masked] = float("-inf")
         score[:, 0] = float("-inf")  # padding
         top = score.topk(k, dim=1)
-        items.append(top.indices.cpu())
+        items.append(top.indices.masked_fill(top.values == float("-inf"), -1).cpu())  # masked or padding: none
         scores.append(top.values.cpu())
     return torch.cat(items), torch.cat(scores)
 
@@ -130,13 +133,14 @@ def write_recommendations(checkpoint, output, users=None, k=10, include_last=Tru
         ids = torch.as_tensor([dataset.field2token_id[uid_field][u] for u in users])
     items, scores = topk(model, splits, ids, k, include_last)
     user_tokens = dataset.id2token(uid_field, ids.numpy())
-    item_tokens = dataset.id2token(iid_field, items.numpy())
+    item_tokens = dataset.id2token(iid_field, items.clamp(min=0).numpy())
 
     def write(f):
         f.write(f"{uid_field}\trank\t{iid_field}\tscore\n")
-        for user, row_items, row_scores in zip(user_tokens, item_tokens, scores.tolist()):
-            for rank, (item, score) in enumerate(zip(row_items, row_scores), start=1):
-                f.write(f"{user}\t{rank}\t{item}\t{score:.6g}\n")
+        for user, row_ids, row_items, row_scores in zip(user_tokens, items.tolist(), item_tokens, scores.tolist()):
+            for rank, (item_id, item, score) in enumerate(zip(row_ids, row_items, row_scores), start=1):
+                if item_id >= 0:  # fewer than k left to recommend: the row ends early
+                    f.write(f"{user}\t{rank}\t{item}\t{score:.6g}\n")
 
     atomic_write(output, write)
     return len(ids)

@@ -64,6 +64,26 @@ def test_recommendations_come_after_everything_the_user_did_and_skip_their_items
     assert torch.isfinite(scores).all() and (scores[:, :-1] >= scores[:, 1:]).all()
 
 
+def test_a_user_with_fewer_items_left_than_k_gets_those_and_never_history_or_padding(trained, tmp_path):
+    _, _, checkpoint = trained
+    config, model, dataset, *splits = load_data_and_model(checkpoint)
+    users = splits[2]._dataset.inter_feat[dataset.uid_field][:4]
+    keys = dataset_history_keys(*(s._dataset for s in splits))
+    rows, seen = history_pairs(keys, users, dataset.item_num)
+    k = dataset.item_num - 1  # every real item: more than any user has left
+    items, scores = topk(model, splits, users, k=k)
+    for row in range(len(users)):
+        left = k - len(set(seen[rows == row].tolist()))
+        assert set(items[row, :left].tolist()).isdisjoint(seen[rows == row].tolist() + [0])
+        assert (items[row, left:] == -1).all() and torch.isinf(scores[row, left:]).all()
+    out = tmp_path / "all.tsv"
+    token = dataset.id2token(dataset.uid_field, users[:1].numpy())[0]
+    assert main([str(checkpoint), f"--users={token}", f"--k={k}", f"--output={out}"]) == 0
+    written = [line.split("\t") for line in out.read_text().splitlines()[1:]]
+    assert len(written) == k - len(set(seen[rows == 0].tolist())) and all(s != "-inf" for *_, s in written)
+    assert main([str(checkpoint), "--k=0", f"--output={out}"]) == 2
+
+
 def test_the_recommend_command_writes_each_users_top_k(trained, tmp_path, capsys):
     _, _, checkpoint = trained
     out = tmp_path / "recs.tsv"

@@ -1,5 +1,6 @@
 """Atomic file writes, the command line's error reporting, a run's id, and reading a checkpoint to continue from."""
 
+import glob
 import logging
 import os
 import sys
@@ -13,12 +14,14 @@ from recbole_genni.errors import GenNiConfigError, GenNiError
 
 def atomic_write(target, write, mode: str = "w"):
     """Call ``write(f)`` on a temporary file of this process's own beside ``target``, then rename it over
-    ``target``: a kill or an error leaves the old file whole and no temporary behind, and two processes writing
-    the same file at once (a grid's parallel cells converting one dataset) each leave a whole one.
-    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``."""
+    ``target``: a kill or an error leaves the old file whole, and two processes writing the same file at once (a
+    grid's parallel cells converting one dataset) each leave a whole one. An error leaves no temporary behind; a
+    kill leaves one, named with its process id, which the next write of ``target`` removes once that process is
+    gone. ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    _remove_orphan_temporaries(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{target.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with open(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             write(f)
@@ -29,6 +32,25 @@ def atomic_write(target, write, mode: str = "w"):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _remove_orphan_temporaries(target: Path):
+    """Delete the temporaries of ``target`` left by killed writers: ``<name>.<pid>.<random>.tmp`` whose process
+    no longer runs."""
+    for tmp in target.parent.glob(f"{glob.escape(target.name)}.*.tmp"):
+        pid = tmp.name[len(target.name) + 1:].split(".")[0]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def run_log_file():

@@ -113,3 +113,24 @@ def test_a_write_is_synced_to_disk_before_it_replaces_the_file(tmp_path, monkeyp
     monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append(bool(synced)), real_replace(a, b)))
     atomic_write(tmp_path / "x.inter", lambda f: f.write("x\n"))
     assert synced and replaced == [True]
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "model.pth"
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from recbole_genni.utils import atomic_write; "
+        f"atomic_write({str(target)!r}, lambda f: (f.write('half'), f.flush(), print('writing', flush=True), "
+        "time.sleep(60)))")], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    left = list(tmp_path.glob("model.pth.*.tmp"))
+    assert len(left) == 1 and f".{writer.pid}." in left[0].name
+    start = time.time()
+    atomic_write(target, lambda f: f.write("whole"))
+    assert target.read_text() == "whole" and list(tmp_path.iterdir()) == [target] and time.time() - start < 5

@@ -72,6 +72,28 @@ SECTIONS = {
                       "of it raised valid NDCG@10 again (`recipe-hidden128-lr0.0005-layers3`, the best of all "
                       "settings), and it too ran over three seeds beside its twin. On Sports and Toys that setting and "
                       "its twin ran as chosen on Beauty, three seeds each, with no search of their own."),
+    "amazon_six.jsonl": ("A catalogue of 119,481 items: Amazon2014-Six", "current",
+                         "Six Amazon-2014 categories in one catalogue (185,815 users, 1,743,192 interactions), each "
+                         "user inside one category, so that most uniform negatives come from another category. The "
+                         "same encoder in every cell (GenNiSASRec: hidden 64, 2 layers, the last 50 items, every "
+                         "position trained, batches of 256 users bucketed by length) and the protocol of the four "
+                         "datasets (`benchmarks/suites/amazon_six.yaml`): full-softmax CE, sampled softmax over K "
+                         "uniform negatives, GenNi from a pool of M uniform candidates scored by the model (K = 256 "
+                         "drawn from its softmax over the pool), the exact recipe (K = 256 from the whole catalogue) "
+                         "and gBCE over 256 uniform negatives. The same cells on Beauty (12,101 items) give the edge "
+                         "over uniform negatives on a catalogue ten times smaller. *train s / epoch* is each run's "
+                         "own beside one other single-thread run; the cost of a step, all cells timed turn by turn "
+                         "in one process, is in [the cost section](#a-catalogue-of-119481-items-the-cost-of-a-"
+                         "training-step)."),
+    "amazon_six_negatives.jsonl": ("A catalogue of 119,481 items: how hard each sampler's negatives are", "current",
+                                   "`benchmarks/negatives.py`: one trained model's state, from which every sampler "
+                                   "draws the negatives of the same 1,024 training positions: their mean rank among "
+                                   "all items under that model (0 its top item, 0.5 a uniform item's), their share "
+                                   "among its 1,000 best, and their share in the category of the position's target "
+                                   "(Amazon2014-Six's categories: a user's items all lie in one)."),
+    "amazon_six_reevaluated.jsonl": ("A catalogue of 119,481 items, per category", "current",
+                                     "The best checkpoints of the cells evaluated again (`benchmarks/reevaluate.py "
+                                     "--groups`), each test user in the category of their test item."),
     "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
                             "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's"
                             " default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "
@@ -108,6 +130,11 @@ SECTIONS = {
                            "sparse gradient), where the twin's softmax back-propagates through all |I|. Earlier "
                            "commits, kept for the record: a dense gradient (d6e4f6d), and on Sports and Yelp, where "
                            "K x hidden < |I|, the negatives scored again from their gathered embeddings (da0a712)."),
+    "amazon_six_cost.jsonl": ("A catalogue of 119,481 items: the cost of a training step", "cost",
+                              "`benchmarks/step_cost.py` on `benchmarks/suites/amazon_six.yaml`: the cells built in "
+                              "one process and timed turn by turn, one step each, so that the machine's load weighs "
+                              "on all alike; mean over the timed steps after one warm-up, the ratio to the first "
+                              "cell, and each step's peak memory above what was held before it."),
     "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
                     "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
                     "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "
@@ -167,7 +194,9 @@ def _commands(name: str, records) -> str:
     for r in records:
         words, kept, seed = r.get("command", "?").split(" "), [], None
         for word in words:
-            if kept and (kept[-1] == "--out" or (kept[-1] == "--set" and word.startswith("resume_checkpoint="))):
+            word = word[word.index("benchmarks/"):] if "/benchmarks/" in word else word  # another checkout's path
+            if kept and (kept[-1] == "--out" or (kept[-1] == "--set" and word.startswith(
+                    ("resume_checkpoint=", "checkpoint_dir=")))):
                 kept.pop()
             elif kept and kept[-1] == "--seed":
                 kept.pop()
@@ -317,7 +346,10 @@ def step_cost_section(name: str, records: list) -> list:
         ("s / step", "---:", lambda r: f"{r['seconds_per_step']:.4f}"),
         ("s / epoch (projected)", "---:", lambda r: f"{r['seconds_per_epoch']:.1f}"),
         ("x first cell", "---:", lambda r: f"{r['ratio']:.2f} ({r['reference']})"),
-        ("steps timed", "---:", lambda r: f"{r['batches']}"), ("device", "---", lambda r: r["device"]),
+        ("steps timed", "---:", lambda r: f"{r['batches']}"),
+        ("step peak MB", "---:", lambda r: f"{r['step_peak_memory_mb']:,.0f}" if r.get("step_peak_memory_mb")
+         is not None else "-"),
+        ("device", "---", lambda r: r["device"]),
         ("load average", "---:", lambda r: f"{r['load_average']:.1f}" if "load_average" in r else "-"),
         ("commit", "---", lambda r: r["commit"][:7])])
 
@@ -358,14 +390,111 @@ def zeroed_change(records: list) -> str:
         if changes else ""
 
 
+#: cumulative training time budgets, in minutes, at which cells trained for different times are compared
+BUDGETS = (30, 60, 120, 240, 480, 960)
+
+
+def training_minutes(history: list) -> list:
+    """Cumulative training minutes at the end of each epoch (validation excluded)."""
+    total, out = 0.0, []
+    for h in history:
+        total += h["train_seconds"]
+        out.append(total / 60)
+    return out
+
+
+def best_within(record: dict, minutes: float):
+    """The best valid NDCG@10 of a run's epochs that ended within ``minutes`` of training; a run that stopped
+    before (patience) keeps its best; None when its first validation came later."""
+    scores = [h.get("valid_score") for h in record["history"]]
+    reached = [v for v, m in zip(scores, training_minutes(record["history"])) if m <= minutes and v is not None]
+    return max(reached) if reached else None
+
+
+def budget_table(records: list) -> list:
+    """Markdown rows: per cell, the best valid NDCG@10 reached within each training-time budget (mean over seeds;
+    ``-`` before a cell's first validation)."""
+    lines = ["| cell | seeds | " + " | ".join(f"{b} min" for b in BUDGETS) + " | trained min |",
+             "|---|---|" + "---:|" * (len(BUDGETS) + 1)]
+    for cell in sorted({r["name"] for r in records}):
+        runs = sorted((r for r in records if r["name"] == cell), key=lambda r: r["seed"])
+        values = []
+        for budget in BUDGETS:
+            best = [best_within(r, budget) for r in runs]
+            values.append("-" if None in best else mean_std(best))
+        trained = mean_std([training_minutes(r["history"])[-1] for r in runs], 0)
+        lines.append(f"| {cell} | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(values)
+                     + f" | {trained} |")
+    return lines
+
+
+def edge_over_uniform(records: list, reference: str = "ssm-uniform-k256") -> str:
+    """Per dataset, each other cell's test NDCG@10 over the ``reference`` cell's (means over seeds): does the
+    edge grow with the catalogue?"""
+    sentences = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        rows = [r for r in records if r["dataset"] == dataset]
+        base = [r for r in rows if r["name"] == reference]
+        if not base:
+            continue
+        base_ndcg = _mean(base, lambda r: r["test"]["ndcg@10"])
+        edges = []
+        for cell in sorted({r["name"] for r in rows} - {reference}):
+            ndcg = _mean([r for r in rows if r["name"] == cell], lambda r: r["test"]["ndcg@10"])
+            edges.append(f"`{cell}` {ndcg / base_ndcg - 1:+.1%}")
+        sentences.append(f"on {dataset}, " + ", ".join(edges))
+    return (f"Test NDCG@10 against `{reference}`: " + "; ".join(sentences) + ".") if sentences else ""
+
+
+def amazon_six_section(name: str, records: list) -> list:
+    """The cells' tables, then the best valid NDCG@10 within equal training-time budgets, and its curve."""
+    *lines, commands, _ = cells_section(name, records, with_anchors=False)
+    lines = [line for line in lines if not line.startswith("![")]  # the time plot replaces the per-epoch one
+    for dataset in sorted({r["dataset"] for r in records}):
+        lines += [f"Best valid NDCG@10 within a training-time budget, **{dataset}** (mean over seeds; training "
+                  "seconds as each run measured them beside one other single-thread run):", "",
+                  *budget_table([r for r in records if r["dataset"] == dataset]), ""]
+    return lines + [f"![valid NDCG@10 against training time]({_image(name).relative_to(OUTPUT.parent)})", "",
+                    commands, ""]
+
+
+def negatives_section(name: str, records: list) -> list:
+    return record_table(name, records, [
+        ("model", "---", lambda r: f"{r['checkpoint_model']}, epoch {r['checkpoint_epoch']}"),
+        ("sampler (cell)", "---", lambda r: r["name"]),
+        ("mean rank", "---:", lambda r: f"{r['mean_rank']:.4f}"),
+        ("top-1000 share", "---:", lambda r: f"{r['top1000_share']:.4f}"),
+        ("own-category share", "---:", lambda r: f"{r['own_group_share']:.4f}" if "own_group_share" in r else "-"),
+        ("positions", "---:", lambda r: f"{r['positions']:,}")])
+
+
+def by_group_section(name: str, records: list) -> list:
+    """One row per checkpoint: test HR@10 / NDCG@10 per group of users, masked rule."""
+    groups = list(dict.fromkeys(g for r in records for g in r["masked"].get("by_group", {})))
+    lines = ["| cell | all | " + " | ".join(groups) + " |", "|---|---:|" + "---:|" * len(groups)]
+    for r in records:
+        by_group = r["masked"].get("by_group", {})
+        values = [f"{by_group[g]['hit@10']:.4f} / {by_group[g]['ndcg@10']:.4f}" if g in by_group else "-"
+                  for g in groups]
+        lines.append(f"| {r['cell']} | {r['masked']['hit@10']:.4f} / {r['masked']['ndcg@10']:.4f} | "
+                     + " | ".join(values) + " |")
+    users = {g: next(r["masked"]["by_group"][g]["users"] for r in records if g in r["masked"].get("by_group", {}))
+             for g in groups}
+    return lines + ["", "Each cell: test HR@10 / NDCG@10, every earlier item ranked last. Test users per category: "
+                    + ", ".join(f"{g} {n:,}" for g, n in users.items()) + ".", "", _commands(name, records), ""]
+
+
 #: results file -> a sentence computed from its records, after the section's text
-SUMMARIES = {"s3_four.jsonl": negatives_gain, "s3_four_reevaluated.jsonl": zeroed_change}
+SUMMARIES = {"s3_four.jsonl": negatives_gain, "s3_four_reevaluated.jsonl": zeroed_change,
+             "amazon_six.jsonl": edge_over_uniform}
 
 RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
              "sampler_cost.jsonl": sampler_cost_section, "models_beauty_cost.jsonl": step_cost_section,
              "s3_four_cost.jsonl": step_cost_section, "s3_tune.jsonl": tune_section,
              "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section,
-             "s3_four_reevaluated.jsonl": reevaluated_section}
+             "s3_four_reevaluated.jsonl": reevaluated_section, "amazon_six.jsonl": amazon_six_section,
+             "amazon_six_cost.jsonl": step_cost_section, "amazon_six_negatives.jsonl": negatives_section,
+             "amazon_six_reevaluated.jsonl": by_group_section}
 
 
 def section(name: str, records: list) -> str:
@@ -401,6 +530,31 @@ def plot_cells(records: list, path: Path):
             ax.plot(epochs, [statistics.fmean(per_epoch[e]) for e in epochs], color=f"C{index % 10}", label=cell)
         ax.set_title(dataset)
         ax.set_xlabel("epoch")
+        ax.set_ylabel("valid NDCG@10")
+        ax.legend(fontsize=6)
+    _save(fig, path)
+
+
+def plot_time(records: list, path: Path):
+    """Valid NDCG@10 against cumulative training hours, one panel per dataset, one line per run (cell and seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r["dataset"] for r in records})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        rows = sorted((r for r in records if r["dataset"] == dataset), key=lambda r: (r["name"], r["seed"]))
+        cells = sorted({r["name"] for r in rows})
+        for r in rows:
+            points = [(m / 60, h["valid_score"]) for m, h in zip(training_minutes(r["history"]), r["history"])
+                      if h.get("valid_score") is not None]
+            ax.plot(*zip(*points), color=f"C{cells.index(r['name']) % 10}",
+                    linestyle="-" if r["seed"] == min(x["seed"] for x in rows if x["name"] == r["name"]) else "--",
+                    label=f"{r['name']} ({r['seed']})")
+        ax.set_title(dataset)
+        ax.set_xlabel("training hours (one CPU thread)")
         ax.set_ylabel("valid NDCG@10")
         ax.legend(fontsize=6)
     _save(fig, path)
@@ -463,6 +617,8 @@ def plot_all():
             records = read(RESULTS / name)
             if name == "scale.jsonl":
                 plot_scale(records, _image(name))
+            elif name == "amazon_six.jsonl":
+                plot_time(records, _image(name))
             elif RENDERERS.get(name, cells_section) in (cells_section, models_section, tune_section) \
                     and any(r.get("history") for r in records):
                 plot_cells(records, _image(name))

@@ -115,3 +115,47 @@ def test_commands_that_differ_in_their_seed_only_are_shown_once_with_the_seeds()
         "Commands: `python benchmarks/run_suite.py s.yaml --only ce`; "
         "`python benchmarks/run_suite.py s.yaml --only ce --seed <seed>` (seeds 2020, 2022); "
         "`python benchmarks/run_suite.py s.yaml --only recipe --seed 7`.")
+
+
+def _timed_run(name, seed, minutes_and_scores, dataset="Amazon2014-Six"):
+    return {"dataset": dataset, "name": name, "seed": seed,
+            "history": [{"epoch": i, "train_seconds": 60 * m, "valid_score": v}
+                        for i, (m, v) in enumerate(minutes_and_scores)]}
+
+
+def test_the_budget_table_takes_each_runs_best_valid_score_within_the_training_time():
+    rows = report.budget_table([
+        _timed_run("ce", 2020, [(25, 0.01), (40, 0.02), (70, 0.03)]),  # ends at 25, 65 and 135 minutes
+        _timed_run("uniform", 2020, [(10, 0.015), (10, 0.012)]),  # stopped (patience) after 20 minutes
+        _timed_run("uniform", 2021, [(10, 0.017), (10, 0.018)]),
+    ])
+    assert rows[2] == "| ce | 2020 | 0.0100 | 0.0100 | 0.0200 | 0.0300 | 0.0300 | 0.0300 | 135 |"
+    assert rows[3].startswith("| uniform | 2020, 2021 | 0.0165 ± 0.0021 | 0.0165 ± 0.0021 |")
+    assert report.budget_table([_timed_run("slow", 1, [(45, 0.1)])])[2].startswith("| slow | 1 | - | 0.1000 |")
+
+
+def test_the_edge_over_uniform_is_given_per_dataset():
+    def run(name, dataset, ndcg):
+        return {"name": name, "dataset": dataset, "test": {"ndcg@10": ndcg}}
+
+    text = report.edge_over_uniform([run("ssm-uniform-k256", "Beauty", 0.05), run("genni", "Beauty", 0.051),
+                                     run("ssm-uniform-k256", "Six", 0.02), run("genni", "Six", 0.025)])
+    assert text == ("Test NDCG@10 against `ssm-uniform-k256`: on Beauty, `genni` +2.0%; on Six, `genni` +25.0%.")
+
+
+def test_commands_of_another_checkout_read_as_this_ones():
+    command = ("python /root/x/benchmarks/run_suite.py /root/x/benchmarks/suites/a.yaml --only ce --seed 1 "
+               "--out /work/b.jsonl --set checkpoint_dir=/root/saved/")
+    assert report._commands("amazon_six.jsonl", [{"command": command}]) == (
+        "Commands: `python benchmarks/run_suite.py benchmarks/suites/a.yaml --only ce --seed 1`.")
+
+
+def test_the_per_category_table_has_a_column_per_group():
+    record = {"cell": "GenNiSASRec on Six, seed 1: ...", "command": "python benchmarks/reevaluate.py x.pth",
+              "masked": {"hit@10": 0.1, "ndcg@10": 0.05, "valid ndcg@10": 0.05,
+                         "by_group": {"Beauty": {"users": 10, "hit@10": 0.2, "ndcg@10": 0.1},
+                                      "Books": {"users": 30, "hit@10": 0.0667, "ndcg@10": 0.0333}}}}
+    lines = report.by_group_section("amazon_six_reevaluated.jsonl", [record])
+    assert lines[0] == "| cell | all | Beauty | Books |"
+    assert lines[2] == "| GenNiSASRec on Six, seed 1: ... | 0.1000 / 0.0500 | 0.2000 / 0.1000 | 0.0667 / 0.0333 |"
+    assert "Test users per category: Beauty 10, Books 30." in lines[4]

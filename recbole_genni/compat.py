@@ -1,6 +1,7 @@
 """What RecBole 1.2.1 needs to run on today's stack, one small function a workaround, each naming the upstream
 issue (or the RecBole file, where none is filed). The rest of the package calls these and nothing else for it."""
 
+import ast
 import logging
 import os
 import sys
@@ -25,6 +26,21 @@ def disable_anomaly_detection():
     process at import (a large share of CPU training time); every sequential-model import reaches it, so switch it
     back off."""
     torch.autograd.set_detect_anomaly(False)
+
+
+def literal_config_values(config_dict: dict) -> dict:
+    """RecBole 1.2.1's ``Config._convert_config_dict`` turns every string value of the command line and of
+    ``config_dict`` back into a Python value with ``eval`` (added for ``config_dict`` by RUCAIBox/RecBole#365), so
+    ``--neg_sampler=__import__('os').system('...')`` runs code. The same conversion, literals only: a string that
+    is not a Python literal stays a string (``true``/``false`` any case become booleans, as there)."""
+    for key, value in config_dict.items():
+        if not isinstance(value, str):
+            continue
+        try:
+            config_dict[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            config_dict[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return config_dict
 
 
 def load_checkpoint(path, device):

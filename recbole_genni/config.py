@@ -11,7 +11,7 @@ import yaml
 from recbole.config import Config as RecBole_Config
 from recbole.utils import ModelType, set_color
 
-from recbole_genni.compat import init_distributed, restore_numpy_aliases
+from recbole_genni.compat import init_distributed, literal_config_values, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.options import SAMPLED_LOSSES, invalid, resolve_window_stride, validate_neg_keys
 from recbole_genni.registry import get_model
@@ -53,6 +53,9 @@ class Config(RecBole_Config):
         if isinstance(model, str):
             model = get_model(model)
         return super()._get_model_and_dataset(model, dataset)
+
+    def _convert_config_dict(self, config_dict):
+        return literal_config_values(config_dict)
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         # RecBole's defaults of the RecBole model this one is or subclasses: a user's subclass of SASRec (and

@@ -255,3 +255,17 @@ def test_the_config_dump_shows_the_negatives_in_use_in_one_line(base_config):
     assert "train_neg_sample_args" not in dump and "neg_score_chunk" not in dump and "gbce_t" not in dump
     full_softmax = Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "none"})
     assert full_softmax.negatives_summary() == "none; loss CE (full softmax over every item)"
+
+
+def test_config_values_from_the_command_line_and_config_dict_are_never_run_as_code(base_config, tmp_path,
+                                                                                   monkeypatch):
+    marker = tmp_path / "ran"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    monkeypatch.setattr("sys.argv", ["pytest", f"--experiment_tag={payload}", "--topk=[5,10]"])
+    config = Config("SASRec", "tiny", config_dict={**base_config, "note": payload})
+    assert not marker.exists()
+    assert config["experiment_tag"] == payload and config["note"] == payload  # kept as the strings they are
+    assert config["topk"] == [5, 10]  # literals still become values
+    monkeypatch.setattr("sys.argv", ["pytest", "--neg_num=[2][0]"])  # an expression, not a literal: a string
+    with pytest.raises(GenNiConfigError, match=r"neg_num: '\[2\]\[0\]' is invalid; expected an integer >= 1"):
+        Config("SASRec", "tiny", config_dict=base_config)

@@ -54,6 +54,15 @@ def test_a_random_search_takes_max_evals_trials(base_config, tmp_path, monkeypat
     ("learning_rate uniform 0.001,0.01\n", ["--algo=exhaustive"], "--algo exhaustive needs choice lines only"),
     ("", [], "no search line"),
     ("neg_temperature choice [1.0,0]\n", [], "neg_temperature: 0 is invalid"),  # the second trial's value
+    ("learning_rate uniform 0.01,0.001\n", [], r"genni.hyper:1: learning_rate uniform needs finite bounds with "
+                                              r"low <= high, got '0.01,0.001'"),
+    ("learning_rate loguniform -inf,-4\n", [], r"genni.hyper:1: learning_rate loguniform needs finite bounds"),
+    ("hidden_size quniform 16,64,0\n", [], r"hidden_size quniform needs finite bounds with low <= high and a step "
+                                          r"q > 0"),
+    ("neg_temperature choice [0.5]\n", ["--max_evals=0"], r"--max_evals: 0 is invalid; expected an integer >= 1"),
+    ("neg_temperature choice [0.5]\n", ["--nproc=2"], r"--nproc: a search runs its trials one after another"),
+    ("neg_temperature choice [0.5]\n", ["--epochs", "2"], r"--epochs: a config key on the command line takes its "
+                                                         r"value after '='"),
 ])
 def test_bad_search_input_is_refused_before_any_trial(lines, extra, message, base_config, tmp_path, monkeypatch,
                                                       capsys):
@@ -104,3 +113,65 @@ def test_a_search_stopped_part_way_keeps_its_finished_trials(base_config, tmp_pa
     assert (tmp_path / "GRU4Rec-tiny-hyper.md").read_text().splitlines()[2:] == [
         "| 1 | neg_temperature: 0.5 | 0.3000 | 0.5000 | 0.2500 | best |"]
     assert yaml.safe_load((tmp_path / "GRU4Rec-tiny-best.yaml").read_text()) == {"neg_temperature": 0.5}
+
+
+def _fake_runs(monkeypatch, fail_on=()):
+    """Trials that take no training: a score per temperature, or an error for the temperatures in ``fail_on``."""
+    import recbole_genni
+
+    def run(model, dataset, files, config_dict):
+        if config_dict["neg_temperature"] in fail_on:
+            raise RuntimeError("loss is NaN at epoch 3")
+        return {"best_valid_score": config_dict["neg_temperature"] / 10, "valid_score_bigger": True,
+                "best_valid_result": {}, "test_result": {"hit@10": 0.5, "ndcg@10": 0.25}}
+
+    monkeypatch.setattr(recbole_genni, "run_recbole_genni", run, raising=False)
+
+
+def test_a_failed_trial_is_a_row_and_the_search_goes_on(base_config, tmp_path, monkeypatch, capsys):
+    _fake_runs(monkeypatch, fail_on=(2.0,))
+    params = tmp_path / "genni.hyper"
+    params.write_text("neg_temperature choice [0.5,2.0,1.0]\n")
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path}",
+            *_flags(base_config)]
+    assert _run(argv, monkeypatch) == 0
+    assert (tmp_path / "GRU4Rec-tiny-hyper.md").read_text().splitlines()[2:] == [
+        "| 1 | neg_temperature: 0.5 | 0.0500 | 0.5000 | 0.2500 |  |",
+        "| 2 | neg_temperature: 2.0 | - | - | - | failed: RuntimeError: loss is NaN at epoch 3 |",
+        "| 3 | neg_temperature: 1.0 | 0.1000 | 0.5000 | 0.2500 | best |"]
+    assert yaml.safe_load((tmp_path / "GRU4Rec-tiny-best.yaml").read_text()) == {"neg_temperature": 1.0}
+    assert "3 trials (1 failed)" in capsys.readouterr().out
+
+
+def test_a_second_search_keeps_the_first_ones_files(base_config, tmp_path, monkeypatch):
+    _fake_runs(monkeypatch)
+    params = tmp_path / "genni.hyper"
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path}",
+            *_flags(base_config)]
+    for values in ("[0.5]", "[1.0]"):
+        params.write_text(f"neg_temperature choice {values}\n")
+        assert _run(argv, monkeypatch) == 0
+    assert yaml.safe_load((tmp_path / "GRU4Rec-tiny-best.yaml").read_text()) == {"neg_temperature": 0.5}
+    assert yaml.safe_load((tmp_path / "GRU4Rec-tiny-best-2.yaml").read_text()) == {"neg_temperature": 1.0}
+    assert "neg_temperature: 1.0" in (tmp_path / "GRU4Rec-tiny-hyper-2.md").read_text()
+
+
+def test_an_output_dir_that_cannot_be_written_is_refused_before_any_trial(base_config, tmp_path, monkeypatch,
+                                                                          capsys):
+    _fake_runs(monkeypatch, fail_on=(0.5,))  # a trial would fail; none may run
+    (tmp_path / "file").write_text("")
+    params = tmp_path / "genni.hyper"
+    params.write_text("neg_temperature choice [0.5]\n")
+    argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path / 'file' / 'x'}",
+            *_flags(base_config)]
+    assert _run(argv, monkeypatch) == 2
+    assert capsys.readouterr().err.startswith(f"error: --output_dir: {tmp_path / 'file' / 'x'}: cannot write there")
+
+
+def test_a_choice_keeps_the_spaces_inside_its_strings(tmp_path):
+    from recbole_genni.hyper import read_params
+
+    params = tmp_path / "genni.hyper"
+    params.write_text("experiment_tag choice ['a b', 'c']\nlearning_rate uniform 0.001, 0.01\n")
+    assert read_params(params) == {"choice": {"experiment_tag": ["a b", "c"]},
+                                   "uniform": {"learning_rate": [0.001, 0.01]}}

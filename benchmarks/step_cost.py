@@ -12,6 +12,8 @@ to ``benchmarks/results/<suite>_cost.jsonl``.
 """
 
 import argparse
+import copy
+import json
 import os
 import platform
 import sys
@@ -74,8 +76,22 @@ def _proc_status_bytes(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
-def build_cell(cell):
-    """``(training loader, model)`` of a suite cell, seeded as a run of it is."""
+#: keys that change a cell's sampler, loss or encoder but not its dataset: cells that differ in these only share one
+#: loaded dataset (a catalogue of 10^5 items and 10^6 interactions is loaded once, not once a cell)
+MODEL_ONLY_KEYS = ("loss_type", "gbce_t", "ssm_logq", "learning_rate", "hidden_size", "inner_size", "n_layers",
+                   "n_heads", "hidden_dropout_prob", "attn_dropout_prob")
+
+
+def dataset_key(cell) -> str:
+    """What decides a cell's loaded dataset: its model, dataset and config but the :data:`MODEL_ONLY_KEYS` and
+    ``neg_*`` keys."""
+    kept = {k: v for k, v in cell["config"].items() if k not in MODEL_ONLY_KEYS and not k.startswith("neg_")}
+    return json.dumps([cell["model"], cell["dataset"], kept], sort_keys=True, default=str)
+
+
+def build_cell(cell, datasets=None):
+    """``(training loader, model)`` of a suite cell, seeded as a run of it is; ``datasets`` (a dict) keeps the
+    loaded datasets for the next cells that share one (:func:`dataset_key`)."""
     from recbole.data import create_dataset
     from recbole.utils import init_seed
 
@@ -85,7 +101,11 @@ def build_cell(cell):
 
     config = Config(cell["model"], cell["dataset"], config_dict={**cell["config"], "state": "ERROR"})
     init_seed(config["seed"], True)
-    train, _, _ = data_preparation(config, create_dataset(config))
+    datasets = {} if datasets is None else datasets
+    key = dataset_key(cell)
+    if key not in datasets:
+        datasets[key] = create_dataset(config)
+    train, _, _ = data_preparation(config, copy.deepcopy(datasets[key]))  # building a dataset changes it
     model = config.model_class(config, train._dataset).to(config["device"])
     if isinstance(train, GenNiTrainDataLoader):  # GenNiSASRec's loader has none: the model draws its negatives
         train.get_model(model)
@@ -131,7 +151,8 @@ def main():
         parser.error(f"--only {unknown}: not cells of {args.suite}")
     convert_sources(suite)
     chosen = [by_name[name] for name in args.only]
-    built = [build_cell(cell) for cell in chosen]
+    datasets = {}
+    built = [build_cell(cell, datasets) for cell in chosen]
     load = os.getloadavg()[0]  # what else ran: the seconds depend on it, the ratios far less
     costs = interleaved_step_cost(built, args.batches)
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_cost.jsonl")

@@ -122,13 +122,19 @@ def test_a_missing_suite_is_named(monkeypatch, capsys):
 
 
 def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, base_config, monkeypatch, capsys):
+    import recbole.data
+
     from benchmarks import step_cost
 
+    loads = []
+    create_dataset = recbole.data.create_dataset
+    monkeypatch.setattr(recbole.data, "create_dataset", lambda config: loads.append(1) or create_dataset(config))
     out = tmp_path / "cost.jsonl"
     monkeypatch.setattr(sys, "argv", ["step_cost.py", str(suite_file(tmp_path, base_config)), "--only",
                                       "GRU4Rec/uniform", "--only", "GRU4Rec/genni", "--batches", "2",
                                       "--out", str(out)])
     step_cost.main()
+    assert len(loads) == 1  # the two cells differ in their sampler only: one dataset loaded for both
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["name"] for r in records] == ["GRU4Rec/uniform", "GRU4Rec/genni"]
     assert records[0]["ratio"] == 1 and records[1]["ratio"] == records[1]["seconds_per_step"] / records[0][

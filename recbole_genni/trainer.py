@@ -16,6 +16,7 @@ from recbole_genni.compat import load_checkpoint
 from recbole_genni.data.fingerprint import check_dataset_fingerprint, dataset_fingerprint
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.errors import CheckpointWriteError, GenNiConfigError
+from recbole_genni.evaluation import TopkCollector
 from recbole_genni.options import MODEL_BASED_SAMPLERS
 from recbole_genni.scoring import multi_negative_loss
 from recbole_genni.utils import atomic_write, read_training_checkpoint
@@ -40,6 +41,7 @@ class Trainer(RecBole_Trainer):
     - stops after ``train_time_budget`` seconds (checked after each validation), keeping the best model, and
       says why training stopped (:attr:`stop_reason`);
     - names each run's checkpoint uniquely, also for runs started in the same second;
+    - collects a full ranking's top-k without RecBole's dense indicator matrix (:class:`TopkCollector`);
     - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
     """
 
@@ -55,6 +57,7 @@ class Trainer(RecBole_Trainer):
             self.distributed_model = DistributedDataParallel(self.model)
         else:
             super().__init__(config, model)
+        self.eval_collector = TopkCollector(config)
         # RecBole names the checkpoint <model>-<time to the second>.pth, apart from its log and TensorBoard folder,
         # and runs started in the same second (a parallel grid) would share it: it takes the run's id instead
         # (``run_id``, set by run_recbole_genni: the log's name, with the dataset and a hash of the config), or a

@@ -42,6 +42,22 @@ SAMPLER_KEYS = ("neg_sampler", "neg_num", "neg_pool_size", "neg_temperature", "n
 TOP = 1000
 
 
+def cell_keys(config, cell) -> dict:
+    """The loss and sampler keys a suite ``cell`` runs with on the checkpoint's model and dataset, as the package's
+    config resolves them (its defaults, the model's, the cell's own)."""
+    from recbole_genni.config import Config
+
+    resolved = Config(config["model"], config["dataset"],
+                      config_dict={**cell["config"], "data_path": config["data_path"], "state": "ERROR"})
+    return {key: resolved[key] for key in ("loss_type", *SAMPLER_KEYS)}
+
+
+def cell_of(config, cells: dict) -> str:
+    """The name of the suite cell (``{name: its keys}``) whose loss and sampler keys the checkpoint's config has
+    (``?`` if none)."""
+    return next((name for name, keys in cells.items() if all(config[k] == v for k, v in keys.items())), "?")
+
+
 def training_positions(model, train_data, positions, seed):
     """``(users [P], targets [P], scores [P, |I|])`` of ``positions`` real positions drawn at random from the
     training rows of the first batches: every item's score under the model (eval mode, no gradient), as
@@ -106,18 +122,19 @@ def main():
     unknown = [name for name in args.only if name not in by_name]
     if unknown:
         parser.error(f"--only {unknown}: not cells of {args.suite}")
-    defaults = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties" / "overall.yaml").read_text())
     config, model, dataset, train_data, _, _ = load_data_and_model(args.checkpoint)
-    trained_with = reevaluate.describe(config)  # before the cells' keys are set on the config
+    keys_of = {name: cell_keys(config, cell) for name, cell in by_name.items()}
+    # before the cells' keys are set on the config
+    trained_with, trained_cell = reevaluate.describe(config), cell_of(config, keys_of)
     if not hasattr(model, "encode"):
         parser.error(f"{args.checkpoint}: a {type(model).__name__} checkpoint; this needs GenNiSASRec's")
     groups = None if args.groups is None else item_groups(args.groups, dataset.field2id_token[dataset.iid_field])
     users, targets, scores = training_positions(model, train_data, args.positions, config["seed"])
-    epoch = torch.load(args.checkpoint, map_location="cpu", weights_only=False).get("cur_epoch")
+    saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    epoch, valid_score = saved.get("epoch"), saved.get("best_valid_score")
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_negatives.jsonl")
     for name in args.only:
-        cell_config = {**defaults, **by_name[name]["config"]}
-        keys = {key: cell_config[key] for key in SAMPLER_KEYS if key in cell_config}
+        keys = {key: value for key, value in keys_of[name].items() if key != "loss_type"}
         if keys["neg_sampler"] == "none":
             parser.error(f"--only {name}: a full-softmax cell draws no negatives")
         torch.manual_seed(config["seed"])
@@ -127,7 +144,8 @@ def main():
             f"  own group {record['own_group_share']:.4f}" if groups is not None else ""), flush=True)
         append_result(out, {
             "name": name, "dataset": config["dataset"], "checkpoint": Path(args.checkpoint).name,
-            "checkpoint_model": trained_with, "checkpoint_epoch": epoch, **record, "sampler": keys,
+            "checkpoint_model": trained_with, "checkpoint_cell": trained_cell, "checkpoint_epoch": epoch,
+            "checkpoint_valid_score": valid_score, **record, "sampler": keys,
             "commit": package_commit(), "date": date.today().isoformat(), "command": command,
         })
 

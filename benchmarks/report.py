@@ -460,7 +460,8 @@ def amazon_six_section(name: str, records: list) -> list:
 
 def negatives_section(name: str, records: list) -> list:
     return record_table(name, records, [
-        ("model", "---", lambda r: f"{r['checkpoint_model']}, epoch {r['checkpoint_epoch']}"),
+        ("model (its cell, epoch, valid NDCG@10)", "---", lambda r: f"{r['checkpoint_cell']}, epoch "
+         f"{r['checkpoint_epoch'] + 1}, {r['checkpoint_valid_score']:.4f}"),
         ("sampler (cell)", "---", lambda r: r["name"]),
         ("mean rank", "---:", lambda r: f"{r['mean_rank']:.4f}"),
         ("top-1000 share", "---:", lambda r: f"{r['top1000_share']:.4f}"),

@@ -41,7 +41,8 @@ def test_uniform_negatives_rank_mid_catalogue_and_the_model_top_k_at_its_top(bas
         "datasets": ["tiny"], "seeds": [7], "defaults": {"neg_pool_size": 20},
         "cells": [{"name": "uniform", "model": "GenNiSASRec", "config": {"neg_sampler": "uniform", "neg_num": 5}},
                   {"name": "dns", "model": "GenNiSASRec",
-                   "config": {"neg_sampler": "dns", "neg_num": 5, "neg_pool_size": "all", "neg_exclude": "target"}}]}))
+                   "config": {"neg_sampler": "dns", "neg_num": 5, "neg_pool_size": "all", "neg_exclude": "target",
+                              "loss_type": "BCE"}}]}))
     out = tmp_path / "negatives.jsonl"
     done = subprocess.run([sys.executable, str(SCRIPT), str(best), str(suite), "--only", "uniform", "--only", "dns",
                            "--positions", "64", "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
@@ -53,4 +54,5 @@ def test_uniform_negatives_rank_mid_catalogue_and_the_model_top_k_at_its_top(bas
     # the model's five best items other than the target: at most five items (four and the target) above each
     assert 0 < dns["mean_rank"] <= 5 / 40 and dns["top1000_share"] == 1
     assert dns["sampler"]["neg_pool_size"] == "all"
-    assert "neg_sampler genni, loss_type SSM" in uniform["checkpoint_model"]
+    assert "neg_sampler genni, loss_type SSM" in uniform["checkpoint_model"] and uniform["checkpoint_cell"] == "?"
+    assert uniform["checkpoint_epoch"] == 2 and 0 < uniform["checkpoint_valid_score"] <= 1

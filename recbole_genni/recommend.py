@@ -27,13 +27,17 @@ def load_data_and_model(model_file, device=None):
     """``(config, model, dataset, train_data, valid_data, test_data)`` from a checkpoint this package's trainer
     wrote (``saved/<run id>.pth``, or its ``-last.pth``), for GenNiSASRec and for RecBole's models alike: the
     dataset is loaded and split as the run did, the model holds the checkpoint's weights, in eval mode. ``device``
-    (default: the run's, or the CPU where CUDA is missing) is where the model goes."""
+    (default: the run's, or the CPU where CUDA is missing) is where the model goes. A checkpoint of a distributed
+    run loads in one process."""
     if not os.path.isfile(model_file):
         raise GenNiConfigError(f"{model_file}: no such checkpoint")
     checkpoint = load_checkpoint(model_file, "cpu")
     if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
         raise GenNiConfigError(f"{model_file}: not a checkpoint of a training run (no config and state_dict)")
     config = checkpoint["config"]
+    config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
+    if not config["single_spec"]:  # a distributed run's checkpoint, loaded in this one process
+        config["single_spec"], config["local_rank"] = True, 0
     if device is not None or (config["device"].type == "cuda" and not torch.cuda.is_available()):
         config["device"] = torch.device(device or "cpu")
     init_seed(config["seed"], config["reproducibility"])

@@ -41,7 +41,8 @@ class Trainer(RecBole_Trainer):
     - stops after ``train_time_budget`` seconds (checked after each validation), keeping the best model, and
       says why training stopped (:attr:`stop_reason`);
     - names each run's checkpoint uniquely, also for runs started in the same second;
-    - collects a full ranking's top-k without RecBole's dense indicator matrix (:class:`TopkCollector`);
+    - collects a full ranking's top-k without RecBole's dense indicator matrix, and under DDP every rank's rows
+      once each (:class:`TopkCollector`), so that metrics equal one process's;
     - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
     """
 
@@ -171,7 +172,13 @@ class Trainer(RecBole_Trainer):
             self.model.load_state_dict(checkpoint["state_dict"])
             self.model.load_other_parameter(checkpoint.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        if eval_data and not self.config["single_spec"]:
+            self.eval_collector.distributed_rows = eval_data.sample_size  # every rank evaluates all rows, once
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+    def _map_reduce(self, result, num_sample):
+        """Every rank's result is already over all rows (:class:`TopkCollector`): nothing to average."""
+        return result
 
     @property
     def last_checkpoint_file(self):

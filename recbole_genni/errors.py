@@ -11,3 +11,7 @@ class GenNiConfigError(GenNiError, ValueError):
 
 class CheckpointWriteError(GenNiError, OSError):
     """A checkpoint could not be written (a full disk, a read-only folder); the previous one is kept whole."""
+
+
+class TrainingDivergedError(GenNiError, ValueError):
+    """The training loss became NaN; the last validated epoch's checkpoint is kept."""

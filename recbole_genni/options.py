@@ -12,6 +12,9 @@ POOL_PROPOSALS = ("uniform", "popularity")
 SCORING_PASSES = ("train_pass", "eval_pass")
 #: the losses a one-pass RecBole model can train its K negatives with (its own BPR, or these over its BPR scores)
 SAMPLED_LOSSES = ("BPR", "SSM", "BCE", "gBCE")
+#: the largest temperature: far above any score difference a model gives, so the draws are uniform already, and far
+#: below float32's maximum, so that temperature x Gumbel noise stays finite
+MAX_TEMPERATURE = 1e6
 #: float32's smallest normal number: a smaller temperature is not a float32 number the draws can divide by
 FLOAT32_TINY = 2.0 ** -126
 
@@ -74,6 +77,9 @@ KEY_CHECKS = (
     ("neg_temperature", lambda v: v >= FLOAT32_TINY,
      f"a number >= {FLOAT32_TINY:.3g}, float32's smallest normal number (the draws compute in float32; at such a "
      "temperature they are already the argmax)"),
+    ("neg_temperature", lambda v: v <= MAX_TEMPERATURE,
+     f"a number <= {MAX_TEMPERATURE:.0e} (the draws add temperature x Gumbel noise in float32, which overflows near "
+     "its maximum; at such a temperature they are already uniform, as neg_sampler: uniform draws)"),
     ("neg_popularity_alpha", lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     ("neg_uniform_mix", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     ("neg_warmup_epochs", _int_at_least(0), "an integer >= 0"),

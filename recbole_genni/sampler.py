@@ -85,11 +85,14 @@ class CandidatePoolSampler(AbstractSampler):
 
     # GenNi ---------------------------------------------------------------------------------------------------
     def popularity_probs(self):
+        """``count ** alpha`` normalised over the items seen in training (padding and unseen items 0), computed in
+        log space so that no exponent overflows."""
         counts = torch.bincount(torch.as_tensor(self._get_candidates_list()).long(), minlength=self.item_num)
-        probs = counts.double() ** self.alpha
-        probs[0] = 0.0
-        probs[counts == 0] = 0.0
-        return probs / probs.sum()
+        seen = counts > 0
+        seen[0] = False
+        log_weights = torch.full((self.item_num,), -torch.inf, dtype=torch.float64)
+        log_weights[seen] = self.alpha * counts[seen].double().log()
+        return torch.softmax(log_weights, dim=0)
 
     def covers_catalogue(self, pool_size) -> bool:
         """Whether a pool of ``pool_size`` is the whole catalogue, each item once (exact GenNi)."""

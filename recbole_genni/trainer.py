@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from recbole_genni.compat import load_checkpoint
 from recbole_genni.data.fingerprint import check_dataset_fingerprint, dataset_fingerprint
 from recbole_genni.dataloader import GenNiTrainDataLoader
-from recbole_genni.errors import CheckpointWriteError, GenNiConfigError
+from recbole_genni.errors import CheckpointWriteError, GenNiConfigError, TrainingDivergedError
 from recbole_genni.evaluation import TopkCollector
 from recbole_genni.options import MODEL_BASED_SAMPLERS
 from recbole_genni.scoring import multi_negative_loss
@@ -70,6 +70,7 @@ class Trainer(RecBole_Trainer):
         self.saved_model_file = self._from_rank_zero(os.path.join(config["checkpoint_dir"], name))
         self.history = []  # one dict per trained epoch: seconds, loss, negatives telemetry, valid score
         self._train_data = None
+        self._epoch = None  # the epoch being trained
         self._dataset_fingerprint = None  # of the training split, stored in every checkpoint
         self._resume_rng = None
         self.stop_reason = None  # "patience", "time budget" or "epochs", once fit returns
@@ -133,6 +134,7 @@ class Trainer(RecBole_Trainer):
             neg_field = train_data.neg_item_id
             loss_func = lambda batch: multi_negative_loss(self.model, batch, neg_field)  # noqa: E731
         start = time.time()
+        self._epoch = epoch_idx
         loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
         record = {"epoch": epoch_idx, "train_seconds": time.time() - start, "train_steps": len(train_data)}
         record["train_loss"] = float(sum(loss) if isinstance(loss, tuple) else loss)
@@ -175,6 +177,17 @@ class Trainer(RecBole_Trainer):
         if eval_data and not self.config["single_spec"]:
             self.eval_collector.distributed_rows = eval_data.sample_size  # every rank evaluates all rows, once
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+    def _check_nan(self, loss):
+        """RecBole stops a NaN loss with a traceback: one line instead, naming the learning rate and the last
+        checkpoint, which stays as the last validated epoch left it."""
+        if torch.isnan(loss):
+            kept = self.last_checkpoint_file
+            where = (f"the last validated epoch's state is kept in {kept} (resume_checkpoint)" if os.path.exists(kept)
+                     else "no epoch was validated, so no checkpoint was written")
+            raise TrainingDivergedError(
+                f"epoch {self._epoch}: the training loss is NaN; lower learning_rate ({self.learning_rate} now) or the "
+                f"key that makes the loss overflow; {where}.")
 
     def _map_reduce(self, result, num_sample):
         """Every rank's result is already over all rows (:class:`TopkCollector`): nothing to average."""

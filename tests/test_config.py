@@ -17,6 +17,8 @@ BAD_INPUTS = [
     ({"neg_temperature": 0}, r"neg_temperature: 0 is invalid; expected a number > 0"),
     ({"neg_temperature": -1.5}, r"neg_temperature: -1.5 is invalid"),
     ({"neg_temperature": "warm"}, r"neg_temperature: 'warm' is invalid"),
+    ({"neg_temperature": 3e38}, r"neg_temperature: 3e\+38 is invalid; expected a number <= 1e\+06 \(the draws add "
+                               r"temperature x Gumbel noise in float32"),
     ({"neg_temperature": 1e-40}, r"neg_temperature: 1e-40 is invalid; expected a number >= 1.18e-38, float32's "
                                  r"smallest normal number"),
     ({"neg_pool_size": 0}, r"neg_pool_size: 0 is invalid; expected an integer >= 1"),

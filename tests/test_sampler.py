@@ -238,3 +238,16 @@ def test_warmup_epochs_draw_uniform_negatives_without_the_model(base_config):
     first, second = trainer.history
     assert first["scoring_seconds"] == 0 and "pool_rank" not in first
     assert second["scoring_seconds"] > 0 and 0 <= second["pool_rank"] <= 1
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 1000.0])
+def test_popularity_probabilities_stay_finite_for_any_exponent(alpha, base_config, loader_for):
+    train, _ = loader_for(base_config, neg_sampler="popularity", neg_popularity_alpha=alpha)
+    probs = train._sampler.popularity_probs()
+    counts = torch.bincount(torch.as_tensor(train._sampler._get_candidates_list()).long(),
+                            minlength=train._sampler.item_num).double()
+    assert torch.isfinite(probs).all() and probs.sum().item() == pytest.approx(1.0) and probs[0] == 0
+    if alpha == 1.0:
+        assert torch.allclose(probs[1:], counts[1:] / counts[1:].sum())
+    if alpha == 1000.0:  # (count / max count) ** 1000: the most frequent item(s) take all of it but ~1e-40
+        assert probs[counts == counts.max()].sum().item() == pytest.approx(1.0, abs=1e-12)

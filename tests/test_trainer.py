@@ -215,3 +215,22 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so_in_one_line(base_
     files = sorted(p.name for p in folder.iterdir())
     assert len(files) == 2 and all(name.endswith(".pth") for name in files)  # no temporary left behind
     assert all(load_checkpoint(folder / name, "cpu")["epoch"] <= 1 for name in files)
+
+
+def test_a_loss_that_becomes_nan_stops_in_one_line_and_keeps_the_last_checkpoint(base_config, tmp_path, capsys,
+                                                                                 monkeypatch):
+    import sys
+
+    from recbole_genni.cli import main
+
+    saved = tmp_path / "diverged"
+    argv = ["--model=SASRec", "--dataset=tiny", *[f"--{k}={v}" for k, v in base_config.items()
+                                                   if k not in ("checkpoint_dir", "load_col", "epochs")],
+            f"--checkpoint_dir={saved}", "--epochs=3", "--learning_rate=1e30", "--neg_sampler=uniform"]
+    monkeypatch.setattr(sys, "argv", ["recbole-genni", *argv])  # RecBole's Config reads the keys from sys.argv
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "the training loss is NaN; lower learning_rate (1e+30 now)" in err
+    assert err.startswith("error: epoch ")
+    if "is kept in" in err:  # a NaN after a validated epoch: its state is still there, whole
+        assert load_checkpoint(next(saved.glob("*-last.pth")), "cpu")["epoch"] >= 0

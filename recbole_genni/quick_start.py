@@ -40,6 +40,7 @@ def data_preparation(config, dataset):
             f"topk: {config['topk']} ranks more items than the catalogue has ({real_items}); lower topk"
         )
     _check_negatives_fit(config, dataset.item_num)
+    _check_step_fits(config, dataset.item_num)
     train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
     if hasattr(config.model_class, "loss_types"):
         train_data = UserSequenceDataLoader(config, train_data._dataset, None, shuffle=config["shuffle"])
@@ -71,20 +72,49 @@ def _check_negatives_fit(config, num_items):
                 f"neg_num: {k} is larger than neg_pool_size: {config['neg_pool_size']} ({pool} candidates here); "
                 "raise neg_pool_size, lower neg_num, or set neg_replacement: True."
             )
-    every_position = hasattr(config.model_class, "loss_types")  # rows are whole sequences: a row per position
-    rows = config["train_batch_size"] * (config["MAX_ITEM_LIST_LENGTH"] if every_position else 1)
+    rows = _training_rows(config)
     hidden = config["hidden_size"] or config["embedding_size"] or 64
     needed = rows * k * (_BYTES_PER_NEGATIVE + 2 * 4 * hidden)
-    device = config["device"]
-    if device.type == "cuda":
-        available = torch.cuda.get_device_properties(device).total_memory
-    else:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    device, available = config["device"], _device_memory(config["device"])
     if needed > available:
         raise GenNiConfigError(
             f"neg_num: {k} needs at least {needed / 2**30:.1f} GiB for one batch's negatives ({rows} rows x {k} "
             f"negatives x {_BYTES_PER_NEGATIVE + 8 * hidden} bytes), more than the {available / 2**30:.1f} GiB of "
             f"{device}; lower neg_num or train_batch_size."
+        )
+
+
+def _training_rows(config) -> int:
+    """Rows a training batch scores: a row per position for the models trained on every position (whole
+    sequences a row), else one per row."""
+    every_position = hasattr(config.model_class, "loss_types")
+    return config["train_batch_size"] * (config["MAX_ITEM_LIST_LENGTH"] if every_position else 1)
+
+
+def _device_memory(device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_step_fits(config, num_items):
+    """Refuse, before training, a batch whose largest activations alone cannot fit in memory (a lower bound of a
+    step): a Transformer's attention maps (batch x heads x length^2 a layer, four times: the scores, the masked
+    scores, their softmax and its dropout, kept for the backward pass) and full softmax's logits with their gradient
+    (rows x |I|)."""
+    batch, length = config["train_batch_size"], config["MAX_ITEM_LIST_LENGTH"] or 1
+    parts = {}
+    if config["n_heads"] and config["n_layers"]:
+        parts["attention"] = batch * config["n_heads"] * length ** 2 * 4 * 4 * config["n_layers"]
+    if config["neg_sampler"] == "none":
+        parts["full-softmax logits"] = _training_rows(config) * num_items * 4 * 2
+    needed, available = sum(parts.values()), _device_memory(config["device"])
+    if needed > available:
+        shares = ", ".join(f"{name} {size / 2**30:.1f} GiB" for name, size in parts.items())
+        raise GenNiConfigError(
+            f"train_batch_size: {batch} rows of up to {length} items (MAX_ITEM_LIST_LENGTH) need at least "
+            f"{needed / 2**30:.1f} GiB a training step ({shares}), more than the {available / 2**30:.1f} GiB of "
+            f"{config['device']}; lower train_batch_size or MAX_ITEM_LIST_LENGTH."
         )
 
 

@@ -57,6 +57,10 @@ BAD_INPUTS = [
     ({"neg_sampler": "uniform", "neg_num": 10**7},
      r"neg_num: 10000000 needs at least [\d.]+ GiB for one batch's negatives \(64 rows x 10000000 negatives x 148 "
      r"bytes\), more than the [\d.]+ GiB of cpu; lower neg_num or train_batch_size"),
+    ({"MAX_ITEM_LIST_LENGTH": 2000, "train_batch_size": 2048, "n_heads": 2, "n_layers": 2},
+     r"train_batch_size: 2048 rows of up to 2000 items \(MAX_ITEM_LIST_LENGTH\) need at least 488.3 GiB a training "
+     r"step \(attention 488.3 GiB\), more than the [\d.]+ GiB of cpu; lower train_batch_size or "
+     r"MAX_ITEM_LIST_LENGTH"),
     ({"topk": [5, 20]}, r"valid_metric: NDCG@10 needs the cut-off 10 in topk, which is \[5, 20\]; add 10 to topk"),
     ({"metrics": ["Hit"]}, r"valid_metric: NDCG@10 is not computed: metrics is \['Hit'\]; add NDCG to metrics"),
     ({"neg_sampler": "genni", "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}},
@@ -74,6 +78,8 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
+    ({"neg_sampler": "none", "loss_type": "CE", "train_batch_size": 10**8},  # every position: 10^9 rows x 41 items
+     r"need at least 454.5 GiB a training step \(attention 149.0 GiB, full-softmax logits 305.5 GiB\)"),
     ({"train_window_stride": 11}, r"train_window_stride: 11 is invalid; expected at most MAX_ITEM_LIST_LENGTH = 10 "
                                    r"items, or a fraction of it in \(0, 1\]"),
     ({"train_window_stride": 1.5}, r"train_window_stride: 1.5 is invalid; expected an integer >= 0 \(items; 0 = the "

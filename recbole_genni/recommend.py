@@ -14,27 +14,33 @@ from recbole.data import create_dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
-from recbole_genni.compat import load_checkpoint
 from recbole_genni.data.fingerprint import check_dataset_fingerprint
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.sampler import dataset_history_keys
 from recbole_genni.sampling import history_pairs
-from recbole_genni.utils import atomic_write, run_cli
+from recbole_genni.utils import atomic_write, read_checkpoint, run_cli
 
 
-def load_data_and_model(model_file, device=None):
+def load_data_and_model(model_file, device=None, data_path=None):
     """``(config, model, dataset, train_data, valid_data, test_data)`` from a checkpoint this package's trainer
     wrote (``saved/<run id>.pth``, or its ``-last.pth``), for GenNiSASRec and for RecBole's models alike: the
     dataset is loaded and split as the run did, the model holds the checkpoint's weights, in eval mode. ``device``
-    (default: the run's, or the CPU where CUDA is missing) is where the model goes. A checkpoint of a distributed
-    run loads in one process."""
+    (default: the run's, or the CPU where CUDA is missing) is where the model goes; ``data_path`` (default: the
+    run's) where its dataset is now. A checkpoint of a distributed run loads in one process."""
     if not os.path.isfile(model_file):
         raise GenNiConfigError(f"{model_file}: no such checkpoint")
-    checkpoint = load_checkpoint(model_file, "cpu")
+    checkpoint = read_checkpoint(model_file, "cpu", "", "a checkpoint a training run saved (saved/<run id>.pth)")
     if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
         raise GenNiConfigError(f"{model_file}: not a checkpoint of a training run (no config and state_dict)")
     config = checkpoint["config"]
+    if data_path is not None:
+        config["data_path"] = os.path.join(data_path, config["dataset"])  # RecBole keeps <data_path>/<dataset>
+    inter = os.path.join(config["data_path"], f"{config['dataset']}.inter")
+    if not os.path.isfile(inter):
+        raise GenNiConfigError(
+            f"{model_file}: its dataset is not where it was trained ({inter}: no such file); give the folder that "
+            f"holds {config['dataset']}/ now with --data_path (load_data_and_model(..., data_path=...)).")
     config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
     if not config["single_spec"]:  # a distributed run's checkpoint, loaded in this one process
         config["single_spec"], config["local_rank"] = True, 0
@@ -122,10 +128,16 @@ def topk(model, splits, users, k=10, include_last=True):
     return torch.cat(items), torch.cat(scores)
 
 
-def write_recommendations(checkpoint, output, users=None, k=10, include_last=True):
+def write_recommendations(checkpoint, output, users=None, k=10, include_last=True, data_path=None):
     """Write ``output`` (TSV: user, rank, item, score; the dataset's own tokens) with the top-k items of ``users``
-    (the dataset's user tokens; None: every user with a test row); returns the number of users written."""
-    config, model, dataset, *splits = load_data_and_model(checkpoint)
+    (the dataset's user tokens; None: every user with a test row); returns the number of users written. An output
+    that cannot be written is refused before the model is loaded."""
+    folder = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        why = "a folder" if os.path.isdir(output) else ("no such folder" if not os.path.isdir(folder)
+                                                         else "a folder you cannot write to")
+        raise GenNiConfigError(f"--output: {output}: cannot write there ({why}); give a file in a writable folder")
+    config, model, dataset, *splits = load_data_and_model(checkpoint, data_path=data_path)
     test = splits[2]._dataset
     uid_field, iid_field = dataset.uid_field, dataset.iid_field
     if users is None:
@@ -160,11 +172,14 @@ def main(argv=None) -> int:
     parser.add_argument("--as_evaluated", action="store_true",
                         help="rank as the test evaluation does: the input before each user's test item, that item "
                              "rankable (default: the next item after everything the user did)")
+    parser.add_argument("--data_path", help="the folder that holds the dataset's folder now, if it moved since "
+                                                "training (default: where the run read it)")
     args = parser.parse_args(argv)
     users = args.users.split(",") if args.users else None
 
     def action():
-        count = write_recommendations(args.checkpoint, args.output, users, args.k, not args.as_evaluated)
+        count = write_recommendations(args.checkpoint, args.output, users, args.k, not args.as_evaluated,
+                                      args.data_path)
         print(f"wrote the top {args.k} items of {count} users to {args.output}")
     return run_cli(action)
 

@@ -93,6 +93,19 @@ def run_cli(action) -> int:
 _TRAINING_CHECKPOINT_KEYS = ("config", "epoch", "cur_step", "best_valid_score", "state_dict", "optimizer")
 
 
+def read_checkpoint(path, device, prefix: str, expected: str):
+    """``torch.load`` of a checkpoint file; a truncated or foreign file raises :class:`GenNiConfigError` in one line
+    (``prefix`` names the key or command, ``expected`` what it takes)."""
+    try:
+        return load_checkpoint(path, device)
+    except Exception as err:  # torch.load raises many kinds on a truncated or foreign file
+        reason = (str(err).splitlines() or [""])[0][:200]
+        raise GenNiConfigError(
+            f"{prefix}{path} is not readable as a checkpoint ({type(err).__name__}: {reason}); it may be "
+            f"truncated or not a torch file; expected {expected}."
+        ) from None
+
+
 def read_training_checkpoint(path, device, config):
     """A checkpoint to continue training from, checked before any training: a missing, truncated or foreign file
     (another kind of pickle, another model or dataset) raises :class:`GenNiConfigError` saying what it is and what
@@ -100,14 +113,7 @@ def read_training_checkpoint(path, device, config):
     expected = "a checkpoint this package wrote (<name>-last.pth continues exactly; the best-model one after its epoch)"
     if not os.path.isfile(path):
         raise GenNiConfigError(f"resume_checkpoint: {path}: no such file; expected {expected}.")
-    try:
-        checkpoint = load_checkpoint(path, device)
-    except Exception as err:  # torch.load raises many kinds on a truncated or foreign file
-        reason = (str(err).splitlines() or [""])[0][:200]
-        raise GenNiConfigError(
-            f"resume_checkpoint: {path} is not readable as a checkpoint ({type(err).__name__}: {reason}); it may be "
-            f"truncated or not a torch file; expected {expected}."
-        ) from None
+    checkpoint = read_checkpoint(path, device, "resume_checkpoint: ", expected)
     missing = [k for k in _TRAINING_CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         what = f"a {type(checkpoint).__name__}" if not isinstance(checkpoint, dict) else f"a dict without {missing}"

@@ -128,3 +128,37 @@ def test_a_checkpoint_refuses_a_dataset_changed_since(change, message, base_conf
     with pytest.raises(GenNiConfigError, match=r"resume_checkpoint: .*-last.pth: dataset tiny changed since the "
                                                 r"checkpoint was written \(.*" + re.escape(message)):
         run_recbole_genni("GenNiSASRec", "tiny", config_dict={**config, "epochs": 2, "resume_checkpoint": str(last)})
+
+
+def test_the_recommend_command_refuses_bad_files_and_folders_in_one_line(trained, tmp_path, capsys):
+    import shutil
+
+    _, _, checkpoint = trained
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(checkpoint.read_bytes()[:1000])
+    foreign = tmp_path / "notes.pth"
+    foreign.write_text("not a checkpoint")
+    cases = [
+        ([str(cut)], f"error: {cut} is not readable as a checkpoint ("),
+        ([str(foreign)], f"error: {foreign} is not readable as a checkpoint ("),
+        ([str(checkpoint), f"--output={tmp_path}"], f"error: --output: {tmp_path}: cannot write there (a folder)"),
+        ([str(checkpoint), f"--output={tmp_path / 'no' / 'r.tsv'}"], "cannot write there (no such folder)"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    # the dataset's folder moved since training: named, and found again with --data_path
+    data = Path(load_checkpoint_config(checkpoint)["data_path"]).parent
+    shutil.move(data, tmp_path / "moved")
+    out = tmp_path / "r.tsv"
+    assert main([str(checkpoint), "--users=1", f"--output={out}"]) == 2
+    assert "its dataset is not where it was trained (" in capsys.readouterr().err
+    assert main([str(checkpoint), "--users=1", f"--output={out}", f"--data_path={tmp_path / 'moved'}"]) == 0
+    assert out.read_text().startswith("user_id\trank\titem_id\tscore\n1\t1\t")
+
+
+def load_checkpoint_config(path):
+    from recbole_genni.compat import load_checkpoint
+
+    return load_checkpoint(path, "cpu")["config"]

@@ -134,3 +134,32 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     start = time.time()
     atomic_write(target, lambda f: f.write("whole"))
     assert target.read_text() == "whole" and list(tmp_path.iterdir()) == [target] and time.time() - start < 5
+
+
+def test_gzip_input_converts_as_plain_text(tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "Shop.txt.gz", "wt") as f:
+        f.write("1 2 3 4 5\n2 3 4 5 6\n")
+    stats = convert(tmp_path / "Shop.txt.gz", tmp_path / "out")
+    assert stats["name"] == "Shop" and stats["interactions"] == 8
+    assert (tmp_path / "out" / "Shop" / "Shop.inter").read_text().splitlines()[1] == "1\t2\t0"
+
+
+@pytest.mark.parametrize("line, fields", [("\n", 1), ("u1\n", 1), ("u1\tA\n", 2)])
+def test_an_inter_line_without_every_field_is_refused_with_its_number(line, fields, tmp_path):
+    source = tmp_path / "mini.inter"
+    source.write_text("user_id:token\titem_id:token\ttimestamp:float\nu1\tA\t1\n" + line)
+    with pytest.raises(GenNiConfigError, match=rf"mini.inter:3: {fields} tab-separated field\(s\) where the header "
+                                               r"has 3 \(user_id:token, item_id:token, timestamp:float\)"):
+        convert(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    source = tmp_path / "Shop.txt"
+    source.write_text("1 2 3 4 5\n")
+    (tmp_path / "taken").write_text("")
+    assert main([str(source), "--out", str(tmp_path / "taken")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --out: {tmp_path / 'taken'} is a file; give the folder "
+                                               "(data_path) to write <name>/<name>.inter in")

@@ -3,13 +3,15 @@
     python -m recbole_genni.data.convert ../shared/datasets/Beauty/Beauty.txt [--out dataset/]
 
 Input: an S3-Rec/ICLRec sequence file (one user per line, ``user item item ...`` in time order, integer ids),
-or a RecBole ``.inter`` file (optionally ``.xz``-compressed), taken as it is with its ``.item``/``.user`` siblings.
+or a RecBole ``.inter`` file (tab-separated), taken as it is with its ``.item``/``.user`` siblings; either may be
+``.xz`` or ``.gz`` compressed.
 Output: ``OUT/<name>/<name>.inter`` (a sequence file's position becomes the timestamp, so RecBole's time
 ordering keeps the file's order). Files are written to a temporary name and renamed, so an interrupted run
 leaves no half-written dataset. Prints users / items / interactions / average sequence length.
 """
 
 import argparse
+import gzip
 import lzma
 import shutil
 import sys
@@ -25,7 +27,11 @@ SPLIT_MIN_LENGTH = 4
 
 
 def _open_text(path: Path):
-    return lzma.open(path, "rt", encoding="utf-8") if path.suffix == ".xz" else open(path, encoding="utf-8")
+    if path.suffix == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
 def _copy_of(source: Path):
@@ -38,7 +44,7 @@ def _copy_of(source: Path):
 
 def dataset_name(path: Path) -> str:
     name = path.name
-    for suffix in (".xz", ".inter", ".txt"):
+    for suffix in (".xz", ".gz", ".inter", ".txt"):
         name = name[: -len(suffix)] if name.endswith(suffix) else name
     return name
 
@@ -95,15 +101,19 @@ def copy_atomic(path: Path, out: Path) -> dict:
             raise GenNiConfigError(f"{path}:1: header {header} has no {' or '.join(missing)} column")
         u, i = fields.index("user_id"), fields.index("item_id")
         users, items, lengths = Counter(), set(), 0
-        for line in f:
+        for number, line in enumerate(f, start=2):
             row = line.rstrip("\n").split("\t")
+            if len(row) != len(header):
+                raise GenNiConfigError(
+                    f"{path}:{number}: {len(row)} tab-separated field(s) where the header has {len(header)} "
+                    f"({', '.join(header)}); write one interaction a line, fields separated by tabs")
             users[row[u]] += 1
             items.add(row[i])
             lengths += 1
 
     atomic_write(out / name / f"{name}.inter", _copy_of(path))
     for suffix in (".item", ".user"):
-        for sibling in (path.with_name(name + suffix), path.with_name(name + suffix + ".xz")):
+        for sibling in (path.with_name(name + suffix + end) for end in ("", ".xz", ".gz")):
             if sibling.exists():
                 atomic_write(out / name / f"{name}{suffix}", _copy_of(sibling))
     short = sum(count < SPLIT_MIN_LENGTH for count in users.values())
@@ -115,6 +125,8 @@ def convert(path, out="dataset/") -> dict:
     path, out = Path(path), Path(out)
     if not path.is_file():
         raise GenNiConfigError(f"{path}: no such file")
+    if out.exists() and not out.is_dir():
+        raise GenNiConfigError(f"--out: {out} is a file; give the folder (data_path) to write <name>/<name>.inter in")
     is_atomic = ".inter" in path.name
     return copy_atomic(path, out) if is_atomic else convert_sequences(path, out)
 
@@ -131,7 +143,7 @@ def usage_lines(stats, out) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", help="S3-Rec .txt files or RecBole .inter[.xz] files")
+    parser.add_argument("paths", nargs="+", help="S3-Rec .txt or RecBole .inter files (.xz or .gz too)")
     parser.add_argument("--out", default="dataset/", help="data_path to write <name>/<name>.inter into")
     args = parser.parse_args(argv)
 

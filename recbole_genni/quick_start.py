@@ -1,10 +1,13 @@
 """``run_recbole_genni``: RecBole's quick start for this package, without ``recbole.quick_start`` (it imports ray)."""
 
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import sys
+import tempfile
 import time
 
 import colorlog
@@ -19,7 +22,7 @@ from recbole_genni.compat import exit_rank
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_filtered_users, check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
-from recbole_genni.errors import GenNiConfigError
+from recbole_genni.errors import GenNiConfigError, GenNiError
 from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
 from recbole_genni.registry import get_trainer
 from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
@@ -191,10 +194,38 @@ def run_recbole_genni(
             "world_size": world_size if world_size > 0 else nproc,
             "ip": ip, "port": port, "nproc": nproc, "offset": group_offset,
         }
+        if group_offset == 0:  # this machine hosts rank 0: its port must be free
+            _check_port_free(ip, port)
         queue = mp.get_context("spawn").SimpleQueue()
-        mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc, join=True)
-        return None if queue.empty() else queue.get()
+        try:
+            mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc,
+                     join=True)
+        except (mp.ProcessRaisedException, mp.ProcessExitedException):
+            refusal = next((item for item in _drain(queue) if isinstance(item, GenNiError)), None)
+            if refusal is None:
+                raise
+            raise refusal from None  # a rank's one-line refusal, not a spawn traceback
+        results = _drain(queue)
+        return results[0] if results else None
     return _run(model, dataset, config_file_list, config_dict, saved)
+
+
+def _drain(queue) -> list:
+    items = []
+    while not queue.empty():
+        items.append(queue.get())
+    return items
+
+
+def _check_port_free(ip, port):
+    """Refuse a rendezvous port already in use here (the ranks would fail one by one with a traceback)."""
+    host = "127.0.0.1" if ip == "localhost" else ip
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise GenNiConfigError(f"--port: {port} is in use on {ip}; choose a free --port.") from None
 
 
 #: Process groups of finished runs, kept referenced until :func:`exit_rank` ends the process.
@@ -203,7 +234,12 @@ _FINISHED_GROUPS = []
 
 def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
     hide_upstream_future_warnings()  # a spawned rank starts with fresh warning filters
-    result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
+    try:
+        result = _run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved)
+    except GenNiError as refusal:  # for the parent to raise as one line
+        queue.put(refusal)
+        logging.shutdown()
+        os._exit(2)
     if local_rank == 0:
         queue.put(result)
     exit_rank()
@@ -212,7 +248,14 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
 def _make_log_dir(config):
     """Create RecBole's ``./log/<model>`` race-free: its ``ensure_dir`` checks, then creates, so two ranks starting
     together can both see the folder missing and one fails with ``FileExistsError``."""
-    os.makedirs(os.path.join("log", config["model"]), exist_ok=True)
+    folder = os.path.join("log", config["model"])
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder)  # a read-only folder lets makedirs pass when it exists
+        probe.close()
+    except OSError as err:
+        raise GenNiConfigError(f"./{folder}: cannot write the run's log there ({err.strerror or err}); run from a "
+                               "folder you can write to.") from None
 
 
 def _close_root_handlers(which):

@@ -48,7 +48,11 @@ class Trainer(RecBole_Trainer):
 
     def __init__(self, config, model):
         # race-free before RecBole's check-then-create ensure_dir, which fails when DDP ranks start together
-        os.makedirs(config["checkpoint_dir"], exist_ok=True)
+        try:
+            os.makedirs(config["checkpoint_dir"], exist_ok=True)
+        except OSError as err:
+            raise GenNiConfigError(f"checkpoint_dir: {config['checkpoint_dir']}: cannot create it "
+                                   f"({err.strerror or err}); give a folder you can write to.") from None
         if not config["single_spec"] and config["device"].type == "cpu":
             config["single_spec"] = True  # RecBole's DDP wrapper passes CUDA device_ids; wrap for CPU below
             try:

@@ -277,3 +277,16 @@ def test_config_values_from_the_command_line_and_config_dict_are_never_run_as_co
     monkeypatch.setattr("sys.argv", ["pytest", "--neg_num=[2][0]"])  # an expression, not a literal: a string
     with pytest.raises(GenNiConfigError, match=r"neg_num: '\[2\]\[0\]' is invalid; expected an integer >= 1"):
         Config("SASRec", "tiny", config_dict=base_config)
+
+
+def test_folders_that_cannot_be_written_are_refused_in_one_line(base_config, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(GenNiConfigError, match=r"checkpoint_dir: .*file/saved: cannot create it \(.*\); give a "
+                                               r"folder you can write to"):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "checkpoint_dir": str(tmp_path / "file" /
+                                                                                             "saved")})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "log").write_text("")  # ./log is a file here: RecBole cannot make its log folder
+    with pytest.raises(GenNiConfigError, match=r"\./log/SASRec: cannot write the run's log there \(.*\); run from a "
+                                               r"folder you can write to"):
+        run_recbole_genni("SASRec", "tiny", config_dict=base_config)

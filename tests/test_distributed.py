@@ -202,3 +202,18 @@ def test_metrics_under_ddp_equal_one_process_for_any_user_count(users, base_conf
     results = dict(queue.get() for _ in range(2))
     assert results[0] == results[1] == expected
     assert len({round(v, 4) for v in expected.values()}) > 1  # not all zero: the comparison means something
+
+
+@pytest.mark.timeout(300)
+def test_a_refusal_under_two_ranks_is_one_line_and_a_busy_port_is_named(base_config):
+    from recbole_genni.errors import GenNiConfigError
+
+    with pytest.raises(GenNiConfigError, match=r"^neg_sampler: 'hard' is invalid; expected uniform"):
+        run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "neg_sampler": "hard"}, nproc=2,
+                          ip="127.0.0.1", port=free_port())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        with pytest.raises(GenNiConfigError, match=rf"--port: {port} is in use on 127.0.0.1; choose a free --port"):
+            run_recbole_genni("SASRec", "tiny", config_dict=base_config, nproc=2, ip="127.0.0.1", port=port)

@@ -272,14 +272,14 @@ def _default_keys(root: str) -> frozenset:
 
 
 def _refuse_conflicting_samplers(external):
-    """``neg_sampler`` (ours) and ``train_neg_sample_args`` (RecBole's) both choose the negatives: refuse a pair
-    that disagrees, and ``neg_num`` with ``neg_sampler: none`` (full softmax uses no negatives)."""
+    """The ``neg_*`` keys (ours) and ``train_neg_sample_args`` (RecBole's) both choose the negatives: refuse any of
+    ours that disagrees with it, and ``neg_num`` with ``neg_sampler: none`` (full softmax uses no negatives)."""
     if external.get("neg_sampler") == "none" and "neg_num" in external:
         raise GenNiConfigError(
             f"neg_num: {external['neg_num']} asks for negatives, but neg_sampler: none trains full-softmax CE with "
             "none; drop neg_num, or choose a sampler (e.g. neg_sampler: genni)."
         )
-    if "neg_sampler" not in external or "train_neg_sample_args" not in external:
+    if "train_neg_sample_args" not in external:
         return
     translated = _translated_recbole_args(external["train_neg_sample_args"])
     for key, value in translated.items():

@@ -132,6 +132,11 @@ def test_a_users_own_keys_far_from_ours_are_kept(base_config):
 
 @pytest.mark.parametrize("ours", [{}, {"neg_sampler": "uniform"}])
 def test_recbole_negative_args_are_applied_beside_an_agreeing_sampler(ours, base_config):
+    # a key of ours that disagrees with it: neg_pool_size 20 (base_config) against candidate_num 7
+    with pytest.raises(GenNiConfigError, match=r"train_neg_sample_args: .* means neg_(pool_size: 7|sampler: 'dns'), "
+                                               r"but .*; set the negatives with the neg_\* keys only"):
+        Config("SASRec", "tiny", config_dict={**base_config, **ours, "train_neg_sample_args": {
+            "distribution": "uniform", "sample_num": 2, "dynamic": True, "candidate_num": 7}})
     config = Config("SASRec", "tiny", config_dict={
         **base_config, **ours, "train_neg_sample_args": {"distribution": "uniform", "sample_num": 3}})
     assert config["neg_sampler"] == "uniform" and config["neg_num"] == 3

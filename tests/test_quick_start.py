@@ -183,8 +183,9 @@ def test_package_defaults_and_loss_resolution(base_config):
 
 
 def test_recbole_train_neg_sample_args_still_work(base_config):
+    ours = {k: v for k, v in base_config.items() if k != "neg_pool_size"}  # candidate_num sets it
     dns = Config("SASRec", "tiny", config_dict={
-        **base_config, "loss_type": "BPR",
+        **ours, "loss_type": "BPR",
         "train_neg_sample_args": {"distribution": "uniform", "sample_num": 2, "dynamic": True, "candidate_num": 7},
     })
     assert (dns["neg_sampler"], dns["neg_num"], dns["neg_pool_size"]) == ("dns", 2, 7)

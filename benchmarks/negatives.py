@@ -31,6 +31,7 @@ import reevaluate  # noqa: E402
 from groups import item_groups  # noqa: E402
 from run_suite import append_result, expand, package_commit  # noqa: E402
 
+from recbole_genni.checkpoints import read_checkpoint  # noqa: E402
 from recbole_genni.generator import NegativeGenerator  # noqa: E402
 from recbole_genni.recommend import load_data_and_model  # noqa: E402
 from recbole_genni.sampler import CandidatePoolSampler  # noqa: E402
@@ -114,6 +115,8 @@ def main():
     parser.add_argument("--groups", type=Path, help="TSV of item groups: category, first_item, last_item")
     parser.add_argument("--positions", type=int, default=1024, help="training positions drawn for, at random")
     parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<suite name>_negatives.jsonl)")
+    parser.add_argument("--trust_pickle", action="store_true", help="load a checkpoint of an earlier version of the "
+                                                                     "package (a pickle: only files you wrote)")
     args = parser.parse_args()
     command = " ".join(["python", *sys.argv])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
@@ -122,7 +125,7 @@ def main():
     unknown = [name for name in args.only if name not in by_name]
     if unknown:
         parser.error(f"--only {unknown}: not cells of {args.suite}")
-    config, model, dataset, train_data, _, _ = load_data_and_model(args.checkpoint)
+    config, model, dataset, train_data, _, _ = load_data_and_model(args.checkpoint, trust_pickle=args.trust_pickle)
     keys_of = {name: cell_keys(config, cell) for name, cell in by_name.items()}
     # before the cells' keys are set on the config
     trained_with, trained_cell = reevaluate.describe(config), cell_of(config, keys_of)
@@ -130,7 +133,7 @@ def main():
         parser.error(f"{args.checkpoint}: a {type(model).__name__} checkpoint; this needs GenNiSASRec's")
     groups = None if args.groups is None else item_groups(args.groups, dataset.field2id_token[dataset.iid_field])
     users, targets, scores = training_positions(model, train_data, args.positions, config["seed"])
-    saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    saved = read_checkpoint(args.checkpoint, "cpu", "", "a GenNiSASRec checkpoint", args.trust_pickle)
     epoch, valid_score = saved.get("epoch"), saved.get("best_valid_score")
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_negatives.jsonl")
     for name in args.only:

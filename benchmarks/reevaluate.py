@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from recbole.data import create_dataset  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
-from recbole_genni.compat import load_checkpoint  # noqa: E402
+from recbole_genni.checkpoints import checkpoint_config, read_checkpoint  # noqa: E402
+from recbole_genni.config import Config  # noqa: E402
 from recbole_genni.quick_start import data_preparation  # noqa: E402
 from recbole_genni.registry import get_trainer  # noqa: E402
 
@@ -60,8 +61,7 @@ def zeroing(trainer_class):
 def evaluate(checkpoint: dict, rule: str, groups_file=None) -> dict:
     """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`; with
     ``groups_file``, also ``by_group``: the test HR/NDCG@10 of each group of users (:func:`metrics_by_group`)."""
-    config = checkpoint["config"]
-    config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
+    config = checkpoint_config(checkpoint, Config)
     config["eval_mask_history"] = rule != "unmasked"
     config["device"] = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     init_seed(config["seed"], config["reproducibility"])
@@ -112,13 +112,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="best-model checkpoints written by a run")
     parser.add_argument("--out", type=Path, help="results JSONL to append to")
+    parser.add_argument("--trust_pickle", action="store_true", help="load checkpoints of earlier versions of the "
+                                                                     "package (pickles: only files you wrote)")
     parser.add_argument("--groups", type=Path, help="TSV of item groups (category, first_item, last_item): "
                                                      "the masked rule's test metrics per group of users")
     args = parser.parse_args()
     command = " ".join(["python", *sys.argv])
     for path in args.checkpoints:
-        checkpoint = load_checkpoint(path, "cpu")
-        record = {"file": path, "dataset": checkpoint["config"]["dataset"], "cell": describe(checkpoint["config"])}
+        checkpoint = read_checkpoint(path, "cpu", "", "a best-model checkpoint", args.trust_pickle)
+        config = checkpoint_config(checkpoint, Config)
+        record = {"file": path, "dataset": config["dataset"], "cell": describe(config)}
         for rule in RULES:
             record[rule] = evaluate(checkpoint, rule, args.groups if rule == "masked" else None)
         print(json.dumps(record), flush=True)

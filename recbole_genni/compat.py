@@ -4,6 +4,7 @@ issue (or the RecBole file, where none is filed). The rest of the package calls 
 import ast
 import logging
 import os
+import pickle
 import sys
 
 import torch
@@ -43,12 +44,17 @@ def literal_config_values(config_dict: dict) -> dict:
     return config_dict
 
 
-def load_checkpoint(path, device):
-    """Load a RecBole checkpoint. Checkpoints are pickles (they hold the Config): load only trusted files.
-
-    torch >= 2.6 defaults to ``weights_only=True``, which refuses RecBole's checkpoints (RUCAIBox/RecBole#2212).
-    """
-    return torch.load(path, map_location=device, weights_only=False)
+def load_checkpoint(path, device, trust_pickle=False):
+    """Load a checkpoint as tensors and plain values (``weights_only=True``: no code runs). RecBole's checkpoints,
+    and this package's before its checkpoints held plain values only, pickle RecBole's ``Config``, which torch >= 2.6
+    refuses by default (RUCAIBox/RecBole#2212): ``trust_pickle`` loads them as pickles, which can run code (only for
+    files you wrote)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        if not trust_pickle:
+            raise
+        return torch.load(path, map_location=device, weights_only=False)
 
 
 def init_distributed(final):

@@ -14,26 +14,30 @@ from recbole.data import create_dataset
 from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
+from recbole_genni.checkpoints import checkpoint_config, read_checkpoint
+from recbole_genni.config import Config
 from recbole_genni.data.fingerprint import check_dataset_fingerprint
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
 from recbole_genni.sampler import dataset_history_keys
 from recbole_genni.sampling import history_pairs
-from recbole_genni.utils import atomic_write, read_checkpoint, run_cli
+from recbole_genni.utils import atomic_write, run_cli
 
 
-def load_data_and_model(model_file, device=None, data_path=None):
+def load_data_and_model(model_file, device=None, data_path=None, trust_pickle=False):
     """``(config, model, dataset, train_data, valid_data, test_data)`` from a checkpoint this package's trainer
     wrote (``saved/<run id>.pth``, or its ``-last.pth``), for GenNiSASRec and for RecBole's models alike: the
     dataset is loaded and split as the run did, the model holds the checkpoint's weights, in eval mode. ``device``
     (default: the run's, or the CPU where CUDA is missing) is where the model goes; ``data_path`` (default: the
-    run's) where its dataset is now. A checkpoint of a distributed run loads in one process."""
+    run's) where its dataset is now; ``trust_pickle`` loads a checkpoint of an earlier version of the package, a
+    pickle that can run code (only for files you wrote). A checkpoint of a distributed run loads in one process."""
     if not os.path.isfile(model_file):
         raise GenNiConfigError(f"{model_file}: no such checkpoint")
-    checkpoint = read_checkpoint(model_file, "cpu", "", "a checkpoint a training run saved (saved/<run id>.pth)")
+    checkpoint = read_checkpoint(model_file, "cpu", "", "a checkpoint a training run saved (saved/<run id>.pth)",
+                                 trust_pickle)
     if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
         raise GenNiConfigError(f"{model_file}: not a checkpoint of a training run (no config and state_dict)")
-    config = checkpoint["config"]
+    config = checkpoint_config(checkpoint, Config)
     if data_path is not None:
         config["data_path"] = os.path.join(data_path, config["dataset"])  # RecBole keeps <data_path>/<dataset>
     inter = os.path.join(config["data_path"], f"{config['dataset']}.inter")
@@ -41,7 +45,6 @@ def load_data_and_model(model_file, device=None, data_path=None):
         raise GenNiConfigError(
             f"{model_file}: its dataset is not where it was trained ({inter}: no such file); give the folder that "
             f"holds {config['dataset']}/ now with --data_path (load_data_and_model(..., data_path=...)).")
-    config.compatibility_settings()  # RecBole's numpy aliases, set by Config.__init__, which unpickling skips
     if not config["single_spec"]:  # a distributed run's checkpoint, loaded in this one process
         config["single_spec"], config["local_rank"] = True, 0
     if device is not None or (config["device"].type == "cuda" and not torch.cuda.is_available()):
@@ -128,7 +131,8 @@ def topk(model, splits, users, k=10, include_last=True):
     return torch.cat(items), torch.cat(scores)
 
 
-def write_recommendations(checkpoint, output, users=None, k=10, include_last=True, data_path=None):
+def write_recommendations(checkpoint, output, users=None, k=10, include_last=True, data_path=None,
+                          trust_pickle=False):
     """Write ``output`` (TSV: user, rank, item, score; the dataset's own tokens) with the top-k items of ``users``
     (the dataset's user tokens; None: every user with a test row); returns the number of users written. An output
     that cannot be written is refused before the model is loaded."""
@@ -137,7 +141,7 @@ def write_recommendations(checkpoint, output, users=None, k=10, include_last=Tru
         why = "a folder" if os.path.isdir(output) else ("no such folder" if not os.path.isdir(folder)
                                                          else "a folder you cannot write to")
         raise GenNiConfigError(f"--output: {output}: cannot write there ({why}); give a file in a writable folder")
-    config, model, dataset, *splits = load_data_and_model(checkpoint, data_path=data_path)
+    config, model, dataset, *splits = load_data_and_model(checkpoint, data_path=data_path, trust_pickle=trust_pickle)
     test = splits[2]._dataset
     uid_field, iid_field = dataset.uid_field, dataset.iid_field
     if users is None:
@@ -174,12 +178,15 @@ def main(argv=None) -> int:
                              "rankable (default: the next item after everything the user did)")
     parser.add_argument("--data_path", help="the folder that holds the dataset's folder now, if it moved since "
                                                 "training (default: where the run read it)")
+    parser.add_argument("--trust_pickle", action="store_true",
+                        help="load a checkpoint of an earlier version of the package (a pickle, which can run code: "
+                             "only files you wrote)")
     args = parser.parse_args(argv)
     users = args.users.split(",") if args.users else None
 
     def action():
         count = write_recommendations(args.checkpoint, args.output, users, args.k, not args.as_evaluated,
-                                      args.data_path)
+                                      args.data_path, args.trust_pickle)
         print(f"wrote the top {args.k} items of {count} users to {args.output}")
     return run_cli(action)
 

@@ -12,14 +12,20 @@ from recbole.trainer import Trainer as RecBole_Trainer
 from recbole.utils import set_color
 from torch.nn.parallel import DistributedDataParallel
 
-from recbole_genni.compat import load_checkpoint
+from recbole_genni.checkpoints import (
+    plain,
+    portable_config,
+    read_checkpoint,
+    read_training_checkpoint,
+    tensor_digest,
+)
 from recbole_genni.data.fingerprint import check_dataset_fingerprint, dataset_fingerprint
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.errors import CheckpointWriteError, GenNiConfigError, TrainingDivergedError
 from recbole_genni.evaluation import TopkCollector
 from recbole_genni.options import MODEL_BASED_SAMPLERS
 from recbole_genni.scoring import multi_negative_loss
-from recbole_genni.utils import atomic_write, read_training_checkpoint
+from recbole_genni.utils import atomic_write
 
 
 class _TimeBudgetSpent(Exception):
@@ -174,7 +180,8 @@ class Trainer(RecBole_Trainer):
             if not self.config["single_spec"]:
                 torch.distributed.barrier()  # rank 0 writes the checkpoint that every rank loads
             checkpoint_file = model_file or self.saved_model_file
-            checkpoint = load_checkpoint(checkpoint_file, self.device)
+            checkpoint = read_checkpoint(checkpoint_file, self.device, "", "the best model this run saved",
+                                         self.config["trust_checkpoint_pickle"])
             self.model.load_state_dict(checkpoint["state_dict"])
             self.model.load_other_parameter(checkpoint.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
@@ -237,7 +244,7 @@ class Trainer(RecBole_Trainer):
 
     def _training_state(self, epoch):
         return {
-            "config": self.config,
+            "config": portable_config(self.config),
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": self.best_valid_score,
@@ -249,9 +256,12 @@ class Trainer(RecBole_Trainer):
 
     @staticmethod
     def _write_atomically(state, path):
-        """A kill or a full disk leaves the old checkpoint whole, never a half-written one."""
+        """A kill or a full disk leaves the old checkpoint whole, never a half-written one; the state is written as
+        tensors and plain values with a digest of its tensors (:mod:`recbole_genni.checkpoints`)."""
+        state = plain(state)
+        state["digest"] = tensor_digest(state)
         try:
-            atomic_write(path, lambda f: torch.save(state, f, pickle_protocol=4), mode="wb")
+            atomic_write(path, lambda f: torch.save(state, f), mode="wb")  # the protocol weights_only reads
         except OSError as err:
             raise CheckpointWriteError(
                 f"{path}: could not write the checkpoint ({err.strerror or err}); the previous one is kept whole"
@@ -273,8 +283,10 @@ class Trainer(RecBole_Trainer):
         torch.set_rng_state(state["torch"])
         if state["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-        np.random.set_state(state["numpy"])
-        random.setstate(state["random"])
+        name, keys, position, has_gauss, gauss = state["numpy"]  # a checkpoint's lists and tensor: tuples, an array
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+        version, internal, gauss_next = state["random"]
+        random.setstate((version, tuple(internal), gauss_next))
         self._train_data.generator.set_state(state["shuffle"])
         negatives = self._negative_generator(self._train_data)
         if negatives is not None and state["negatives"] is not None:
@@ -288,7 +300,7 @@ class Trainer(RecBole_Trainer):
         does a ``train_dataset`` (the built training split) that differs from the one the checkpoint was trained
         on."""
         resume_file = str(resume_file)
-        checkpoint = read_training_checkpoint(resume_file, self.device, self.config)
+        checkpoint, _ = read_training_checkpoint(resume_file, self.device, self.config)
         if train_dataset is not None:
             check_dataset_fingerprint(checkpoint.get("dataset_fingerprint"), train_dataset,
                                       f"resume_checkpoint: {resume_file}")
@@ -309,7 +321,7 @@ class Trainer(RecBole_Trainer):
             ) from None
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        for group in self.optimizer.param_groups:  # this run's, which may differ (utils.RESUME_KEYS)
+        for group in self.optimizer.param_groups:  # this run's, which may differ (checkpoints.RESUME_KEYS)
             group["lr"] = self.learning_rate
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 

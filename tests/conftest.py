@@ -184,3 +184,18 @@ def _with_negatives(train, net):
 def with_negatives():
     """``with_negatives(train, net)``: the loader's batches, each with the negatives its model draws for it."""
     return _with_negatives
+
+
+def write_earlier_version(checkpoint, target):
+    """``checkpoint`` as an earlier version of the package wrote it: RecBole's Config pickled, no digest."""
+    import torch
+
+    from recbole_genni.checkpoints import checkpoint_config
+    from recbole_genni.compat import load_checkpoint
+    from recbole_genni.config import Config
+
+    state = load_checkpoint(checkpoint, "cpu")
+    state.pop("digest")
+    state["config"] = checkpoint_config(state, Config)
+    torch.save(state, target)
+    return target

@@ -12,6 +12,7 @@ from recbole_genni.recommend import main, next_item_input, topk
 from recbole_genni.registry import get_trainer
 from recbole_genni.sampler import dataset_history_keys
 from recbole_genni.sampling import history_pairs
+from tests.conftest import write_earlier_version
 
 CASES = {
     "GRU4Rec": {"neg_sampler": "genni", "loss_type": "SSM", "neg_num": 4},
@@ -159,6 +160,44 @@ def test_the_recommend_command_refuses_bad_files_and_folders_in_one_line(trained
 
 
 def load_checkpoint_config(path):
+    from recbole_genni.checkpoints import checkpoint_config
+    from recbole_genni.compat import load_checkpoint
+    from recbole_genni.config import Config
+
+    return checkpoint_config(load_checkpoint(path, "cpu"), Config)
+
+
+class _RunsCode:
+    """A pickled object that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_one_changed_after_writing_too(trained, tmp_path, capsys):
     from recbole_genni.compat import load_checkpoint
 
-    return load_checkpoint(path, "cpu")["config"]
+    _, _, checkpoint = trained
+    crafted, marker = tmp_path / "crafted.pth", tmp_path / "ran"
+    state = load_checkpoint(checkpoint, "cpu")
+    torch.save({**state, "payload": _RunsCode(marker)}, crafted)
+    assert main([str(crafted), f"--output={tmp_path / 'r.tsv'}"]) == 2
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds Python objects, not only tensors and plain values" in err
+    # an earlier version's checkpoint (RecBole's Config pickled) loads when trusted
+    earlier = write_earlier_version(checkpoint, tmp_path / "earlier.pth")
+    assert main([str(earlier), "--users=1", f"--output={tmp_path / 'r.tsv'}"]) == 2
+    assert "set trust_checkpoint_pickle: True (--trust_pickle for recbole-genni-recommend)" in capsys.readouterr().err
+    assert main([str(earlier), "--users=1", f"--output={tmp_path / 'r.tsv'}", "--trust_pickle"]) == 0
+    # bytes overwritten inside a tensor after writing: the tensors no longer match their digest
+    data = checkpoint.read_bytes()
+    weights = state["state_dict"]["item_embedding.weight"][1:3].contiguous().numpy().tobytes()
+    at = data.index(weights)
+    changed = tmp_path / "changed.pth"
+    changed.write_bytes(data[:at] + bytes(len(weights)) + data[at + len(weights):])
+    assert main([str(changed), f"--output={tmp_path / 'r.tsv'}"]) == 2
+    assert "its tensors do not match the digest written with them" in capsys.readouterr().err

@@ -234,3 +234,16 @@ def test_a_loss_that_becomes_nan_stops_in_one_line_and_keeps_the_last_checkpoint
     assert err.startswith("error: epoch ")
     if "is kept in" in err:  # a NaN after a validated epoch: its state is still there, whole
         assert load_checkpoint(next(saved.glob("*-last.pth")), "cpu")["epoch"] >= 0
+
+
+def test_an_earlier_versions_pickled_checkpoint_resumes_only_when_trusted(base_config, tmp_path):
+    from tests.conftest import write_earlier_version
+
+    last = _written_checkpoint(base_config, tmp_path / "saved")
+    earlier = write_earlier_version(last, tmp_path / "earlier-last.pth")
+    config = {**base_config, "resume_checkpoint": str(earlier), "epochs": 2, "checkpoint_dir": str(tmp_path / "saved")}
+    with pytest.raises(GenNiConfigError, match=r"earlier-last.pth holds Python objects, not only tensors and plain "
+                                               r"values .*set trust_checkpoint_pickle: True"):
+        run_recbole_genni("SASRec", "tiny", config_dict=config)
+    result = run_recbole_genni("SASRec", "tiny", config_dict={**config, "trust_checkpoint_pickle": True})
+    assert len(result["history"]) == 2  # the first epoch's record came with the checkpoint

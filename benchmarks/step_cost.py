@@ -13,6 +13,7 @@ to ``benchmarks/results/<suite>_cost.jsonl``.
 
 import argparse
 import copy
+import ctypes
 import json
 import os
 import platform
@@ -45,7 +46,10 @@ def timed_step(iterator, model, optimizer) -> tuple:
 class StepMemory:
     """The peak memory of a stretch of work above its start, so that cells built side by side in one process are
     measured apart: CUDA's allocator peak on a GPU; on a CPU the process's resident high-water mark (``VmHWM``), reset
-    at the start through ``/proc/self/clear_refs`` (Linux; elsewhere the peak is not measured, None)."""
+    at the start through ``/proc/self/clear_refs`` (Linux; elsewhere the peak is not measured, None) after the C
+    allocator has given its free memory back (``malloc_trim``). Memory the allocator still holds free and hands out
+    again is not counted: on a CPU the figure is the resident memory the step added, exact for the large tensors
+    (mapped anew each time) that decide it."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
@@ -55,6 +59,8 @@ class StepMemory:
             self.start = torch.cuda.memory_allocated(device)
             self.device = device
             return
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
         try:
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
             self.start = _proc_status_bytes("VmRSS")
@@ -66,6 +72,17 @@ class StepMemory:
             torch.cuda.synchronize(self.device)
             return torch.cuda.max_memory_allocated(self.device) - self.start
         return None if self.start is None else _proc_status_bytes("VmHWM") - self.start
+
+
+def _glibc():
+    """glibc, for ``malloc_trim``; None elsewhere."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
 
 
 def _proc_status_bytes(field: str) -> int:

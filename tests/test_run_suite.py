@@ -140,7 +140,7 @@ def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, ba
     assert records[0]["ratio"] == 1 and records[1]["ratio"] == records[1]["seconds_per_step"] / records[0][
         "seconds_per_step"]
     assert all(r["seconds_per_step"] > 0 and r["config"]["seed"] == 1 for r in records)
-    assert all(r["step_peak_memory_mb"] > 0 for r in records)
+    assert all(r["step_peak_memory_mb"] >= 0 for r in records)  # tiny steps reuse freed memory: 0 is possible
     assert "GRU4Rec/genni" in capsys.readouterr().out
 
 

@@ -62,9 +62,9 @@ def checkpoint_config(checkpoint, config_class):
         sys.argv = argv
 
 
-def tensor_digest(state) -> str:
-    """SHA-256 of every tensor in ``state`` (nested dicts and lists; dict keys in sorted order), the ``digest``
-    entry left out."""
+def tensor_digest(state: dict) -> str:
+    """SHA-256 of every tensor in ``state`` (nested dicts and lists; dict keys in sorted order), its own top-level
+    ``digest`` entry left out."""
     digest = hashlib.sha256()
 
     def visit(value):
@@ -72,14 +72,13 @@ def tensor_digest(state) -> str:
             digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         elif isinstance(value, dict):
             for key in sorted(value, key=str):
-                if key != "digest":
-                    digest.update(str(key).encode())
-                    visit(value[key])
+                digest.update(str(key).encode())
+                visit(value[key])
         elif isinstance(value, (list, tuple)):
             for item in value:
                 visit(item)
 
-    visit(state)
+    visit({key: value for key, value in state.items() if key != "digest"})
     return digest.hexdigest()
 
 
@@ -147,7 +146,7 @@ def _refuse_keys_a_resume_would_ignore(path, saved, config):
     """A key given to a resumed run must be one it applies (:data:`RESUME_KEYS`) or agree with the checkpoint's:
     the weights, the optimizer's state and the random streams come from the checkpoint, so a new ``neg_num`` or
     ``seed`` would be printed in the config and not be what ran."""
-    for key, value in config.external_config_dict.items():
+    for key in config.external_config_dict:
         if key in RESUME_KEYS or key not in saved.final_config_dict or saved[key] == config[key]:
             continue
         applied = ", ".join(sorted(RESUME_KEYS - {"resume_checkpoint"}))

@@ -49,7 +49,8 @@ class Trainer(RecBole_Trainer):
     - names each run's checkpoint uniquely, also for runs started in the same second;
     - collects a full ranking's top-k without RecBole's dense indicator matrix, and under DDP every rank's rows
       once each (:class:`TopkCollector`), so that metrics equal one process's;
-    - loads checkpoints with ``weights_only=False`` (they are pickles: load only trusted files).
+    - writes and reads checkpoints as tensors and plain values, checked against their digest and their training
+      data's fingerprint (:mod:`recbole_genni.checkpoints`).
     """
 
     def __init__(self, config, model):

@@ -133,8 +133,11 @@ SECTIONS = {
     "amazon_six_cost.jsonl": ("A catalogue of 119,481 items: the cost of a training step", "cost",
                               "`benchmarks/step_cost.py` on `benchmarks/suites/amazon_six.yaml`: the cells built in "
                               "one process and timed turn by turn, one step each, so that the machine's load weighs "
-                              "on all alike; mean over the timed steps after one warm-up, the ratio to the first "
-                              "cell, and each step's peak memory above what was held before it."),
+                              "on all alike; mean over the timed steps after one warm-up (the first batches, of "
+                              "mixed lengths), the ratio to the first cell, and each step's peak resident memory "
+                              "above what was held before it. Two processes, for memory: CE, the exact recipe and "
+                              "GenNi from a pool of 8,192; then that GenNi cell again with the others, so its two "
+                              "timings link the ratios."),
     "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
                     "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
                     "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "

@@ -6,7 +6,7 @@ from recbole.evaluator.collector import Collector
 #: what RecBole's collector may gather besides ``rec.topk``; any of them needed: its own code collects the batch
 _OTHER_NEEDS = ("rec.items", "rec.meanrank", "rec.score", "data.label")
 #: the collected tensors with one row per evaluated row
-_ROW_KEYS = ("rec.topk", "rec.items", "rec.meanrank", "rec.score", "data.label")
+_ROW_KEYS = ("rec.topk", *_OTHER_NEEDS)
 
 
 class TopkCollector(Collector):

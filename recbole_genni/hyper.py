@@ -20,7 +20,7 @@ import yaml
 
 from recbole_genni.cli import check_config_args, config_files, training_parser
 from recbole_genni.errors import GenNiConfigError
-from recbole_genni.utils import atomic_write, run_cli
+from recbole_genni.utils import atomic_write, make_writable_folder, run_cli
 
 ALGORITHMS = ("exhaustive", "random", "bayes")
 #: the seed of the sample an exhaustive search capped by max_evals takes from the grid
@@ -100,9 +100,7 @@ def output_files(output_dir, model, dataset):
     earlier search's files are kept (the new ones take the first free ``-2``, ``-3``, ... suffix)."""
     folder = Path(output_dir)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / ".write-test", lambda f: f.write(""))
-        (folder / ".write-test").unlink()
+        make_writable_folder(folder)
     except OSError as err:
         raise GenNiConfigError(f"--output_dir: {output_dir}: cannot write there ({err.strerror or err})") from None
     for run in itertools.count(1):

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 
 import colorlog
@@ -26,7 +25,13 @@ from recbole_genni.errors import GenNiConfigError, GenNiError
 from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
 from recbole_genni.registry import get_trainer
 from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
-from recbole_genni.utils import atomic_write, hide_upstream_future_warnings, run_id, run_log_file
+from recbole_genni.utils import (
+    atomic_write,
+    hide_upstream_future_warnings,
+    make_writable_folder,
+    run_id,
+    run_log_file,
+)
 
 SUMMARY_METRICS = ("hit@10", "ndcg@10")
 
@@ -250,9 +255,7 @@ def _make_log_dir(config):
     together can both see the folder missing and one fails with ``FileExistsError``."""
     folder = os.path.join("log", config["model"])
     try:
-        os.makedirs(folder, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder)  # a read-only folder lets makedirs pass when it exists
-        probe.close()
+        make_writable_folder(folder)
     except OSError as err:
         raise GenNiConfigError(f"./{folder}: cannot write the run's log there ({err.strerror or err}); run from a "
                                "folder you can write to.") from None

@@ -33,6 +33,13 @@ def atomic_write(target, write, mode: str = "w"):
         raise
 
 
+def make_writable_folder(folder):
+    """Create ``folder`` (and its parents) and check a file can be written in it; an ``OSError`` says why not (a
+    read-only folder that exists passes ``makedirs`` and fails here)."""
+    os.makedirs(folder, exist_ok=True)
+    tempfile.NamedTemporaryFile(dir=folder).close()
+
+
 def _remove_orphan_temporaries(target: Path):
     """Delete the temporaries of ``target`` left by killed writers: ``<name>.<pid>.<random>.tmp`` whose process
     no longer runs."""

@@ -32,9 +32,8 @@ from groups import item_groups  # noqa: E402
 from run_suite import append_result, expand, package_commit  # noqa: E402
 
 from recbole_genni.checkpoints import read_checkpoint  # noqa: E402
-from recbole_genni.generator import NegativeGenerator  # noqa: E402
 from recbole_genni.recommend import load_data_and_model  # noqa: E402
-from recbole_genni.sampler import CandidatePoolSampler  # noqa: E402
+from recbole_genni.sampler import negative_sampler  # noqa: E402
 from recbole_genni.scoring import gathered_scores  # noqa: E402
 
 #: the keys that make a cell's sampler; the rest of a cell's config (the encoder, the loss) is the checkpoint's
@@ -84,8 +83,7 @@ def draw_negatives(config, train_dataset, keys, users, targets, scores):
     """The negatives ``[P, K]`` that a sampler with ``keys`` draws for these positions from ``scores``."""
     for key, value in keys.items():
         config[key] = value
-    distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
-    generator = NegativeGenerator(config, CandidatePoolSampler(train_dataset, config, distribution))
+    generator = negative_sampler(config, train_dataset)
     negatives, _ = generator.generate(users, targets, lambda pool: gathered_scores(scores, pool, targets))
     return negatives
 

@@ -2,6 +2,7 @@
 issue (or the RecBole file, where none is filed). The rest of the package calls these and nothing else for it."""
 
 import ast
+import contextlib
 import logging
 import os
 import pickle
@@ -22,11 +23,27 @@ def restore_numpy_aliases():
             setattr(np, removed, getattr(np, current))
 
 
-def disable_anomaly_detection():
-    """RecBole 1.2.1's ``model/sequential_recommender/sine.py`` switches autograd anomaly detection on for the whole
-    process at import (a large share of CPU training time); every sequential-model import reaches it, so switch it
-    back off."""
+def recbole_sequential_models():
+    """``recbole.model.sequential_recommender``, imported with autograd anomaly detection left off: RecBole 1.2.1's
+    ``sine.py`` switches it on for the whole process at import (a large share of CPU training time), and importing
+    any sequential model imports it."""
+    from recbole.model import sequential_recommender
+
     torch.autograd.set_detect_anomaly(False)
+    return sequential_recommender
+
+
+@contextlib.contextmanager
+def recbole_loss_type(config, loss_type):
+    """``config["loss_type"]`` set to ``loss_type`` for the block: RecBole 1.2.1's sequential constructors
+    (``sasrec.py`` and the others) accept BPR or CE only and raise ``NotImplementedError`` for any other, so a
+    subclass with other losses builds its RecBole parent under one of those; the user's value comes back after."""
+    user_value = config["loss_type"]
+    config["loss_type"] = loss_type
+    try:
+        yield
+    finally:
+        config["loss_type"] = user_value
 
 
 def literal_config_values(config_dict: dict) -> dict:

@@ -13,7 +13,15 @@ from recbole.utils import ModelType, set_color
 
 from recbole_genni.compat import init_distributed, literal_config_values, restore_numpy_aliases
 from recbole_genni.errors import GenNiConfigError
-from recbole_genni.options import SAMPLED_LOSSES, invalid, resolve_window_stride, validate_neg_keys
+from recbole_genni.model.recbole_models import with_negatives_in_loss
+from recbole_genni.negatives import SAMPLERS
+from recbole_genni.options import (
+    SAMPLED_LOSSES,
+    invalid,
+    resolve_window_stride,
+    translated_recbole_args,
+    validate_neg_keys,
+)
 from recbole_genni.registry import get_model
 from recbole_genni.support import (
     MASKED_ENCODERS,
@@ -52,6 +60,8 @@ class Config(RecBole_Config):
             model = self.external_config_dict["model"]
         if isinstance(model, str):
             model = get_model(model)
+        elif model is not None:  # a class: a user's subclass of a RecBole model trains as that model does
+            model = with_negatives_in_loss(model)
         return super()._get_model_and_dataset(model, dataset)
 
     def _convert_config_dict(self, config_dict):
@@ -100,41 +110,22 @@ class Config(RecBole_Config):
         return "\n" + set_color("Negatives: ", "pink") + self.negatives_summary() + text
 
     def negatives_summary(self) -> str:
-        """The negatives and the loss of this run in words: sampler, K, pool, temperature, exclusions, loss."""
-        sampler, k, loss = self["neg_sampler"], self["neg_num"], self["sampled_loss"] or self["loss_type"]
+        """The negatives and the loss of this run in words: the sampler's own line, then the loss."""
+        sampler, loss = self["neg_sampler"], self["sampled_loss"] or self["loss_type"]
         if sampler == "none":
             return f"none; loss {self['loss_type']} (full softmax over every item)"
         if loss == "SSM":
             loss += f" (logQ weight {float(self['ssm_logq']):g})"
         elif loss == "gBCE":
             loss += f" (t {self['gbce_t']})"
-        exclude = f"excluding {self['neg_exclude']}" if self["neg_exclude"] != "none" else "excluding nothing"
-        if sampler not in ("genni", "dns"):
-            return f"{sampler}, K={k}, {exclude}; loss {loss}"
-        pool = self["neg_pool_size"]
-        shared = "shared by the batch" if self["neg_pool_shared"] else "per row"
-        where = "the whole catalogue" if pool == "all" else f"a pool of {pool} ({self['neg_pool_proposal']}, {shared})"
-        if sampler == "dns":
-            drawn = f"the top {k} of {where}"
-        else:
-            how = "with replacement" if self["neg_replacement"] else "distinct"
-            drawn = f"K={k} {how} from softmax(score / {self['neg_temperature']}) over {where}"
-        extra = "".join([
-            f", {self['neg_warmup_epochs']} uniform warm-up epoch(s)" if self["neg_warmup_epochs"] else "",
-            f", {self['neg_uniform_mix']:g} of them uniform" if float(self["neg_uniform_mix"]) else "",
-        ])
-        return f"{sampler}, {drawn}, {exclude}{extra}; loss {loss}"
+        return f"{SAMPLERS[sampler].describe(self)}; loss {loss}"
 
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()
         _refuse_misspelt_keys(self.external_config_dict)
         _refuse_conflicting_samplers(self.external_config_dict)
         self._translate_recbole_neg_args(final)
-        if final["neg_sampler"] == "dns" and "neg_replacement" not in self.external_config_dict:
-            # DNS takes the top K, with no draws to repeat: a default neg_replacement (GenNiSASRec's recipe draws
-            # with replacement) yields to it; a user who sets both is refused by validate_neg_keys
-            final["neg_replacement"] = False
-        validate_neg_keys(final)
+        validate_neg_keys(final, set(self.external_config_dict))
         _validate_valid_metric(final)
         self._resolve_loss_and_recbole_args(final)
         return final
@@ -154,7 +145,7 @@ class Config(RecBole_Config):
         with it: :func:`_refuse_conflicting_samplers`), so that none of its settings is dropped."""
         ext = self.external_config_dict
         if "train_neg_sample_args" in ext:
-            final.update({key: value for key, value in _translated_recbole_args(ext["train_neg_sample_args"]).items()
+            final.update({key: value for key, value in translated_recbole_args(ext["train_neg_sample_args"]).items()
                           if key not in ext})
         elif "neg_sampler" not in ext and ext.get("loss_type") == "CE":
             final["neg_sampler"] = "none"
@@ -206,7 +197,7 @@ class Config(RecBole_Config):
                 f"loss_type: {loss} trains the scores of a dot-product head (the encoded sequence times the item "
                 f"table), and {model} scores items otherwise; use loss_type: BPR."
             )
-        _check_ssm_sampler(loss, sampler)
+        SAMPLERS[sampler].check_loss(loss)
         if family in MASKED_ENCODERS and self.external_config_dict.get("neg_scoring") == "eval_pass":
             raise GenNiConfigError(
                 f"neg_scoring: eval_pass scores a model's next-item output, and {model} trains at masked positions "
@@ -229,7 +220,8 @@ class Config(RecBole_Config):
             final["loss_type"] = "CE"
         elif loss == "CE":
             final["loss_type"] = "BCE"
-        _check_ssm_sampler(final["loss_type"], sampler)
+        if sampler != "none":
+            SAMPLERS[sampler].check_loss(final["loss_type"])
         resolve_window_stride(final["train_window_stride"], final["MAX_ITEM_LIST_LENGTH"])
         if self.external_config_dict.get("neg_scoring") == "eval_pass":
             raise GenNiConfigError(
@@ -237,14 +229,6 @@ class Config(RecBole_Config):
                 "candidates from its own training pass. Drop neg_scoring."
             )
         final["train_neg_sample_args"] = None
-
-
-def _check_ssm_sampler(loss, sampler):
-    if loss == "SSM" and sampler == "dns":
-        raise GenNiConfigError(
-            "loss_type: SSM needs the probability of each drawn negative, which dns (an argmax) does not have; "
-            "use neg_sampler: genni with a small neg_temperature instead."
-        )
 
 
 def _check_ce_pairing(user_loss, sampler, sampled_loss):
@@ -281,28 +265,13 @@ def _refuse_conflicting_samplers(external):
         )
     if "train_neg_sample_args" not in external:
         return
-    translated = _translated_recbole_args(external["train_neg_sample_args"])
+    translated = translated_recbole_args(external["train_neg_sample_args"])
     for key, value in translated.items():
         if external.get(key, value) != value:
             raise GenNiConfigError(
                 f"train_neg_sample_args: {external['train_neg_sample_args']} means {key}: {value!r}, but {key} is "
                 f"{external[key]!r}; set the negatives with the neg_* keys only (and drop train_neg_sample_args)."
             )
-
-
-def _translated_recbole_args(args) -> dict:
-    """RecBole's ``train_neg_sample_args`` as the ``neg_*`` keys it stands for (only those it sets)."""
-    if args is None or args == "None" or (isinstance(args, dict) and args.get("distribution") in (None, "none")):
-        return {"neg_sampler": "none"}
-    if not isinstance(args, dict):
-        return {}
-    out = {"neg_sampler": "dns" if args.get("dynamic") else args.get("distribution", "uniform"),
-           "neg_num": args.get("sample_num", 1)}
-    if args.get("dynamic") and args.get("candidate_num"):
-        out["neg_pool_size"] = args["candidate_num"]
-    if "alpha" in args:
-        out["neg_popularity_alpha"] = args["alpha"]
-    return out
 
 
 def _validate_valid_metric(final):

@@ -5,12 +5,11 @@ import torch
 from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, TrainDataLoader
 from recbole.data.interaction import Interaction
 
-from recbole_genni.generator import NegativeGenerator
+from recbole_genni.negatives import SAMPLERS
 from recbole_genni.options import resolve_window_stride
 from recbole_genni.sampling import history_pairs
-from recbole_genni.scoring import scorer_for
+from recbole_genni.scoring import eval_mode_scorer, scorer_for
 from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_family
-from recbole_genni.training_pass import MaskedPositionNegatives, TrainingPassNegatives
 
 #: per-row copy of a bucketed batch's loss weight (:class:`UserSequenceDataLoader`)
 BATCH_WEIGHT_FIELD = "batch_weight"
@@ -20,41 +19,32 @@ class GenNiTrainDataLoader(TrainDataLoader):
     """RecBole's ``TrainDataLoader`` with ``neg_sampler``-driven negatives: one row per positive, K negatives
     per row.
 
-    One-pass and masked-item models (:data:`~recbole_genni.support.ONE_PASS_ENCODERS`, ``MASKED_ENCODERS``) draw
-    them inside their own loss, from its training pass (:mod:`recbole_genni.training_pass`, installed by
-    :meth:`get_model`). The others get them here,
-    where RecBole hooks its own sampling (``_neg_sampling``, in ``collate_fn``), in ``neg_item_id`` (``[B]`` for
-    K = 1, ``[B, K]`` otherwise): for ``genni``/``dns`` the pool is scored by the attached model with
-    ``full_sort_predict``, ``torch.no_grad()``, eval mode (no dropout), on the model's device, when the generator
-    first asks for scores (so a batch drawn without the model pays none); train mode is restored afterwards.
+    Models that draw their negatives in their own loss (:mod:`recbole_genni.model.recbole_models`: the one-pass and
+    masked-item models) get RecBole's rows as they are. The others get them here, where RecBole hooks its own
+    sampling (``_neg_sampling``, in ``collate_fn``), in ``neg_item_id`` (``[B]`` for K = 1, ``[B, K]`` otherwise):
+    for ``genni``/``dns`` the pool is scored by the attached model with ``full_sort_predict``, ``torch.no_grad()``,
+    eval mode (no dropout), on the model's device, when the generator first asks for scores (so a batch drawn
+    without the model pays none); train mode is restored afterwards.
+
+    Attributes:
+        negatives: the :class:`~recbole_genni.negatives.base.NegativeSampler` of the loader's draws, or None when the
+            model draws its own.
     """
 
     def __init__(self, config, dataset, sampler, shuffle=False):
-        self.negatives = NegativeGenerator(config, sampler)
-        self.scorer = None
-        # the model's loss draws them, from its one encoder pass
-        self.family = recbole_family(config.model_class)
-        self.generates_in_loss = self.family in ONE_PASS_ENCODERS or self.family in MASKED_ENCODERS
+        family = recbole_family(config.model_class)
+        self.generates_in_loss = family in ONE_PASS_ENCODERS or family in MASKED_ENCODERS
+        self.negatives = None if self.generates_in_loss else SAMPLERS[config["neg_sampler"]](config, sampler)
+        self.model = self.scorer = None
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def get_model(self, model):
-        """Attach the model whose preferences generate the negatives (the local module, never a DDP wrapper);
-        a one-pass model gets its negatives drawn from its training pass from now on."""
+        """Attach the model whose preferences generate the negatives (the local module, never a DDP wrapper)."""
         self.model = getattr(model, "module", model)
         self.scorer = scorer_for(self.model)
-        installed = getattr(self.model.calculate_loss, "__self__", None)
-        if not self.generates_in_loss or isinstance(installed, (TrainingPassNegatives, MaskedPositionNegatives)):
-            return
-        if self.family in MASKED_ENCODERS:
-            MaskedPositionNegatives(self.model, self.negatives, self.config)
-        else:
-            TrainingPassNegatives(self.model, self.negatives, self._lazy_scorer, self.config)
 
     def _neg_sampling(self, inter_feat):
         if self.generates_in_loss:
-            if self.scorer is None:
-                raise RuntimeError(f"{self.config['model']} draws its negatives in its loss: call get_model(model) "
-                                   "before iterating")
             return inter_feat
         users, targets = inter_feat[self.uid_field], inter_feat[self.iid_field]
         score = None
@@ -63,30 +53,10 @@ class GenNiTrainDataLoader(TrainDataLoader):
                 raise RuntimeError("neg_sampler needs the model: call get_model(model) before iterating")
             device = self.model.device  # pools, masks and draws on the model's device: no per-row host work
             users, targets = users.to(device), targets.to(device)
-            score = self._lazy_scorer(inter_feat.to(device), targets)
+            score = eval_mode_scorer(self.model, self.scorer, inter_feat.to(device), targets)
         negatives = self.negatives.generate(users, targets, score)[0].cpu()
         inter_feat.update(Interaction({self.neg_item_id: negatives[:, 0] if negatives.shape[1] == 1 else negatives}))
         return inter_feat
-
-    def _lazy_scorer(self, batch, targets):
-        """The scoring callback of this batch, encoding it on its first call."""
-        bound = []
-
-        def score(candidates):
-            if not bound:
-                bound.append(self._bind_scorer(batch, targets))
-            return bound[0](candidates)
-        return score
-
-    @torch.no_grad()
-    def _bind_scorer(self, batch, targets):
-        """The model's scoring callback for this batch, encoded in eval mode (no dropout), train mode restored."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.scorer.bind(batch, targets)
-        finally:
-            self.model.train(was_training)
 
 
 class UserSequenceDataLoader(AbstractDataLoader):

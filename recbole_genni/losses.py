@@ -1,7 +1,8 @@
 """Losses over one positive and K sampled negatives per position, with the positive in its own tensor.
 
 All take ``pos`` ``[...]``, ``neg`` ``[..., K]`` logits and a bool ``mask`` ``[...]`` of real (non-padding)
-positions, and return the mean over the real positions. Pure tensor functions, like :mod:`recbole_genni.sampling`.
+positions, and return the mean over the real positions. Pure tensor functions, like :mod:`recbole_genni.sampling`;
+:class:`SampledLoss` picks one by the name users write in ``loss_type``, for every model of the package.
 """
 
 import torch
@@ -72,3 +73,42 @@ def full_softmax_loss(logits, targets, mask):
     """Cross-entropy over the whole catalogue (``logits`` ``[..., |I|]``), the reference loss."""
     per_position = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     return _masked_mean(per_position.view(targets.shape), mask)
+
+
+class SampledLoss(torch.nn.Module):
+    """The loss ``loss_type`` (``BCE``, ``BPR``, ``gBCE`` or ``SSM``) over one positive and K negatives per row:
+    the one place a loss is chosen by name.
+
+    Args:
+        loss_type: the loss's name, as ``loss_type`` writes it.
+        num_negatives: K, for gBCE's beta.
+        num_items: the catalogue's ids, padding included (RecBole's ``item_num``), for gBCE's beta.
+        gbce_t: gBCE's calibration t.
+        logq_weight: SSM's weight of the logQ correction (True = 1, False = 0).
+    """
+
+    def __init__(self, loss_type, num_negatives, num_items, gbce_t, logq_weight=1.0):
+        super().__init__()
+        if loss_type not in _SAMPLED_LOSSES:
+            raise ValueError(f"loss_type must be one of {' | '.join(_SAMPLED_LOSSES)}, got {loss_type!r}")
+        self.loss_type, self.logq_weight = loss_type, float(logq_weight)
+        self.gbce_beta = gbce_beta(num_negatives, num_items - 1, gbce_t) if loss_type == "gBCE" else None
+
+    @property
+    def needs_log_count(self) -> bool:
+        """Whether :meth:`forward` reads each negative's log expected count (SSM with a logQ correction)."""
+        return self.loss_type == "SSM" and self.logq_weight > 0
+
+    def forward(self, pos, neg, log_count=None, mask=None):
+        """The mean loss over the real rows: ``pos`` ``[N]``, ``neg`` ``[N, K]``, ``log_count`` ``[N, K]`` (SSM),
+        ``mask`` ``[N]`` (default: every row)."""
+        mask = torch.ones_like(pos, dtype=torch.bool) if mask is None else mask
+        if self.loss_type == "gBCE":
+            return gbce_loss(pos, neg, mask, self.gbce_beta)
+        if self.loss_type == "SSM":
+            return sampled_softmax_loss(pos, neg, mask, log_count if self.needs_log_count else None,
+                                        self.logq_weight)
+        return _SAMPLED_LOSSES[self.loss_type](pos, neg, mask)
+
+
+_SAMPLED_LOSSES = {"BCE": bce_loss, "BPR": bpr_loss, "gBCE": gbce_loss, "SSM": sampled_softmax_loss}

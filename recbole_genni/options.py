@@ -1,10 +1,9 @@
-"""The values the ``neg_*`` keys take, and the pool size they resolve to: what the sampling policy needs, with no
-RecBole import."""
+"""The config schema: the values the package's keys take, one table row a check, with no RecBole import; each
+sampler checks the keys it reads beyond their ranges (:mod:`recbole_genni.negatives`)."""
 
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.negatives import SAMPLERS
 
-NEG_SAMPLERS = ("uniform", "popularity", "dns", "genni", "none")
-MODEL_BASED_SAMPLERS = ("dns", "genni")
 NEG_EXCLUDES = ("none", "target", "history")
 POOL_PROPOSALS = ("uniform", "popularity")
 #: where a one-pass RecBole model's pool is scored from: its training pass (dropout on, no extra pass) or a separate
@@ -19,29 +18,10 @@ MAX_TEMPERATURE = 1e6
 FLOAT32_TINY = 2.0 ** -126
 
 
-def _count(value, whole: int) -> int:
-    """An int as it is; a float as that fraction of ``whole``, at least 1."""
-    return max(1, round(value * whole)) if isinstance(value, float) else value
-
-
-def resolve_pool_size(pool_size, num_items: int) -> int:
-    """M for a catalogue of ``num_items`` ids (padding included): int, fraction or ``'all'``; checked."""
-    real_items = num_items - 1
-    if pool_size == "all":
-        return real_items
-    size = _count(pool_size, real_items)
-    if size > real_items:
-        raise GenNiConfigError(
-            f"neg_pool_size: {pool_size} is larger than the catalogue ({real_items} items); "
-            "use a smaller size, a fraction in (0, 1], or 'all'."
-        )
-    return size
-
-
 def resolve_window_stride(stride, max_length: int) -> int:
     """``train_window_stride`` in items for rows of ``max_length`` items: an int, or a fraction of ``max_length``;
     checked."""
-    items = _count(stride, max_length)
+    items = max(1, round(stride * max_length)) if isinstance(stride, float) else stride
     if items > max_length:
         raise GenNiConfigError(
             f"train_window_stride: {stride} is invalid; expected at most MAX_ITEM_LIST_LENGTH = {max_length} items, "
@@ -68,7 +48,7 @@ def _pool_size_ok(pool) -> bool:
 
 #: (key, valid(value), what it expects): the one-key checks, in this order; a key absent from the config is skipped
 KEY_CHECKS = (
-    ("neg_sampler", lambda v: v in NEG_SAMPLERS, " | ".join(NEG_SAMPLERS)),
+    ("neg_sampler", lambda v: v == "none" or v in SAMPLERS, lambda: " | ".join([*SAMPLERS, "none"])),
     ("neg_exclude", lambda v: v in NEG_EXCLUDES, " | ".join(NEG_EXCLUDES)),
     ("neg_pool_proposal", lambda v: v in POOL_PROPOSALS, " | ".join(POOL_PROPOSALS)),
     ("neg_scoring", lambda v: v in SCORING_PASSES, " | ".join(SCORING_PASSES)),
@@ -107,25 +87,28 @@ def invalid(key, value, expected) -> GenNiConfigError:
     return GenNiConfigError(f"{key}: {value!r} is invalid; expected {expected}.")
 
 
-def validate_neg_keys(config):
-    """Check the package's keys in ``config`` (a mapping) that need no dataset, one table row at a time, then the
-    pairs of keys that exclude each other; the pool size against the catalogue is checked once it is loaded."""
+def validate_neg_keys(config, user_keys=()):
+    """Check the package's keys in ``config`` (a mapping) that need no dataset, one table row at a time, then let the
+    sampler of ``neg_sampler`` set its defaults where the user set nothing (``user_keys``) and refuse what it cannot
+    honour (:meth:`~recbole_genni.negatives.base.NegativeSampler.resolve_keys`); the catalogue is checked once it is
+    loaded."""
     for key, valid, expected in KEY_CHECKS:
         if key in config and not valid(config[key]):
-            raise invalid(key, config[key], expected)
-    pool, sampler = config["neg_pool_size"], config["neg_sampler"]
-    if config["neg_replacement"] and sampler == "dns":
-        raise GenNiConfigError(
-            "neg_replacement: True draws from a softmax, and neg_sampler: dns takes the top-K scores with none; "
-            "set neg_replacement: False, or use neg_sampler: genni with a small neg_temperature."
-        )
-    if (isinstance(pool, int) and config["neg_num"] > pool and sampler in MODEL_BASED_SAMPLERS
-            and not config["neg_replacement"]):
-        raise GenNiConfigError(
-            f"neg_num: {config['neg_num']} is larger than neg_pool_size: {pool}; raise neg_pool_size or lower neg_num."
-        )
-    if sampler in MODEL_BASED_SAMPLERS and config.get("worker"):
-        raise GenNiConfigError(
-            f"worker: {config['worker']} runs the collate step in other processes, away from the model that "
-            f"neg_sampler: {sampler} scores with; set worker: 0."
-        )
+            raise invalid(key, config[key], expected() if callable(expected) else expected)
+    if config["neg_sampler"] != "none":
+        SAMPLERS[config["neg_sampler"]].resolve_keys(config, user_keys)
+
+
+def translated_recbole_args(args) -> dict:
+    """RecBole's ``train_neg_sample_args`` as the ``neg_*`` keys it stands for (only those it sets)."""
+    if args is None or args == "None" or (isinstance(args, dict) and args.get("distribution") in (None, "none")):
+        return {"neg_sampler": "none"}
+    if not isinstance(args, dict):
+        return {}
+    out = {"neg_sampler": "dns" if args.get("dynamic") else args.get("distribution", "uniform"),
+           "neg_num": args.get("sample_num", 1)}
+    if args.get("dynamic") and args.get("candidate_num"):
+        out["neg_pool_size"] = args["candidate_num"]
+    if "alpha" in args:
+        out["neg_popularity_alpha"] = args["alpha"]
+    return out

@@ -22,9 +22,9 @@ from recbole_genni.config import Config
 from recbole_genni.data.checks import check_filtered_users, check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
 from recbole_genni.errors import GenNiConfigError, GenNiError
-from recbole_genni.options import MODEL_BASED_SAMPLERS, resolve_pool_size
+from recbole_genni.negatives import SAMPLERS
 from recbole_genni.registry import get_trainer
-from recbole_genni.sampler import CandidatePoolSampler, dataset_history_keys
+from recbole_genni.sampler import candidates_for, dataset_history_keys
 from recbole_genni.utils import (
     atomic_write,
     hide_upstream_future_warnings,
@@ -54,9 +54,8 @@ def data_preparation(config, dataset):
         train_data = UserSequenceDataLoader(config, train_data._dataset, None, shuffle=config["shuffle"])
     elif config["neg_sampler"] != "none":
         train_dataset = train_data._dataset
-        distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
-        sampler = CandidatePoolSampler(train_dataset, config, distribution)
-        train_data = GenNiTrainDataLoader(config, train_dataset, sampler, shuffle=config["shuffle"])
+        train_data = GenNiTrainDataLoader(config, train_dataset, candidates_for(config, train_dataset),
+                                          shuffle=config["shuffle"])
     if config["eval_mask_history"] and config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
         valid_data, test_data = _history_masked(config, train_data._dataset, valid_data, test_data)
     return train_data, valid_data, test_data
@@ -73,13 +72,7 @@ def _check_negatives_fit(config, num_items):
     sampler, k = config["neg_sampler"], config["neg_num"]
     if sampler == "none":
         return
-    if sampler in MODEL_BASED_SAMPLERS and not config["neg_replacement"]:
-        pool = resolve_pool_size(config["neg_pool_size"], num_items)
-        if k > pool:
-            raise GenNiConfigError(
-                f"neg_num: {k} is larger than neg_pool_size: {config['neg_pool_size']} ({pool} candidates here); "
-                "raise neg_pool_size, lower neg_num, or set neg_replacement: True."
-            )
+    SAMPLERS[sampler].check_catalogue(config, num_items)
     rows = _training_rows(config)
     hidden = config["hidden_size"] or config["embedding_size"] or 64
     needed = rows * k * (_BYTES_PER_NEGATIVE + 2 * 4 * hidden)

@@ -6,8 +6,9 @@ import pkgutil
 
 from recbole.utils import get_model as get_recbole_model
 
-from recbole_genni.compat import disable_anomaly_detection
+from recbole_genni.compat import recbole_sequential_models
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.model.recbole_models import SUBCLASSES
 
 
 def _own_model_module(name: str):
@@ -19,9 +20,9 @@ def _own_model_module(name: str):
 
 def supported_models() -> list:
     """Names of RecBole's sequential models plus the package's own."""
-    import recbole.model.sequential_recommender as seq
-
     import recbole_genni.model as own
+
+    seq = recbole_sequential_models()
 
     names = []
     for pkg in (seq, own):
@@ -32,22 +33,25 @@ def supported_models() -> list:
 
 
 def get_model(model_name: str):
-    """The model class: the package's own (``recbole_genni.model.<lowercase>``) first, then RecBole's."""
+    """The model class: the package's own (``recbole_genni.model.<lowercase>``) first, then the package's subclass
+    of a RecBole model that draws negatives in its loss (:mod:`recbole_genni.model.recbole_models`), then
+    RecBole's."""
     module = _own_model_module(model_name)
     if module is not None and hasattr(module, model_name):
-        model_class = getattr(module, model_name)
-    else:
-        try:
-            model_class = get_recbole_model(model_name)
-        except (ValueError, AttributeError, ImportError):  # RecBole probes exlib_recommender, which needs lightgbm
-            supported = supported_models()
-            close = difflib.get_close_matches(model_name, supported, n=1, cutoff=0.6) or difflib.get_close_matches(
-                model_name.lower(), [name.lower() for name in supported], n=1, cutoff=0.6)
-            guess = f"did you mean {next(n for n in supported if n.lower() == close[0].lower())}? " if close else ""
-            raise GenNiConfigError(
-                f"unknown model {model_name!r}; {guess}supported sequential models: {', '.join(supported)}"
-            ) from None
-    disable_anomaly_detection()
+        return getattr(module, model_name)
+    if model_name in SUBCLASSES:
+        return SUBCLASSES[model_name]
+    recbole_sequential_models()  # before RecBole's get_model imports them
+    try:
+        model_class = get_recbole_model(model_name)
+    except (ValueError, AttributeError, ImportError):  # RecBole probes exlib_recommender, which needs lightgbm
+        supported = supported_models()
+        close = difflib.get_close_matches(model_name, supported, n=1, cutoff=0.6) or difflib.get_close_matches(
+            model_name.lower(), [name.lower() for name in supported], n=1, cutoff=0.6)
+        guess = f"did you mean {next(n for n in supported if n.lower() == close[0].lower())}? " if close else ""
+        raise GenNiConfigError(
+            f"unknown model {model_name!r}; {guess}supported sequential models: {', '.join(supported)}"
+        ) from None
     return model_class
 
 

@@ -7,6 +7,7 @@ import torch
 from recbole.sampler.sampler import AbstractSampler
 
 from recbole_genni import sampling
+from recbole_genni.negatives import SAMPLERS
 
 #: rejection rounds before a short row is completed from its exact complement
 _MAX_REDRAWS = 8
@@ -218,3 +219,13 @@ class CandidatePoolSampler(AbstractSampler):
         weights[~allowed] = 0
         replace = int((weights > 0).sum()) < num
         return items[torch.multinomial(weights, num, replacement=replace, generator=self.generator)]
+
+
+def candidates_for(config, train_dataset) -> CandidatePoolSampler:
+    """The candidates of ``neg_sampler`` over the training split, drawn from its class's proposal."""
+    return CandidatePoolSampler(train_dataset, config, SAMPLERS[config["neg_sampler"]].proposal)
+
+
+def negative_sampler(config, train_dataset):
+    """The :class:`~recbole_genni.negatives.base.NegativeSampler` of ``neg_sampler`` over the training split."""
+    return SAMPLERS[config["neg_sampler"]](config, candidates_for(config, train_dataset))

@@ -125,6 +125,24 @@ class FullSortScorer:
         return lambda candidates: gathered_scores(full, candidates, targets)
 
 
+def eval_mode_scorer(model, scorer, batch, targets):
+    """``scorer``'s callback for ``batch``, bound on its first call in eval mode (no dropout) with no gradient,
+    ``model``'s mode restored: a batch whose negatives need no scores pays no encoder pass."""
+    bound = []
+
+    @torch.no_grad()
+    def score(candidates):
+        if not bound:
+            was_training = model.training
+            model.eval()
+            try:
+                bound.append(scorer.bind(batch, targets))
+            finally:
+                model.train(was_training)
+        return bound[0](candidates)
+    return score
+
+
 def scorer_for(model):
     """The scoring adapter of a model instance, chosen by the RecBole model it is or subclasses (see
     :mod:`recbole_genni.support`)."""
@@ -138,7 +156,7 @@ def multi_negative_loss(model, interaction, neg_field):
     """The model's own ``calculate_loss`` over K negatives per row given as ``interaction[neg_field]`` ``[N, K]``,
     in RecBole's layout: the row repeated K times with one negative each (the mean over the N x K pairs, K encoder
     passes). One-pass models never need it: they draw ``[K, N]`` negatives in their own loss
-    (:mod:`recbole_genni.training_pass`), which their BPR heads broadcast in one pass.
+    (:mod:`recbole_genni.model.recbole_models`), which their BPR heads broadcast in one pass.
     """
     negatives = interaction[neg_field]
     if negatives.dim() == 1:

@@ -45,7 +45,8 @@ ONE_PASS_ENCODERS = {
 }
 
 #: masked-item models: their loss encodes the masked sequence once and scores each masked position with the item
-#: table plus an output bias; negatives are drawn there (:class:`~recbole_genni.training_pass.MaskedPositionNegatives`)
+#: table plus an output bias; negatives are drawn there
+#: (:class:`~recbole_genni.model.recbole_models.NegativesAtMaskedPositions`)
 MASKED_ENCODERS = ("BERT4Rec",)
 
 #: models that train only on sampled negatives, with BPR whatever ``loss_type`` says (no CE)
@@ -67,10 +68,13 @@ REFUSED_MODELS = {
 }
 
 
+def recbole_class(model_class):
+    """The RecBole model class that ``model_class`` is or subclasses (the first in its MRO defined by RecBole), or
+    None for a model of the package's own."""
+    return next((cls for cls in model_class.__mro__ if cls.__module__.startswith("recbole.model.")), None)
+
+
 def recbole_family(model_class) -> str:
-    """The name of the RecBole model that ``model_class`` is or subclasses (the first in its MRO defined by
-    RecBole), so that a user's subclass of SASRec is scored, refused or trained as SASRec is; else its own name."""
-    for cls in model_class.__mro__:
-        if cls.__module__.startswith("recbole.model."):
-            return cls.__name__
-    return model_class.__name__
+    """The name of the RecBole model that ``model_class`` is or subclasses, so that a user's subclass of SASRec is
+    scored, refused or trained as SASRec is; else its own name."""
+    return (recbole_class(model_class) or model_class).__name__

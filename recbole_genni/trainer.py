@@ -23,7 +23,6 @@ from recbole_genni.data.fingerprint import check_dataset_fingerprint, dataset_fi
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.errors import CheckpointWriteError, GenNiConfigError, TrainingDivergedError
 from recbole_genni.evaluation import TopkCollector
-from recbole_genni.options import MODEL_BASED_SAMPLERS
 from recbole_genni.scoring import multi_negative_loss
 from recbole_genni.utils import atomic_write
 
@@ -164,7 +163,7 @@ class Trainer(RecBole_Trainer):
     def _log_negative_stats(self, generator, epoch_idx):
         stats = generator.pop_stats().summary()
         kind = generator.neg_sampler
-        if kind in MODEL_BASED_SAMPLERS and not generator.generates:
+        if generator.uses_model and not generator.generates:
             kind += " (warm-up: uniform)"
         self.logger.info(
             set_color(f"epoch {epoch_idx} negatives", "green")

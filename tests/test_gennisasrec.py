@@ -10,8 +10,8 @@ from recbole_genni import losses, run_recbole_genni, scoring
 from recbole_genni.config import Config
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD, UserSequenceDataLoader
 from recbole_genni.errors import GenNiConfigError
-from recbole_genni.generator import NegativeGenerator
 from recbole_genni.model import gennisasrec
+from recbole_genni.negatives.genni import GenNiNegatives
 from recbole_genni.quick_start import data_preparation
 
 
@@ -136,12 +136,12 @@ def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(los
     model.calculate_loss(batch)  # creates the generator's random streams, so that both passes start from one state
     state = model.negatives.random_state()
     assert model.negatives.scores_whole_catalogue == (sampler == "genni" and pool == "all")
-    whole = NegativeGenerator.scores_whole_catalogue
+    whole = GenNiNegatives.scores_whole_catalogue
     results = []
     for full in (True, False):
         for module in (gennisasrec, scoring):  # the model's choice, and dot_scores' for the gathered path
             monkeypatch.setattr(module, "full_product_is_cheaper", lambda *args, full=full: full)
-        monkeypatch.setattr(NegativeGenerator, "scores_whole_catalogue", whole if full else property(lambda _: False))
+        monkeypatch.setattr(GenNiNegatives, "scores_whole_catalogue", whole if full else property(lambda _: False))
         model.negatives.set_random_state(state)
         model.zero_grad()
         loss = model.calculate_loss(batch)

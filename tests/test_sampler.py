@@ -12,14 +12,14 @@ from recbole_genni.quick_start import data_preparation
 @pytest.mark.parametrize("sampler", ["uniform", "popularity", "genni", "dns"])
 def test_negatives_never_hit_target_history_or_padding(sampler, base_config, loader_for, with_negatives):
     train, net = loader_for(base_config, neg_sampler=sampler, neg_num=3)
-    keys = train._sampler.used_ids
+    keys = net.negatives.sampler.used_ids
     for batch in with_negatives(train, net):
         negatives = batch[train.neg_item_id]
         users, targets = batch[train.uid_field], batch[train.iid_field]
         assert negatives.shape == (len(users), 3)
         assert bool((negatives > 0).all()) and bool((negatives != targets.unsqueeze(1)).all())
-        assert not bool(sampling.in_history(keys, users, negatives, train._sampler.item_num).any())
-    stats = train.negatives.pop_stats().summary()
+        assert not bool(sampling.in_history(keys, users, negatives, net.negatives.sampler.item_num).any())
+    stats = net.negatives.pop_stats().summary()
     assert stats["history_hit_share"] == 0 and stats["target_hit_share"] == 0
     if sampler in ("genni", "dns"):
         assert 0.0 <= stats["pool_rank"] <= 1.0 and stats["sampling_seconds"] > 0
@@ -33,8 +33,8 @@ def test_telemetry_is_read_once_per_epoch_as_plain_floats_and_ranks_a_sample_of_
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 4)
     train, net = loader_for(base_config, neg_sampler="genni", neg_num=2)
     batches = list(with_negatives(train, net))
-    assert torch.is_tensor(train.negatives.stats.margin_sum)
-    stats = train.negatives.pop_stats()
+    assert torch.is_tensor(net.negatives.stats.margin_sum)
+    stats = net.negatives.pop_stats()
     assert int(stats.ranked_rows) == 4 * len(batches) < int(stats.scored_rows)
     assert int(stats.negatives) == 4 * 2 * len(batches)
     summary = stats.summary()
@@ -48,7 +48,7 @@ def test_pool_ranks_of_large_pools_sort_a_bounded_number_of_entries(base_config,
     monkeypatch.setattr(telemetry, "RANKED_ENTRIES", 2 * 20)
     train, net = loader_for(base_config, neg_sampler="genni", neg_num=2, neg_pool_size=20)
     batches = list(with_negatives(train, net))
-    stats = train.negatives.pop_stats()
+    stats = net.negatives.pop_stats()
     assert int(stats.ranked_rows) == 2 * len(batches) and 0.0 <= stats.summary()["pool_rank"] <= 1.0
 
 
@@ -76,17 +76,17 @@ def test_history_covering_every_item_falls_back_without_hanging(tmp_path, base_c
         train, net = loader_for(config, neg_sampler=sampler)
         uid = train._dataset.token2id(train.uid_field, "99")
         rows = sum(int((batch[train.uid_field] == uid).sum()) for batch in with_negatives(train, net))
-        stats = train.negatives.pop_stats()
+        stats = net.negatives.pop_stats()
         # each of its rows once: relaxed (its exclusions dropped) and, when the model drew, fallen back from the pool
         assert int(stats.relaxed_rows) == rows > 0
         assert int(stats.fallback_rows) == (rows if sampler == "genni" else 0)
 
 
 def test_pool_size_fraction_and_all(base_config, loader_for):
-    train, _ = loader_for(base_config, neg_pool_size=0.5)
-    assert train.negatives.pool_size == 20
-    train, _ = loader_for(base_config, neg_pool_size="all")
-    assert train.negatives.pool_size == 40
+    train, net = loader_for(base_config, neg_pool_size=0.5)
+    assert net.negatives.pool_size == 20
+    train, net = loader_for(base_config, neg_pool_size="all")
+    assert net.negatives.pool_size == 40
 
 
 def test_model_is_left_in_train_mode_after_scoring(base_config, loader_for, with_negatives):
@@ -103,7 +103,7 @@ def test_nonfinite_scores_fall_back_to_uniform_pool_draws_with_a_warning(base_co
         net.item_embedding.weight[5] = float("nan")  # a diverged row of the scoring table
     with caplog.at_level("WARNING"):
         batches = list(with_negatives(train, net))
-    stats = train.negatives.pop_stats().summary()
+    stats = net.negatives.pop_stats().summary()
     assert stats["nonfinite_rows"] > 0 and "NaN/inf scores" in caplog.text
     assert all(bool((b[train.neg_item_id] > 0).all()) for b in batches)
 
@@ -144,10 +144,10 @@ def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, 
     negatives or not: the mean over 3000 independent draws is within 4 standard errors of the truth."""
     from recbole_genni.scoring import gathered_scores
 
-    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=5, neg_pool_size=20, neg_pool_shared=False,
+    train, net = loader_for(base_config, neg_sampler="genni", neg_num=5, neg_pool_size=20, neg_pool_shared=False,
                           neg_temperature=0.7, neg_uniform_mix=mix, neg_replacement=replacement,
                           neg_pool_proposal=proposal)
-    negatives, sampler = train.negatives, train._sampler
+    negatives, sampler = net.negatives, net.negatives.sampler
     batch = next(iter(train))
     users, targets = batch[train.uid_field][:8], batch[train.iid_field][:8]
     reps = 3000
@@ -166,14 +166,14 @@ def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, 
 
 
 def test_a_full_uniform_mix_never_asks_the_model(base_config, loader_for):
-    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=3, neg_uniform_mix=1.0)
+    train, net = loader_for(base_config, neg_sampler="genni", neg_num=3, neg_uniform_mix=1.0)
     batch = next(iter(train))
 
     def refuse(candidates):
         raise AssertionError("scored")
 
-    drawn, log_count = train.negatives.generate(batch[train.uid_field], batch[train.iid_field], refuse, True)
-    assert not train.negatives.generates and drawn.shape == (len(batch), 3) and torch.isfinite(log_count).all()
+    drawn, log_count = net.negatives.generate(batch[train.uid_field], batch[train.iid_field], refuse, True)
+    assert not net.negatives.generates and drawn.shape == (len(batch), 3) and torch.isfinite(log_count).all()
 
 
 def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base_config, monkeypatch, loader_for,
@@ -182,10 +182,10 @@ def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 2)
     second, net = loader_for(base_config, neg_num=2)
     assert all(torch.equal(a, b) for a, b in zip(first, negatives_of_a_seeded_epoch(second, net, with_negatives)))
-    state = second._sampler.generator.get_state()
-    seen = torch.cat([second.negatives.telemetry.sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
+    state = net.negatives.sampler.generator.get_state()
+    seen = torch.cat([net.negatives.telemetry.sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
     assert set(seen.tolist()) == set(range(50))  # not the first rows of each batch
-    assert torch.equal(second._sampler.generator.get_state(), state)
+    assert torch.equal(net.negatives.sampler.generator.get_state(), state)
 
 
 @pytest.mark.parametrize("model", ["SASRec", "GenNiSASRec"])
@@ -213,13 +213,13 @@ def test_a_uniform_mix_replaces_that_share_of_the_model_draws(mix, base_config, 
     of the negatives is uniform instead, hitting that item only by chance."""
     from recbole_genni.scoring import gathered_scores
 
-    train, _ = loader_for(base_config, neg_sampler="genni", neg_num=4, neg_pool_size="all", neg_temperature=1e-4,
+    train, net = loader_for(base_config, neg_sampler="genni", neg_num=4, neg_pool_size="all", neg_temperature=1e-4,
                           neg_replacement=True, neg_uniform_mix=mix)
     batch = next(iter(train))
     users, targets = batch[train.uid_field].repeat(50), batch[train.iid_field].repeat(50)
-    scores = torch.randn(len(users), train._sampler.item_num, generator=torch.Generator().manual_seed(0))
-    drawn, _ = train.negatives.generate(users, targets, lambda c: gathered_scores(scores, c, targets))
-    allowed = train._sampler.valid_mask(torch.arange(train._sampler.item_num), users, targets)
+    scores = torch.randn(len(users), net.negatives.sampler.item_num, generator=torch.Generator().manual_seed(0))
+    drawn, _ = net.negatives.generate(users, targets, lambda c: gathered_scores(scores, c, targets))
+    allowed = net.negatives.sampler.valid_mask(torch.arange(net.negatives.sampler.item_num), users, targets)
     best = scores.masked_fill(~allowed, float("-inf")).argmax(dim=1, keepdim=True)
     share = float((drawn == best).float().mean())
     chance = float((1 / allowed.sum(dim=1)).mean())
@@ -242,10 +242,10 @@ def test_warmup_epochs_draw_uniform_negatives_without_the_model(base_config):
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 1000.0])
 def test_popularity_probabilities_stay_finite_for_any_exponent(alpha, base_config, loader_for):
-    train, _ = loader_for(base_config, neg_sampler="popularity", neg_popularity_alpha=alpha)
-    probs = train._sampler.popularity_probs()
-    counts = torch.bincount(torch.as_tensor(train._sampler._get_candidates_list()).long(),
-                            minlength=train._sampler.item_num).double()
+    train, net = loader_for(base_config, neg_sampler="popularity", neg_popularity_alpha=alpha)
+    probs = net.negatives.sampler.popularity_probs()
+    counts = torch.bincount(torch.as_tensor(net.negatives.sampler._get_candidates_list()).long(),
+                            minlength=net.negatives.sampler.item_num).double()
     assert torch.isfinite(probs).all() and probs.sum().item() == pytest.approx(1.0) and probs[0] == 0
     if alpha == 1.0:
         assert torch.allclose(probs[1:], counts[1:] / counts[1:].sum())

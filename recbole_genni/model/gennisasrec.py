@@ -10,9 +10,10 @@ from recbole.model.sequential_recommender.sasrec import SASRec
 from recbole.utils import InputType
 
 from recbole_genni import losses
+from recbole_genni.compat import recbole_loss_type
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD
-from recbole_genni.generator import NegativeGenerator
-from recbole_genni.sampler import CandidatePoolSampler
+from recbole_genni.losses import SampledLoss
+from recbole_genni.sampler import negative_sampler
 from recbole_genni.scoring import dot_scores, full_product_is_cheaper, gathered_scores, product_columns
 
 LOSS_TYPES = ("BCE", "BPR", "gBCE", "SSM", "CE")
@@ -23,7 +24,7 @@ class GenNiSASRec(SASRec):
 
     Each training row is one user's whole training sequence (:class:`~recbole_genni.dataloader.UserSequenceDataLoader`);
     the causal Transformer encodes it once and every position predicts the next item against K negatives drawn
-    for that position by :class:`~recbole_genni.generator.NegativeGenerator` from the same (detached) hidden
+    for that position by its :class:`~recbole_genni.negatives.base.NegativeSampler` from the same (detached) hidden
     states: the current model's preferences, at no extra encoder pass. ``loss_type`` picks the loss
     (:mod:`recbole_genni.losses`): ``BCE`` (the papers'), ``BPR``, ``gBCE``, ``SSM`` (sampled softmax with logQ;
     ``ssm_logq`` weighs the correction, 0 or False drops it) or ``CE`` (full softmax, no negatives). Evaluation is
@@ -36,21 +37,16 @@ class GenNiSASRec(SASRec):
 
     def __init__(self, config, dataset):
         loss_type = config["loss_type"]
-        config["loss_type"] = "CE"  # SASRec's constructor accepts only BPR/CE; our losses live in losses.py
-        try:
+        with recbole_loss_type(config, "CE"):  # our losses are SampledLoss's, not SASRec's switch
             super().__init__(config, dataset)
-        finally:
-            config["loss_type"] = loss_type
-        del self.loss_fct
         self.loss_type = loss_type
-        self.ssm_logq = float(config["ssm_logq"])  # True = 1.0, False = 0.0
         self.TARGET_SEQ = config["TARGET_SEQ_FIELD"]
         self.position_from_end = config["position_from_end"]
-        self.negatives = None
+        self.negatives = self.loss_fct = None  # CE: losses.full_softmax_loss over the whole catalogue
         if loss_type != "CE":
-            distribution = "popularity" if config["neg_sampler"] == "popularity" else "uniform"
-            self.negatives = NegativeGenerator(config, CandidatePoolSampler(dataset, config, distribution))
-            self.gbce_beta = losses.gbce_beta(config["neg_num"], self.n_items - 1, config["gbce_t"])  # real items
+            self.negatives = negative_sampler(config, dataset)
+            self.loss_fct = SampledLoss(loss_type, config["neg_num"], self.n_items, config["gbce_t"],
+                                        config["ssm_logq"])
 
     def encode(self, item_seq):
         """Hidden states of every position ``[B, L, H]`` (SASRec's forward without the final gather)."""
@@ -111,17 +107,10 @@ class GenNiSASRec(SASRec):
         else:
             score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
         neg_items, neg_log_count = self.negatives.generate(
-            users, pos_items, score, with_log_count=self.loss_type == "SSM" and self.ssm_logq > 0)
+            users, pos_items, score, with_log_count=self.loss_fct.needs_log_count)
         if full is None:
             neg, pos = dot_scores(hidden, table, neg_items, pos_items)  # [P, K], [P]
         else:
             logits = product_columns(hidden, table, torch.cat([pos_items.unsqueeze(1), neg_items], dim=1), full)
             pos, neg = logits[:, 0], logits[:, 1:]
-        mask = torch.ones_like(pos, dtype=torch.bool)
-        if self.loss_type == "BCE":
-            return losses.bce_loss(pos, neg, mask)
-        if self.loss_type == "BPR":
-            return losses.bpr_loss(pos, neg, mask)
-        if self.loss_type == "gBCE":
-            return losses.gbce_loss(pos, neg, mask, self.gbce_beta)
-        return losses.sampled_softmax_loss(pos, neg, mask, neg_log_count, self.ssm_logq)
+        return self.loss_fct(pos, neg, neg_log_count)

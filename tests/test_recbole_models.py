@@ -1,6 +1,6 @@
-"""One-pass RecBole models draw their negatives in their own loss, from its pass, and train them with any
-sampled loss: BPR is the model's own loss exactly, SSM is the hand-computed estimator, and no encoder pass is
-added."""
+"""RecBole's models as the package trains them (recbole_models.py): one-pass models draw their negatives in their
+own loss, from its pass, and train them with any sampled loss: BPR is the model's own loss exactly, SSM is the
+hand-computed estimator, and no encoder pass is added."""
 
 import math
 
@@ -14,20 +14,26 @@ from recbole.model.sequential_recommender.gru4rec import GRU4Rec
 from recbole_genni import run_recbole_genni
 from recbole_genni.config import Config
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.losses import SampledLoss
+from recbole_genni.model.recbole_models import (
+    SUBCLASSES,
+    NegativesAtMaskedPositions,
+    NegativesFromTrainingPass,
+    with_negatives_in_loss,
+)
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.support import ONE_PASS_ENCODERS
-from recbole_genni.training_pass import MaskedPositionNegatives, SampledLoss, TrainingPassNegatives
+from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_class
 
 
 @pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS))
 def test_bpr_with_one_uniform_negative_is_the_models_own_loss(model, base_config, model_overrides, loader_for):
     train, net = loader_for(base_config, model, neg_sampler="uniform", **model_overrides.get(model, {}))
     net.eval()  # no dropout: the same scores in every pass
-    assert isinstance(net.calculate_loss.__self__, TrainingPassNegatives)
+    assert isinstance(net, NegativesFromTrainingPass)
     batch = next(iter(train))
     with torch.no_grad():
         drawn = net.calculate_loss(batch)  # draws the negatives into the batch
-        own = type(net).calculate_loss(net, batch)  # RecBole's own code on the same negatives
+        own = recbole_class(type(net)).calculate_loss(net, batch)  # RecBole's own code on the same negatives
     assert batch[train.neg_item_id].shape == batch[train.iid_field].shape
     assert torch.allclose(drawn, own, atol=1e-6, rtol=0)
 
@@ -41,12 +47,12 @@ def test_ssm_with_uniform_negatives_is_the_hand_computed_sampled_softmax(base_co
     with torch.no_grad():
         loss = net.calculate_loss(batch)
         negatives = batch[train.neg_item_id].t()  # [N, K]
-        hidden = type(net).forward(net, batch[net.ITEM_SEQ], batch[net.ITEM_SEQ_LEN])
+        hidden = recbole_class(type(net)).forward(net, batch[net.ITEM_SEQ], batch[net.ITEM_SEQ_LEN])
         table = net.item_embedding.weight
         pos = (hidden * table[batch[net.POS_ITEM_ID]]).sum(dim=1)
         neg = (hidden.unsqueeze(1) * table[negatives]).sum(dim=2)
         # K uniform draws over the |I| - 1 real items: each is expected K / (|I| - 1) times
-        log_count = math.log(4 / (train._sampler.item_num - 1))
+        log_count = math.log(4 / (net.negatives.sampler.item_num - 1))
         logits = torch.cat([pos.unsqueeze(1), neg - log_count], dim=1)
         reference = -torch.log_softmax(logits, dim=1)[:, 0].mean()
     assert torch.allclose(loss, reference, atol=1e-6)
@@ -72,7 +78,7 @@ def test_generation_from_the_training_pass_adds_no_encoder_call(base_config, mon
         calls.clear()
         net.calculate_loss(batch)
         assert len(calls) == passes, scoring
-        assert train.negatives.stats.scored_rows > 0  # the model scored the pool
+        assert net.negatives.stats.scored_rows > 0  # the model scored the pool
 
 
 class MyGRU4Rec(GRU4Rec):
@@ -82,8 +88,8 @@ class MyGRU4Rec(GRU4Rec):
 def test_a_subclass_of_a_one_pass_model_draws_in_its_loss(base_config):
     config = Config(MyGRU4Rec, "tiny", config_dict={**base_config, "neg_sampler": "genni", "loss_type": "SSM"})
     train, _, _ = data_preparation(config, create_dataset(config))
-    net = MyGRU4Rec(config, train._dataset)
-    train.get_model(net)
+    net = config.model_class(config, train._dataset)
+    assert isinstance(net, MyGRU4Rec) and isinstance(net, NegativesFromTrainingPass)
     assert train.generates_in_loss and isinstance(net.loss_fct, SampledLoss)
     assert math.isfinite(net.calculate_loss(next(iter(train))).item())
 
@@ -102,15 +108,15 @@ def test_gennisasrec_refuses_a_separate_scoring_pass(base_config):
 def _bert4rec_batch(train, net):
     """A BERT4Rec training batch and a recorder of the negatives its loss draws (``[N, K]``, masked positions)."""
     drawn = []
-    generate = train.negatives.generate
-    train.negatives.generate = lambda *a: drawn.append(generate(*a)) or drawn[-1]
+    generate = net.negatives.generate
+    net.negatives.generate = lambda *a: drawn.append(generate(*a)) or drawn[-1]
     return next(iter(train)), drawn
 
 
 def test_bert4rec_bpr_with_one_uniform_negative_is_its_own_loss(base_config, loader_for):
     train, net = loader_for(base_config, "BERT4Rec", neg_sampler="uniform", loss_type="BPR")
     net.eval()
-    assert isinstance(net.calculate_loss.__self__, MaskedPositionNegatives)
+    assert isinstance(net, NegativesAtMaskedPositions)
     batch, drawn = _bert4rec_batch(train, net)
     with torch.no_grad():
         loss = net.calculate_loss(batch)
@@ -118,7 +124,7 @@ def test_bert4rec_bpr_with_one_uniform_negative_is_its_own_loss(base_config, loa
         negatives = torch.zeros_like(batch[net.NEG_ITEMS])
         negatives[masked] = drawn[0][0][:, 0]  # BERT4Rec's layout: one negative per masked slot
         batch.update(Interaction({net.NEG_ITEMS: negatives}))
-        own = type(net).calculate_loss(net, batch)
+        own = recbole_class(type(net)).calculate_loss(net, batch)
     assert masked.sum() > 0 and torch.allclose(loss, own, atol=1e-6, rtol=0)
 
 
@@ -131,13 +137,13 @@ def test_bert4rec_ssm_is_the_hand_computed_sampled_softmax_at_masked_positions(b
         loss = net.calculate_loss(batch)
         negatives = drawn[0][0]  # [N, K]
         masked = batch[net.MASK_INDEX] > 0
-        output = type(net).forward(net, batch[net.MASK_ITEM_SEQ])
+        output = net.forward(batch[net.MASK_ITEM_SEQ])
         hidden = output[masked.nonzero()[:, 0], batch[net.MASK_INDEX][masked]]  # [N, H]: each masked position
         table, bias = net.item_embedding.weight, net.output_bias
         targets = batch[net.POS_ITEMS][masked]
         pos = (hidden * table[targets]).sum(dim=1) + bias[targets]
         neg = (hidden.unsqueeze(1) * table[negatives]).sum(dim=2) + bias[negatives]
-        log_count = math.log(4 / (train._sampler.item_num - 1))
+        log_count = math.log(4 / (net.negatives.sampler.item_num - 1))
         logits = torch.cat([pos.unsqueeze(1), neg - log_count], dim=1)
         reference = -torch.log_softmax(logits, dim=1)[:, 0].mean()
     assert torch.allclose(loss, reference, atol=1e-6)
@@ -153,7 +159,7 @@ def test_bert4rec_draws_genni_negatives_from_its_one_pass(base_config, monkeypat
     loss = net.calculate_loss(batch)
     loss.backward()
     assert len(calls) == 1 and math.isfinite(loss.item())
-    assert train.negatives.stats.scored_rows > 0
+    assert net.negatives.stats.scored_rows > 0
 
 
 def test_bert4rec_trains_with_generated_negatives(base_config):
@@ -177,6 +183,27 @@ def test_gbce_beta_is_the_same_for_a_builtin_model_and_gennisasrec(base_config, 
     ours = config.model_class(config, train._dataset)
     # tiny: 40 real items, so K = 4 negatives among the 39 items other than the positive
     expected = losses.gbce_beta(4, 40, base_config.get("gbce_t", 0.75))
-    assert builtin.loss_fct.gbce_beta == pytest.approx(expected) and ours.gbce_beta == pytest.approx(expected)
+    assert builtin.loss_fct.gbce_beta == pytest.approx(expected) and ours.loss_fct.gbce_beta == pytest.approx(expected)
     alpha = 4 / 39
     assert expected == pytest.approx(alpha * (0.75 * (1 - 1 / alpha) + 1 / alpha))
+
+
+def test_every_one_pass_and_masked_model_has_its_subclass_and_get_model_returns_it():
+    from recbole_genni.registry import get_model
+
+    assert set(SUBCLASSES) == set(ONE_PASS_ENCODERS) | set(MASKED_ENCODERS)
+    for name, subclass in SUBCLASSES.items():
+        assert get_model(name) is subclass and recbole_class(subclass).__name__ == name
+        assert with_negatives_in_loss(recbole_class(subclass)) is subclass
+    assert with_negatives_in_loss(get_model("FPMC")) is get_model("FPMC")  # drawn in the loader
+
+
+def test_without_negatives_a_subclass_is_its_recbole_model(base_config):
+    config = Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "none"})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    net = config.model_class(config, train._dataset)
+    net.eval()
+    batch = next(iter(train))
+    with torch.no_grad():
+        assert net.negatives is None
+        assert torch.equal(net.calculate_loss(batch), GRU4Rec.calculate_loss(net, batch))

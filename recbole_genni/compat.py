@@ -1,8 +1,13 @@
 """What RecBole 1.2.1 needs to run on today's stack, one small function a workaround, each naming the upstream
-issue (or the RecBole file, where none is filed). The rest of the package calls these and nothing else for it."""
+issue (or the RecBole file, where none is filed). The rest of the package calls these and nothing else for it.
+
+They are written against :data:`RECBOLE_VERSION`, which setup.py pins; :func:`check_recbole_version` warns once when
+another RecBole is installed.
+"""
 
 import ast
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -11,6 +16,20 @@ import sys
 import torch
 
 from recbole_genni.errors import GenNiConfigError
+from recbole_genni.utils import make_writable_folder
+
+#: the RecBole release the workarounds below are written for
+RECBOLE_VERSION = "1.2.1"
+
+
+@functools.lru_cache(maxsize=None)
+def check_recbole_version(installed: str):
+    """Warn (once per version) that the workarounds here were written for :data:`RECBOLE_VERSION` when RecBole
+    ``installed`` is another: each may then be needless or wrong."""
+    if installed != RECBOLE_VERSION:
+        logging.getLogger().warning(
+            f"RecBole {installed} is installed; recbole-genni's workarounds (recbole_genni/compat.py) are written "
+            f"for RecBole {RECBOLE_VERSION}: pip install recbole=={RECBOLE_VERSION}")
 
 
 def restore_numpy_aliases():
@@ -44,6 +63,35 @@ def recbole_loss_type(config, loss_type):
         yield
     finally:
         config["loss_type"] = user_value
+
+
+@contextlib.contextmanager
+def single_process_spec(config):
+    """``config["single_spec"]`` True for the block: RecBole 1.2.1's ``Trainer.__init__`` (``trainer/trainer.py``)
+    wraps a distributed model in ``DistributedDataParallel(device_ids=[local_rank])``, CUDA's form, which a CPU run
+    on gloo refuses; the caller wraps it for the CPU after."""
+    config["single_spec"] = True
+    try:
+        yield
+    finally:
+        config["single_spec"] = False
+
+
+class LeaveFit(Exception):
+    """Raised from a ``fit`` callback to end RecBole 1.2.1's ``Trainer.fit`` (``trainer/trainer.py``) after this
+    epoch: its loop ends only when early stopping says so, which it decides before the callback runs. The caller
+    catches it around ``super().fit``."""
+
+    def __init__(self, epoch):
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
+def create_folder_for_recbole(folder):
+    """Create ``folder`` race-free and check it is writable before RecBole 1.2.1's ``ensure_dir``
+    (``utils/utils.py``) does: it checks, then creates, so two DDP ranks starting together can both find the folder
+    missing and one fails with ``FileExistsError``. An ``OSError`` says why the folder cannot be used."""
+    make_writable_folder(folder)
 
 
 def literal_config_values(config_dict: dict) -> dict:

@@ -11,7 +11,12 @@ import yaml
 from recbole.config import Config as RecBole_Config
 from recbole.utils import ModelType, set_color
 
-from recbole_genni.compat import init_distributed, literal_config_values, restore_numpy_aliases
+from recbole_genni.compat import (
+    check_recbole_version,
+    init_distributed,
+    literal_config_values,
+    restore_numpy_aliases,
+)
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.model.recbole_models import with_negatives_in_loss
 from recbole_genni.negatives import SAMPLERS
@@ -30,8 +35,6 @@ from recbole_genni.support import (
     REFUSED_MODELS,
     recbole_family,
 )
-
-restore_numpy_aliases()  # before any RecBole Config runs
 
 #: keys the config dump shows as the one negatives line (with the neg_* keys)
 _SUMMARISED_KEYS = ("train_neg_sample_args", "sampled_loss", "ssm_logq", "gbce_t")
@@ -54,6 +57,11 @@ class Config(RecBole_Config):
     RecBole's own ``train_neg_sample_args`` still works when no ``neg_sampler`` is given: it is translated.
     Bad values raise :class:`GenNiConfigError` naming the key and the fix, before any data is loaded.
     """
+
+    def compatibility_settings(self):
+        check_recbole_version(recbole.__version__)
+        restore_numpy_aliases()  # RecBole's own sets np.float = np.float_, which NumPy 2 removed
+        super().compatibility_settings()
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None and "model" in self.external_config_dict:

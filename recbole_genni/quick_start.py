@@ -17,7 +17,7 @@ from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
-from recbole_genni.compat import exit_rank
+from recbole_genni.compat import create_folder_for_recbole, exit_rank
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_filtered_users, check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
@@ -28,7 +28,6 @@ from recbole_genni.sampler import candidates_for, dataset_history_keys
 from recbole_genni.utils import (
     atomic_write,
     hide_upstream_future_warnings,
-    make_writable_folder,
     run_id,
     run_log_file,
 )
@@ -244,11 +243,10 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, saved, 
 
 
 def _make_log_dir(config):
-    """Create RecBole's ``./log/<model>`` race-free: its ``ensure_dir`` checks, then creates, so two ranks starting
-    together can both see the folder missing and one fails with ``FileExistsError``."""
+    """Create RecBole's ``./log/<model>`` (:func:`~recbole_genni.compat.create_folder_for_recbole`)."""
     folder = os.path.join("log", config["model"])
     try:
-        make_writable_folder(folder)
+        create_folder_for_recbole(folder)
     except OSError as err:
         raise GenNiConfigError(f"./{folder}: cannot write the run's log there ({err.strerror or err}); run from a "
                                "folder you can write to.") from None

@@ -19,20 +19,13 @@ from recbole_genni.checkpoints import (
     read_training_checkpoint,
     tensor_digest,
 )
+from recbole_genni.compat import LeaveFit, create_folder_for_recbole, single_process_spec
 from recbole_genni.data.fingerprint import check_dataset_fingerprint, dataset_fingerprint
 from recbole_genni.dataloader import GenNiTrainDataLoader
 from recbole_genni.errors import CheckpointWriteError, GenNiConfigError, TrainingDivergedError
 from recbole_genni.evaluation import TopkCollector
 from recbole_genni.scoring import multi_negative_loss
 from recbole_genni.utils import atomic_write
-
-
-class _TimeBudgetSpent(Exception):
-    """Raised after a validation once ``train_time_budget`` is spent, to leave RecBole's epoch loop."""
-
-    def __init__(self, epoch):
-        super().__init__(epoch)
-        self.epoch = epoch
 
 
 class Trainer(RecBole_Trainer):
@@ -53,18 +46,14 @@ class Trainer(RecBole_Trainer):
     """
 
     def __init__(self, config, model):
-        # race-free before RecBole's check-then-create ensure_dir, which fails when DDP ranks start together
         try:
-            os.makedirs(config["checkpoint_dir"], exist_ok=True)
+            create_folder_for_recbole(config["checkpoint_dir"])
         except OSError as err:
             raise GenNiConfigError(f"checkpoint_dir: {config['checkpoint_dir']}: cannot create it "
                                    f"({err.strerror or err}); give a folder you can write to.") from None
         if not config["single_spec"] and config["device"].type == "cpu":
-            config["single_spec"] = True  # RecBole's DDP wrapper passes CUDA device_ids; wrap for CPU below
-            try:
+            with single_process_spec(config):
                 super().__init__(config, model)
-            finally:
-                config["single_spec"] = False
             self.distributed_model = DistributedDataParallel(self.model)
         else:
             super().__init__(config, model)
@@ -104,12 +93,12 @@ class Trainer(RecBole_Trainer):
             patience_spent = self.cur_step > self.stopping_step  # RecBole stops after this callback: say so
             if budget is not None and epoch_idx + 1 < self.epochs and not patience_spent \
                     and self._from_rank_zero(time.time() - start > budget):
-                raise _TimeBudgetSpent(epoch_idx)
+                raise LeaveFit(epoch_idx)  # the time budget is spent
 
         self.stop_reason = "epochs"
         try:
             result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
-        except _TimeBudgetSpent as spent:
+        except LeaveFit as spent:
             self.stop_reason = "time budget"
             self.logger.info(f"Stopped after epoch {spent.epoch}: train_time_budget ({budget} s) is spent")
             self._add_hparam_to_tensorboard(self.best_valid_score)

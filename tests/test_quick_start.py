@@ -219,6 +219,16 @@ def test_numpy_aliases_that_recbole_sets_are_restored_when_missing(monkeypatch):
     assert (np.float_, np.complex_, np.unicode_) == (np.float64, np.complex128, np.str_)
 
 
+def test_another_recbole_release_is_named_in_a_warning(caplog):
+    from recbole_genni.compat import RECBOLE_VERSION, check_recbole_version
+
+    with caplog.at_level("WARNING"):
+        check_recbole_version(RECBOLE_VERSION)
+        assert not caplog.records
+        check_recbole_version("1.3.0")
+    assert "RecBole 1.3.0 is installed" in caplog.text and f"recbole=={RECBOLE_VERSION}" in caplog.text
+
+
 def _earlier_items(data_path, dataset):
     """``{(user token, position): set of item tokens before it}`` from the raw ``.inter`` file, in time order."""
     lines = (Path(data_path) / "tiny" / "tiny.inter").read_text().splitlines()[1:]

@@ -8,7 +8,7 @@ from recbole.data.interaction import Interaction
 from recbole_genni.negatives import SAMPLERS
 from recbole_genni.options import resolve_window_stride
 from recbole_genni.sampling import history_pairs
-from recbole_genni.scoring import eval_mode_scorer, scorer_for
+from recbole_genni.scoring import eval_mode_scorer, neg_item_field, scorer_for
 from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_family
 
 #: per-row copy of a bucketed batch's loss weight (:class:`UserSequenceDataLoader`)
@@ -55,7 +55,7 @@ class GenNiTrainDataLoader(TrainDataLoader):
             users, targets = users.to(device), targets.to(device)
             score = eval_mode_scorer(self.model, self.scorer, inter_feat.to(device), targets)
         negatives = self.negatives.generate(users, targets, score)[0].cpu()
-        inter_feat.update(Interaction({self.neg_item_id: negatives[:, 0] if negatives.shape[1] == 1 else negatives}))
+        inter_feat.update(Interaction({self.neg_item_id: neg_item_field(negatives, broadcast=False)}))
         return inter_feat
 
 

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import torch
 from recbole.sampler.sampler import AbstractSampler
 
@@ -68,21 +67,9 @@ class CandidatePoolSampler(AbstractSampler):
         self.probs = self.popularity_probs()
         self.probs_alias = sampling.AliasTable.from_probs(self.probs)
 
-    def _uni_sampling(self, sample_num):
-        return torch.randint(1, self.item_num, (sample_num,), generator=self.generator).numpy()
-
-    def _pop_sampling(self, sample_num):
-        return self.probs_alias.draw((sample_num,), self.generator).numpy()
-
     def get_used_ids(self):
         """Sorted ``user * item_num + item`` keys of every item in each user's training rows (targets and inputs)."""
         return dataset_history_keys(self.dataset)
-
-    def sample_by_user_ids(self, user_ids, item_ids, num):
-        """RecBole's contract: ``num`` negatives per row, returned flat and num-major (``[num * N]``)."""
-        users = torch.as_tensor(np.asarray(user_ids)).long()
-        targets = torch.as_tensor(np.asarray(item_ids)).long()
-        return self.draw(users, targets, num).t().reshape(-1)
 
     # GenNi ---------------------------------------------------------------------------------------------------
     def popularity_probs(self):

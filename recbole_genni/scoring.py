@@ -152,6 +152,15 @@ def scorer_for(model):
     return FullSortScorer(model)
 
 
+def neg_item_field(negatives, broadcast):
+    """RecBole's ``NEG_ITEM_ID`` value for ``negatives`` ``[N, K]``: ``[N]`` for K = 1 (RecBole's own layout); for
+    K > 1, ``[K, N]`` where the model's BPR head broadcasts K negatives against its ``[N]`` positives in one encoder
+    pass (``broadcast``), else ``[N, K]``, which :func:`multi_negative_loss` turns into K repeated rows."""
+    if negatives.shape[1] == 1:
+        return negatives[:, 0]
+    return negatives.t() if broadcast else negatives
+
+
 def multi_negative_loss(model, interaction, neg_field):
     """The model's own ``calculate_loss`` over K negatives per row given as ``interaction[neg_field]`` ``[N, K]``,
     in RecBole's layout: the row repeated K times with one negative each (the mean over the N x K pairs, K encoder

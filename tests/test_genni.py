@@ -31,13 +31,13 @@ def first_batch(train):
 def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(base_config, loader_for):
     train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=7, neg_num=2)
     users, targets = first_batch(train)
-    scores = RecordingScores(torch.randn(len(users), net.negatives.sampler.item_num), targets)
+    scores = RecordingScores(torch.randn(len(users), net.negatives.candidates.item_num), targets)
     negatives, _ = net.negatives.generate(users, targets, scores)
     assert max(call.shape[-1] for call in scores.calls) <= 7
     scored = torch.cat(scores.calls)
-    assert sorted(scored.tolist()) == list(range(1, net.negatives.sampler.item_num))  # each real item exactly once
+    assert sorted(scored.tolist()) == list(range(1, net.negatives.candidates.item_num))  # each real item exactly once
     allowed = sampling.exclusion_mask(
-        negatives, targets, net.negatives.sampler.used_ids, users, net.negatives.sampler.item_num
+        negatives, targets, net.negatives.candidates.used_ids, users, net.negatives.candidates.item_num
     )
     assert allowed.all()
 
@@ -50,7 +50,7 @@ def test_chunked_scoring_equals_dense_scoring(pool_size, base_config, loader_for
         train, net = loader_for(base_config, neg_sampler="dns", neg_pool_size=pool_size, neg_score_chunk=chunk,
                               neg_num=3, neg_pool_shared=False)
         users, targets = first_batch(train)
-        table = torch.randn(len(users), net.negatives.sampler.item_num, generator=torch.Generator().manual_seed(1))
+        table = torch.randn(len(users), net.negatives.candidates.item_num, generator=torch.Generator().manual_seed(1))
         negatives[chunk] = net.negatives.generate(users, targets, RecordingScores(table, targets))[0]
     assert torch.equal(negatives[5], negatives[4096])
 
@@ -62,13 +62,13 @@ def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replace
     users, targets = first_batch(train)
     rows = 20_000
     user, target = users[:1].expand(rows), targets[:1].expand(rows)
-    row_scores = torch.randn(1, net.negatives.sampler.item_num, generator=torch.Generator().manual_seed(2))
+    row_scores = torch.randn(1, net.negatives.candidates.item_num, generator=torch.Generator().manual_seed(2))
     negatives, log_count = net.negatives.generate(
         user, target, RecordingScores(row_scores.expand(rows, -1), target), with_log_count=True
     )
-    catalogue = torch.arange(net.negatives.sampler.item_num)
-    allowed = sampling.exclusion_mask(catalogue, target[:1], net.negatives.sampler.used_ids, user[:1],
-                                      net.negatives.sampler.item_num)[0]
+    catalogue = torch.arange(net.negatives.candidates.item_num)
+    allowed = sampling.exclusion_mask(catalogue, target[:1], net.negatives.candidates.used_ids, user[:1],
+                                      net.negatives.candidates.item_num)[0]
     probs = torch.softmax(row_scores[0].double().masked_fill(~allowed, float("-inf")) / 0.5, dim=0)
     counts = torch.bincount(negatives[:, 0], minlength=len(catalogue))
     assert counts[~allowed].sum() == 0
@@ -107,14 +107,14 @@ def test_logq_counts_estimate_the_catalogue_sum_for_pools_and_the_exact_catalogu
                           neg_temperature=0.8)
     users, targets = first_batch(train)
     user, target = users[:1].expand(100), targets[:1].expand(100)
-    row_scores = torch.randn(1, net.negatives.sampler.item_num, generator=torch.Generator().manual_seed(4))
+    row_scores = torch.randn(1, net.negatives.candidates.item_num, generator=torch.Generator().manual_seed(4))
     weights = row_scores[0].double().exp()
     estimates = []
     for _ in range(250):  # one shared pool per call
         negatives, log_count = net.negatives.generate(
             user, target, RecordingScores(row_scores.expand(100, -1), target), with_log_count=True)
         estimates.append((weights[negatives] / log_count.double().exp()).sum(dim=1))
-    catalogue = torch.arange(net.negatives.sampler.item_num)
-    allowed = sampling.exclusion_mask(catalogue, target[:1], net.negatives.sampler.used_ids, user[:1],
-                                      net.negatives.sampler.item_num)[0]
+    catalogue = torch.arange(net.negatives.candidates.item_num)
+    allowed = sampling.exclusion_mask(catalogue, target[:1], net.negatives.candidates.used_ids, user[:1],
+                                      net.negatives.candidates.item_num)[0]
     assert float(torch.cat(estimates).mean()) == pytest.approx(float(weights[allowed].sum()), rel=0.04)

@@ -100,7 +100,7 @@ def test_exact_genni_with_replacement_trains_on_allowed_negatives_with_their_log
         assert stats["history_hit_share"] == 0
     (users, targets, score), (negatives, log_count) = draws[0][0][:3], draws[0][1]
     scores, _ = score(None)  # the state the draw saw: the model is unchanged until the optimiser steps
-    allowed = model.negatives.sampler.valid_mask(torch.arange(1, scores.shape[1] + 1), users, targets)
+    allowed = model.negatives.candidates.valid_mask(torch.arange(1, scores.shape[1] + 1), users, targets)
     log_q = torch.log_softmax(scores.masked_fill(~allowed, float("-inf")), dim=1).gather(1, negatives - 1)
     assert torch.allclose(log_count, math.log(50) + log_q, atol=1e-4)
     assert calls[0][3] is not None and torch.equal(calls[0][3], log_count)

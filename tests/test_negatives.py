@@ -21,7 +21,7 @@ class HarderOfTwoNegatives(NegativeSampler):
 
     def _draw(self, users, targets, score, with_log_count):
         device = targets.device
-        pairs = self.sampler.draw(users.cpu(), targets.cpu(), 2 * self.neg_num).to(device)  # [N, 2K]
+        pairs = self.candidates.draw(users.cpu(), targets.cpu(), 2 * self.neg_num).to(device)  # [N, 2K]
         scores, _ = score(pairs)
         first, second = pairs.view(len(users), 2, -1).unbind(1)
         first_scores, second_scores = scores.view(len(users), 2, -1).unbind(1)

@@ -52,7 +52,7 @@ def test_ssm_with_uniform_negatives_is_the_hand_computed_sampled_softmax(base_co
         pos = (hidden * table[batch[net.POS_ITEM_ID]]).sum(dim=1)
         neg = (hidden.unsqueeze(1) * table[negatives]).sum(dim=2)
         # K uniform draws over the |I| - 1 real items: each is expected K / (|I| - 1) times
-        log_count = math.log(4 / (net.negatives.sampler.item_num - 1))
+        log_count = math.log(4 / (net.negatives.candidates.item_num - 1))
         logits = torch.cat([pos.unsqueeze(1), neg - log_count], dim=1)
         reference = -torch.log_softmax(logits, dim=1)[:, 0].mean()
     assert torch.allclose(loss, reference, atol=1e-6)
@@ -143,7 +143,7 @@ def test_bert4rec_ssm_is_the_hand_computed_sampled_softmax_at_masked_positions(b
         targets = batch[net.POS_ITEMS][masked]
         pos = (hidden * table[targets]).sum(dim=1) + bias[targets]
         neg = (hidden.unsqueeze(1) * table[negatives]).sum(dim=2) + bias[negatives]
-        log_count = math.log(4 / (net.negatives.sampler.item_num - 1))
+        log_count = math.log(4 / (net.negatives.candidates.item_num - 1))
         logits = torch.cat([pos.unsqueeze(1), neg - log_count], dim=1)
         reference = -torch.log_softmax(logits, dim=1)[:, 0].mean()
     assert torch.allclose(loss, reference, atol=1e-6)

@@ -12,13 +12,13 @@ from recbole_genni.quick_start import data_preparation
 @pytest.mark.parametrize("sampler", ["uniform", "popularity", "genni", "dns"])
 def test_negatives_never_hit_target_history_or_padding(sampler, base_config, loader_for, with_negatives):
     train, net = loader_for(base_config, neg_sampler=sampler, neg_num=3)
-    keys = net.negatives.sampler.used_ids
+    keys = net.negatives.candidates.used_ids
     for batch in with_negatives(train, net):
         negatives = batch[train.neg_item_id]
         users, targets = batch[train.uid_field], batch[train.iid_field]
         assert negatives.shape == (len(users), 3)
         assert bool((negatives > 0).all()) and bool((negatives != targets.unsqueeze(1)).all())
-        assert not bool(sampling.in_history(keys, users, negatives, net.negatives.sampler.item_num).any())
+        assert not bool(sampling.in_history(keys, users, negatives, net.negatives.candidates.item_num).any())
     stats = net.negatives.pop_stats().summary()
     assert stats["history_hit_share"] == 0 and stats["target_hit_share"] == 0
     if sampler in ("genni", "dns"):
@@ -147,7 +147,7 @@ def test_sampled_softmax_estimates_the_partition_without_bias(mix, replacement, 
     train, net = loader_for(base_config, neg_sampler="genni", neg_num=5, neg_pool_size=20, neg_pool_shared=False,
                           neg_temperature=0.7, neg_uniform_mix=mix, neg_replacement=replacement,
                           neg_pool_proposal=proposal)
-    negatives, sampler = net.negatives, net.negatives.sampler
+    negatives, sampler = net.negatives, net.negatives.candidates
     batch = next(iter(train))
     users, targets = batch[train.uid_field][:8], batch[train.iid_field][:8]
     reps = 3000
@@ -182,10 +182,10 @@ def test_telemetry_rows_are_a_random_sample_that_leaves_the_negatives_alone(base
     monkeypatch.setattr(telemetry, "SAMPLED_ROWS", 2)
     second, net = loader_for(base_config, neg_num=2)
     assert all(torch.equal(a, b) for a, b in zip(first, negatives_of_a_seeded_epoch(second, net, with_negatives)))
-    state = net.negatives.sampler.generator.get_state()
+    state = net.negatives.candidates.generator.get_state()
     seen = torch.cat([net.negatives.telemetry.sampled_rows(50, 2, torch.device("cpu")) for _ in range(200)])
     assert set(seen.tolist()) == set(range(50))  # not the first rows of each batch
-    assert torch.equal(net.negatives.sampler.generator.get_state(), state)
+    assert torch.equal(net.negatives.candidates.generator.get_state(), state)
 
 
 @pytest.mark.parametrize("model", ["SASRec", "GenNiSASRec"])
@@ -217,9 +217,9 @@ def test_a_uniform_mix_replaces_that_share_of_the_model_draws(mix, base_config, 
                           neg_replacement=True, neg_uniform_mix=mix)
     batch = next(iter(train))
     users, targets = batch[train.uid_field].repeat(50), batch[train.iid_field].repeat(50)
-    scores = torch.randn(len(users), net.negatives.sampler.item_num, generator=torch.Generator().manual_seed(0))
+    scores = torch.randn(len(users), net.negatives.candidates.item_num, generator=torch.Generator().manual_seed(0))
     drawn, _ = net.negatives.generate(users, targets, lambda c: gathered_scores(scores, c, targets))
-    allowed = net.negatives.sampler.valid_mask(torch.arange(net.negatives.sampler.item_num), users, targets)
+    allowed = net.negatives.candidates.valid_mask(torch.arange(net.negatives.candidates.item_num), users, targets)
     best = scores.masked_fill(~allowed, float("-inf")).argmax(dim=1, keepdim=True)
     share = float((drawn == best).float().mean())
     chance = float((1 / allowed.sum(dim=1)).mean())
@@ -243,9 +243,9 @@ def test_warmup_epochs_draw_uniform_negatives_without_the_model(base_config):
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 1000.0])
 def test_popularity_probabilities_stay_finite_for_any_exponent(alpha, base_config, loader_for):
     train, net = loader_for(base_config, neg_sampler="popularity", neg_popularity_alpha=alpha)
-    probs = net.negatives.sampler.popularity_probs()
-    counts = torch.bincount(torch.as_tensor(net.negatives.sampler._get_candidates_list()).long(),
-                            minlength=net.negatives.sampler.item_num).double()
+    probs = net.negatives.candidates.popularity_probs()
+    counts = torch.bincount(torch.as_tensor(net.negatives.candidates._get_candidates_list()).long(),
+                            minlength=net.negatives.candidates.item_num).double()
     assert torch.isfinite(probs).all() and probs.sum().item() == pytest.approx(1.0) and probs[0] == 0
     if alpha == 1.0:
         assert torch.allclose(probs[1:], counts[1:] / counts[1:].sum())

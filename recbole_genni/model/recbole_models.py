@@ -23,7 +23,7 @@ from recbole.data.interaction import Interaction
 from recbole_genni.compat import recbole_sequential_models
 from recbole_genni.losses import SampledLoss
 from recbole_genni.sampler import negative_sampler
-from recbole_genni.scoring import DotProductScorer, dot_scores, eval_mode_scorer
+from recbole_genni.scoring import DotProductScorer, dot_scores, eval_mode_scorer, neg_item_field
 from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_family
 
 recbole_seq = recbole_sequential_models()
@@ -94,8 +94,7 @@ class NegativesFromTrainingPass:
             score = lambda candidates: dot_scores(hidden, table, candidates, targets)  # noqa: E731
         with_log_count = isinstance(self.loss_fct, BPRHeadLoss) and self.loss_fct.needs_log_count
         negatives, log_count = self.negatives.generate(users, targets, score, with_log_count)
-        neg = negatives[:, 0] if negatives.shape[1] == 1 else negatives.t()  # [K, N]: one encoder pass for K
-        interaction.update(Interaction({self.NEG_ITEM_ID: neg}))
+        interaction.update(Interaction({self.NEG_ITEM_ID: neg_item_field(negatives, broadcast=True)}))
         if isinstance(self.loss_fct, BPRHeadLoss):
             self.loss_fct.log_count = log_count
 

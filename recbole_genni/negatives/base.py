@@ -39,7 +39,7 @@ class NegativeSampler:
     uses_model = False
 
     def __init__(self, config, candidates):
-        self.sampler = candidates
+        self.candidates = candidates
         self.neg_sampler = config["neg_sampler"]
         self.neg_num = config["neg_num"]
         self.warmup_epochs = config["neg_warmup_epochs"]
@@ -88,8 +88,8 @@ class NegativeSampler:
     def pop_stats(self) -> NegativeStats:
         """This epoch's telemetry, reset for the next; warns if the model gave NaN/inf scores."""
         stats = self.telemetry.pop()
-        stats.relaxed_rows += self.sampler.relaxed_rows
-        self.sampler.relaxed_rows = 0
+        stats.relaxed_rows += self.candidates.relaxed_rows
+        self.candidates.relaxed_rows = 0
         if stats.nonfinite_rows:
             getLogger().warning(
                 f"epoch {self.epoch}: the model gave NaN/inf scores for {int(stats.nonfinite_rows)} row(s); their "
@@ -130,13 +130,13 @@ class NegativeSampler:
                 negatives, log_count, count_of = self._draw(users, targets, score, with_log_count)
             else:
                 distribution = "uniform" if self.uniform_mix == 1 else None
-                negatives = self.sampler.draw(users.cpu(), targets.cpu(), self.neg_num, distribution).to(device)
+                negatives = self.candidates.draw(users.cpu(), targets.cpu(), self.neg_num, distribution).to(device)
                 log_count = self._proposal_log_count(negatives, users, targets, distribution) if with_log_count \
                     else None
             if 0 < self.uniform_mix < 1:
                 negatives, log_count = self._mix_uniform(users, targets, negatives, log_count, count_of)
-        self.telemetry.hits(users, targets, negatives, self.sampler.on_device("used_ids", negatives.device),
-                            self.sampler.item_num)
+        self.telemetry.hits(users, targets, negatives, self.candidates.on_device("used_ids", negatives.device),
+                            self.candidates.item_num)
         return negatives, log_count
 
     def _timed_scoring(self, score, device):
@@ -149,11 +149,11 @@ class NegativeSampler:
         """Replace each negative by a uniform one with probability ``neg_uniform_mix``, and give every negative
         its expected count under the mixture (see :meth:`generate`)."""
         device = negatives.device
-        mixed = (torch.rand(negatives.shape, generator=self.sampler.generator) < self.uniform_mix).to(device)
+        mixed = (torch.rand(negatives.shape, generator=self.candidates.generator) < self.uniform_mix).to(device)
         rows = mixed.any(dim=1)
         if bool(rows.any()):
             rows_cpu = rows.cpu()
-            uniform = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num, "uniform")
+            uniform = self.candidates.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num, "uniform")
             negatives = negatives.clone()
             negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
         if log_count is None:
@@ -168,31 +168,31 @@ class NegativeSampler:
 
     def _proposal_log_count(self, negatives, users, targets, distribution=None):
         """``log(K q)`` of proposal draws (uniform or popularity, q over the row's allowed items)."""
-        return self.sampler.log_proposal(negatives, users, targets, distribution) + math.log(self.neg_num)
+        return self.candidates.log_proposal(negatives, users, targets, distribution) + math.log(self.neg_num)
 
     def random_state(self) -> dict:
         """The random streams (the candidates', the per-device Gumbel streams and the telemetry's), for
         checkpoints."""
         return {
-            "sampler": self.sampler.generator.get_state(),
+            "sampler": self.candidates.generator.get_state(),
             "devices": {key: gen.get_state() for key, gen in self._device_generators.items()},
             "telemetry": self.telemetry.generator.get_state(),
         }
 
     def set_random_state(self, state):
-        # device streams first: creating one draws a seed from the sampler's stream
+        # device streams first: creating one draws a seed from the candidates' stream
         for device, value in state["devices"].items():
             self._generator(device).set_state(value)
-        self.sampler.generator.set_state(state["sampler"])
+        self.candidates.generator.set_state(state["sampler"])
         if "telemetry" in state:
             self.telemetry.generator.set_state(state["telemetry"])
 
     def _generator(self, device):
-        """The Gumbel-noise stream on ``device``, seeded from the sampler's stream on first use."""
+        """The Gumbel-noise stream on ``device``, seeded from the candidates' stream on first use."""
         key = str(device)
         if key not in self._device_generators:
             gen = torch.Generator(device=key)
-            gen.manual_seed(int(torch.randint(2**62, (1,), generator=self.sampler.generator)))
+            gen.manual_seed(int(torch.randint(2**62, (1,), generator=self.candidates.generator)))
             self._device_generators[key] = gen
         return self._device_generators[key]
 
@@ -208,7 +208,7 @@ class NegativeSampler:
         if not bool(rows.any()):
             return
         rows_cpu = rows.cpu()
-        proposal = self.sampler.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num)
+        proposal = self.candidates.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num)
         negatives[rows] = proposal.to(negatives.device)
         if log_count is not None:
             log_count[rows] = self._proposal_log_count(negatives[rows], users[rows], targets[rows])

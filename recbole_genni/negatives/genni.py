@@ -88,14 +88,15 @@ class GenNiNegatives(NegativeSampler):
     @property
     def scores_whole_catalogue(self) -> bool:
         """Whether this epoch's draws score every item in one ``[N, |I|]`` matrix (exact GenNi, not streamed)."""
-        return self.generates and self.sampler.covers_catalogue(self.pool_size) and self.pool_size <= self.score_chunk
+        whole = self.candidates.covers_catalogue(self.pool_size)
+        return self.generates and whole and self.pool_size <= self.score_chunk
 
     @torch.no_grad()
     def _draw(self, users, targets, score, with_log_count):
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
         n, device = len(users), targets.device
-        pool = self.sampler.draw_pool(
+        pool = self.candidates.draw_pool(
             self.pool_size, None if self.pool_shared else n, self._generator(device), device)  # [M] or [N, M]
         pool_rows = pool.expand(n, -1) if pool.dim() == 1 else pool
         if pool.shape[-1] > self.score_chunk:
@@ -106,7 +107,7 @@ class GenNiNegatives(NegativeSampler):
         if not bool(finite.all()):  # a copy only when needed
             scores = scores.masked_fill(~finite.unsqueeze(1), 0.0)  # uniform over the pool
         self.stats.nonfinite_rows += (~finite).sum()
-        valid = self.sampler.valid_mask(pool, users, targets)
+        valid = self.candidates.valid_mask(pool, users, targets)
         short = sampling.short_rows(valid, 1 if self.replacement else self.neg_num)
         # a short row draws from its whole pool (then replaced); on a CPU the check is free and saves an [N, M] pass
         sample_valid = valid if device.type == "cpu" and not bool(short.any()) else valid | short.unsqueeze(1)
@@ -115,7 +116,7 @@ class GenNiNegatives(NegativeSampler):
                              replacement=self.replacement, with_log_count=with_log_count)
         cols = draw.columns
         negatives = pool_rows.gather(1, cols)
-        log_count = draw.log_count + self.sampler.log_pool_rate(negatives, pool.shape[-1]) \
+        log_count = draw.log_count + self.candidates.log_pool_rate(negatives, pool.shape[-1]) \
             if with_log_count else None
         self.stats.fallback_rows += (short & finite).sum()
         fallen = short | ~finite
@@ -136,7 +137,7 @@ class GenNiNegatives(NegativeSampler):
             item_scores = score(items)[0].float()
             in_draw = None if draw.replacement else (items.unsqueeze(2) == drawn_items.unsqueeze(1)).any(dim=2)
             counts = sampling.log_expected_counts(draw, item_scores, self.temperature, self.neg_num, in_draw)
-            if not self.sampler.covers_catalogue(self.pool_size):
+            if not self.candidates.covers_catalogue(self.pool_size):
                 counts = counts + sampling.pool_copies(pool, items).float().log()
             proposal = self._proposal_log_count(items, users, targets)
             return torch.where(fallen.unsqueeze(1), proposal, counts)
@@ -156,13 +157,13 @@ class GenNiNegatives(NegativeSampler):
             return torch.nan_to_num(chunk_scores.float(), nan=0.0, posinf=0.0, neginf=0.0)
 
         if pool.dim() == 1:
-            shared_pool_mask = self.sampler.pool_mask(users, targets, device)
+            shared_pool_mask = self.candidates.pool_mask(users, targets, device)
 
             def valid_chunk(start, end):
                 return shared_pool_mask(pool[start:end])
         else:
             def valid_chunk(start, end):
-                return self.sampler.valid_mask(pool[:, start:end], users, targets)
+                return self.candidates.valid_mask(pool[:, start:end], users, targets)
 
         draw = sampling.draw_streaming(
             score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
@@ -171,7 +172,7 @@ class GenNiNegatives(NegativeSampler):
         bad_rows |= ~torch.isfinite(target_scores[0])
         self.stats.nonfinite_rows += bad_rows.sum()
         negatives = pool_rows.gather(1, draw.columns)
-        log_count = draw.log_count + self.sampler.log_pool_rate(negatives, pool.shape[-1]) \
+        log_count = draw.log_count + self.candidates.log_pool_rate(negatives, pool.shape[-1]) \
             if with_log_count else None
         self.stats.fallback_rows += (draw.short & ~bad_rows).sum()
         fallen = draw.short | bad_rows

@@ -3,6 +3,7 @@ sampler checks the keys it reads beyond their ranges (:mod:`recbole_genni.negati
 
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.negatives import SAMPLERS
+from recbole_genni.utils import count_or_fraction
 
 NEG_EXCLUDES = ("none", "target", "history")
 POOL_PROPOSALS = ("uniform", "popularity")
@@ -21,7 +22,7 @@ FLOAT32_TINY = 2.0 ** -126
 def resolve_window_stride(stride, max_length: int) -> int:
     """``train_window_stride`` in items for rows of ``max_length`` items: an int, or a fraction of ``max_length``;
     checked."""
-    items = max(1, round(stride * max_length)) if isinstance(stride, float) else stride
+    items = count_or_fraction(stride, max_length)
     if items > max_length:
         raise GenNiConfigError(
             f"train_window_stride: {stride} is invalid; expected at most MAX_ITEM_LIST_LENGTH = {max_length} items, "

@@ -11,6 +11,12 @@ from pathlib import Path
 from recbole_genni.errors import GenNiError
 
 
+def count_or_fraction(value, whole: int) -> int:
+    """An int as it is; a float as that fraction of ``whole``, at least 1 (``neg_pool_size``,
+    ``train_window_stride``)."""
+    return max(1, round(value * whole)) if isinstance(value, float) else value
+
+
 def atomic_write(target, write, mode: str = "w"):
     """Call ``write(f)`` on a temporary file of this process's own beside ``target``, then rename it over
     ``target``: a kill or an error leaves the old file whole, and two processes writing the same file at once (a

@@ -12,6 +12,7 @@ import torch
 from recbole_genni import sampling
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.negatives.base import NegativeSampler, excluding
+from recbole_genni.utils import count_or_fraction
 
 
 def resolve_pool_size(pool_size, num_items: int) -> int:
@@ -20,7 +21,7 @@ def resolve_pool_size(pool_size, num_items: int) -> int:
     real_items = num_items - 1
     if pool_size == "all":
         return real_items
-    size = max(1, round(pool_size * real_items)) if isinstance(pool_size, float) else pool_size
+    size = count_or_fraction(pool_size, real_items)
     if size > real_items:
         raise GenNiConfigError(
             f"neg_pool_size: {pool_size} is larger than the catalogue ({real_items} items); "

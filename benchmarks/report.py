@@ -11,6 +11,7 @@ so running it twice changes nothing.
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -32,139 +33,23 @@ ANCHORS = {
     "Yelp": [(BCE_UNIFORM, 0.0274, 0.0136), (FULL_SOFTMAX, 0.0409, 0.0209), ("ELECRec", 0.0593, 0.0270)],
 }
 
-#: results file -> (title, part of the page, what was measured and how)
-SECTIONS = {
-    "s3_four.jsonl": ("The paper's four datasets", "current",
-                      "GenNiSASRec's recipe (SSM over 256 negatives drawn with replacement from the model's softmax "
-                      "over the whole catalogue), its full-softmax twin and the other cells of "
-                      "`benchmarks/suites/s3_four.yaml`. Every earlier item of the user is ranked last, except the "
-                      "row's own target (RecBole's rule: a positive is never masked). That matters on Yelp only, "
-                      "where sequences repeat items: 2,027 of its 30,431 test targets (6.7%) and 1,640 valid targets "
-                      "occur earlier in the user's sequence; `neg_exclude: target` likewise excludes only the "
-                      "position's own target from its negatives. The published figures beside the tables come from "
-                      "the S3-Rec / ICLRec / ELECRec / BSARec code, which 'masks' the history by setting its scores "
-                      "to 0, not minus infinity: an earlier item still outranks every item with a negative score, and "
-                      "a repeated target is scored 0 too. On Yelp, patience 10 stopped the paper's setting with GenNi "
-                      "at an early peak; `bce-genni-patience30` trains it with patience 30. *train s / epoch* is each "
-                      "run's own, at the commit it ran and beside one other single-thread run; the cost of a step at "
-                      "the current code, both cells timed turn by turn in one process, is in [the cost section]"
-                      "(#gennisasrec-on-the-papers-four-datasets-the-cost-of-a-training-step-the-recipe-and-its-"
-                      "full-softmax-twin)."),
-    "s3_four_reevaluated.jsonl": ("The paper's four datasets under the published code's rule for earlier items",
-                                  "current",
-                                  "The best checkpoints of the recipe and of its full-softmax twin evaluated again "
-                                  "(`benchmarks/reevaluate.py`) under three rules for the user's earlier items: "
-                                  "RecBole's sequential evaluation (unmasked), the package's (masked: ranked last) "
-                                  "and the S3-Rec / ICLRec / ELECRec / BSARec code's, under which the published "
-                                  "figures were measured (zeroed: their scores set to 0, a repeated target's too). "
-                                  "Where the zeroed rule changes nothing, every target in a top 20 scores above 0. "
-                                  "On Yelp 6.7% of the test targets are repeats, scored 0 among the other zeros, and "
-                                  "the history's zeros outrank every target scored below 0 (softmax-trained scores "
-                                  "have no fixed zero: adding a constant to all of them changes no training step)."),
-    "s3_tune.jsonl": ("Tuning the recipe", "current",
-                      "The s3_four recipe with one knob changed at a time (`benchmarks/suites/s3_tune.yaml`): "
-                      "GenNi's temperature and K, and the knobs the papers tune (hidden size, layers, heads, "
-                      "learning rate, dropout, maximum length), one seed each, chosen on valid NDCG@10; beside them "
-                      "the untuned recipe and its full-softmax twin over their s3_four seeds (the twin of every "
-                      "setting that changes GenNi's temperature or K only). The best of the first twelve on valid "
-                      "NDCG@10, hidden 128 with learning rate 0.0005, then ran over three seeds, and so did its "
-                      "full-softmax twin (`ce-hidden128-lr0.0005`, the same encoder and steps). A third layer on top "
-                      "of it raised valid NDCG@10 again (`recipe-hidden128-lr0.0005-layers3`, the best of all "
-                      "settings), and it too ran over three seeds beside its twin. On Sports and Toys that setting and "
-                      "its twin ran as chosen on Beauty, three seeds each, with no search of their own."),
-    "amazon_six.jsonl": ("A catalogue of 119,481 items: Amazon2014-Six", "current",
-                         "Six Amazon-2014 categories in one catalogue (185,815 users, 1,743,192 interactions), each "
-                         "user inside one category, so that most uniform negatives come from another category. The "
-                         "same encoder in every cell (GenNiSASRec: hidden 64, 2 layers, the last 50 items, every "
-                         "position trained, batches of 256 users bucketed by length) and the protocol of the four "
-                         "datasets (`benchmarks/suites/amazon_six.yaml`): full-softmax CE, sampled softmax over K "
-                         "uniform negatives, GenNi from a pool of M uniform candidates scored by the model (K = 256 "
-                         "drawn from its softmax over the pool), the exact recipe (K = 256 from the whole catalogue) "
-                         "and gBCE over 256 uniform negatives. The same cells on Beauty (12,101 items) give the edge "
-                         "over uniform negatives on a catalogue ten times smaller. *train s / epoch* is each run's "
-                         "own beside one other single-thread run; the cost of a step, all cells timed turn by turn "
-                         "in one process, is in [the cost section](#a-catalogue-of-119481-items-the-cost-of-a-"
-                         "training-step)."),
-    "amazon_six_negatives.jsonl": ("A catalogue of 119,481 items: how hard each sampler's negatives are", "current",
-                                   "`benchmarks/negatives.py`: one trained model's state, from which every sampler "
-                                   "draws the negatives of the same 1,024 training positions: their mean rank among "
-                                   "all items under that model (0 its top item, 0.5 a uniform item's), their share "
-                                   "among its 1,000 best, and their share in the category of the position's target "
-                                   "(Amazon2014-Six's categories: a user's items all lie in one)."),
-    "amazon_six_reevaluated.jsonl": ("A catalogue of 119,481 items, per category", "current",
-                                     "The best checkpoints of the cells evaluated again (`benchmarks/reevaluate.py "
-                                     "--groups`), each test user in the category of their test item."),
-    "models_beauty.jsonl": ("RecBole's own models on Beauty, four ways each", "current",
-                            "Six built-in models (`benchmarks/suites/models_beauty.yaml`), each trained with RecBole's"
-                            " default (BPR, one uniform negative), full-softmax CE, and sampled softmax over 256 "
-                            "uniform or 256 GenNi negatives (drawn from the model's softmax over the whole catalogue, "
-                            "scored from the loss's own pass). RecBole's models train on prefix rows (513 steps an "
-                            "epoch here), too slow on one CPU thread to reach early stopping: every cell had the same "
-                            "training-time budget, 480 s of training and validation (`train_time_budget`, the epoch "
-                            "under way finishes), and was tested at its best valid epoch; *epochs* says how far each "
-                            "got. Every earlier item of the user is ranked last. SASRec and GRU4Rec have two seeds. "
-                            "The budget is checked after each validation, so a few seconds decide an epoch: SASRec's "
-                            "GenNi cell of seed 2021 stopped after 2 epochs (482 s at the check) where the others had "
-                            "3. GRU4Rec's and NARM's first three cells of seed 2020 shared the CPU with other work "
-                            "for part of their budget (epochs of 118 to 131 s, against 103 to 113 s for their GenNi "
-                            "cells). Compare at equal epochs (the second table) for the quality of an epoch."),
-    "defaults.jsonl": ("GenNiSASRec with its defaults, against RecBole's SASRec with CE", "current",
-                       "`--model=GenNiSASRec` with no other keys, as a new user runs it, beside RecBole's SASRec with "
-                       "full-softmax CE (`--neg_sampler=none`, RecBole's defaults otherwise), the paper's setting, "
-                       "the defaults with another window stride, and with the last 50 items of each sequence only at "
-                       "batch sizes of 256 to 32 users (`benchmarks/suites/defaults.yaml`): early stopping on "
-                       "valid NDCG@10 (patience 10), every earlier item of the user ranked last. *train min*: the "
-                       "training time to the end of the run (patience included), validation excluded."),
-    "models_beauty_cost.jsonl": ("RecBole's models on Beauty, the cost of a training step per loss", "cost",
-                                 "`benchmarks/step_cost.py`: the cells of one model built in one process and "
-                                 "timed turn by turn, one step each (collate, forward with the negatives drawn in "
-                                 "the loss, backward, Adam), so a machine's load weighs on all alike; mean over "
-                                 "the timed steps after one warm-up, and the ratio to the first cell."),
-    "s3_four_cost.jsonl": ("GenNiSASRec on the paper's four datasets, the cost of a training step: the recipe "
-                           "and its full-softmax twin", "cost",
-                           "`benchmarks/step_cost.py` on each dataset of `benchmarks/suites/s3_four.yaml` "
-                           "(`--dataset`): both cells built in one process and timed turn by turn on batches of 256 "
-                           "users bucketed by length, mean over the timed steps after one warm-up, beside two other "
-                           "single-thread jobs (the load average). Both compute the [positions, |I|] product; the "
-                           "recipe then draws from it and back-propagates through its K + 1 columns a row only (a "
-                           "sparse gradient), where the twin's softmax back-propagates through all |I|. Earlier "
-                           "commits, kept for the record: a dense gradient (d6e4f6d), and on Sports and Yelp, where "
-                           "K x hidden < |I|, the negatives scored again from their gathered embeddings (da0a712)."),
-    "amazon_six_cost.jsonl": ("A catalogue of 119,481 items: the cost of a training step", "cost",
-                              "`benchmarks/step_cost.py` on `benchmarks/suites/amazon_six.yaml`: the cells built in "
-                              "one process and timed turn by turn, one step each, so that the machine's load weighs "
-                              "on all alike; mean over the timed steps after one warm-up (the first batches, of "
-                              "mixed lengths), the ratio to the first cell, and each step's peak resident memory "
-                              "above what was held before it. Two processes, for memory: CE, the exact recipe and "
-                              "GenNi from a pool of 8,192; then that GenNi cell again with the others, so its two "
-                              "timings link the ratios."),
-    "scale.jsonl": ("GenNiSASRec's training step against catalogue size", "cost",
-                    "Synthetic catalogues of 10^4 to 10^6 items (`benchmarks/suites/scale.yaml`): batch 256 users x "
-                    "up to 50 positions, hidden 64, median of the timed steps after one warm-up. *baseline*: model, "
-                    "gradients, Adam state and data before the step; *negatives + loss*: the peak above the baseline "
-                    "while the encoder runs, the negatives are generated and the loss is computed (what the sampler "
-                    "costs); *step peak*: the whole step's peak, backward and Adam included (both make "
-                    "item-table-sized temporaries whatever the sampler: the table's gradient is dense)."),
-    "sampler_cost.jsonl": ("The cost of each sampler per training step", "cost",
-                           "RecBole's SASRec on ml-100k, one process, the same batches for every sampler: collate "
-                           "(with sampling), forward, backward and Adam, mean over the timed steps after one warm-up."),
-    "beauty_cpu_masked.jsonl": ("Beauty, GenNiSASRec and RecBole's SASRec", "earlier",
-                                "History masked over the row's input sequence only (up to 50 items)."),
-    "toys_cpu_masked.jsonl": ("Toys, the exclusion", "earlier",
-                              "History masked over the row's input sequence only."),
-    "beauty_cpu_reevaluated.jsonl": ("Beauty, checkpoints evaluated with and without the history mask", "earlier",
-                                     "The same weights under RecBole's sequential evaluation (unmasked) and with the "
-                                     "row's input sequence masked (`benchmarks/reevaluate.py`)."),
-    "beauty_cpu_ssm.jsonl": ("Beauty, sampled softmax with per-row pools", "earlier",
-                             "RecBole's sequential evaluation (no history mask)."),
-    "beauty_cpu.jsonl": ("Beauty, a 30-epoch CPU budget", "earlier", "RecBole's sequential evaluation."),
-    "beauty_h100.jsonl": ("Beauty on an H100, eight cells sharing the GPU", "earlier",
-                          "RecBole's sequential evaluation. Cells sharing a start second shared checkpoint files."),
-    "beauty_cpu_cost.jsonl": ("Beauty, the cost of one RecBole SASRec CE epoch", "earlier", "One epoch."),
-    "beauty_h100_cost.jsonl": ("Beauty, epoch cost on an H100, one cell alone", "earlier", "Two epochs."),
-    "ml100k.jsonl": ("ml-100k, RecBole models x samplers", "earlier", "RecBole's sequential evaluation, 3 epochs."),
-    "ml100k_losses.jsonl": ("ml-100k, GenNiSASRec's losses", "earlier", "RecBole's sequential evaluation."),
-}
+PROSE = ROOT / "benchmarks" / "report_sections.md"
+
+
+def read_prose(path: Path = PROSE):
+    """``(introduction, {results file: (title, part of the page, what was measured and how)})`` from the page's
+    prose file: sections headed ``## <file> | <part> | <title>``, each paragraph's lines joined with spaces."""
+    text = re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S)
+    intro, *blocks = re.split(r"^## ", text, flags=re.M)
+    sections = {}
+    for block in blocks:
+        head, _, body = block.partition("\n")
+        name, part, title = (field.strip() for field in head.split("|", 2))
+        sections[name] = (title, part, " ".join(body.split()))
+    return " ".join(intro.split()), sections
+
+
+INTRO, SECTIONS = read_prose()
 PARTS = [("current", "## Accuracy"), ("cost", "## Cost and scale"), ("earlier", "## Earlier protocols")]
 
 COLUMNS = [("HR@10", lambda r: r["test"]["hit@10"]), ("NDCG@10", lambda r: r["test"]["ndcg@10"]),
@@ -603,11 +488,8 @@ def render() -> str:
     files = sorted(p.name for p in RESULTS.glob("*.jsonl"))
     unknown = [f for f in files if f not in SECTIONS]
     if unknown:
-        raise SystemExit(f"{', '.join(unknown)}: results file(s) without a section in benchmarks/report.py")
-    parts = ["# Benchmarks", "",
-             "Generated by `python benchmarks/report.py` from `benchmarks/results/*.jsonl`; do not edit by hand. "
-             "Test metrics are at the best valid NDCG@10 epoch, mean ± std over seeds. Each record holds its command, "
-             "device and, for newer runs, the package commit and the cell's config.", ""]
+        raise SystemExit(f"{', '.join(unknown)}: results file(s) without a section in {PROSE.relative_to(ROOT)}")
+    parts = ["# Benchmarks", "", INTRO, ""]
     for part, heading in PARTS:
         names = [n for n in SECTIONS if SECTIONS[n][1] == part and n in files]
         if names:

@@ -42,27 +42,25 @@ def gbce_loss(pos, neg, mask, beta: float):
 
 
 def sampled_softmax_loss(pos, neg, mask, neg_log_count=None, logq_weight: float = 1.0):
-    """Sampled softmax over the positive and K negatives with the logQ correction (none if ``neg_log_count`` is
-    None: a softmax over the positive and the negatives as drawn, where GenNi's hard negatives weigh the most).
+    """Sampled softmax over the positive and K negatives, with the logQ correction.
 
-    If negative ``k`` is expected ``c(k)`` times among a row's draws, ``sum_k exp(s_k) / c(k)`` estimates the
-    partition sum over the catalogue, so each negative logit becomes ``s_k - log c(k)`` (Bengio & Senecal 2008;
-    Jean et al. 2015). ``neg_log_count`` ``[..., K]`` is ``log c``. For K draws with replacement from a proposal q,
-    ``c = K q``; a uniform proposal over ``|I| - 1`` items gives the known constant shift ``s_k + log((|I| - 1) / K)``.
+    If negative k is expected ``c(k)`` times among a row's draws, ``sum_k exp(s_k) / c(k)`` estimates the partition
+    sum over the catalogue, so each negative logit becomes ``s_k - log c(k)`` (Bengio & Senecal 2008; Jean et al.
+    2015). For K draws with replacement from a proposal q, ``c = K q``; for GenNi's draws without replacement, the
+    inclusion probability of the Gumbel-top-k draw given its (K + 1)-th key
+    (:func:`~recbole_genni.sampling.softmax_draw`), since ``K q`` can exceed 1 for the likeliest, hardest negatives,
+    drawn at most once; both times the pool's expected copies of the item (docs/algorithm.md, section 3).
 
-    GenNi's proposal depends on the model, and by default its K draws are without replacement (Gumbel-top-k over
-    the pool's softmax(score / tau)), so the likeliest items, the hardest negatives, appear at most once while
-    ``K q`` can exceed 1: ``1 / (K q)`` would underweight exactly them (and overweight the rest). The generator gives
-    ``c = P(drawn | pool) x E[copies in the pool]``: the inclusion probability of the Gumbel-top-k draw given its
-    (K + 1)-th key (:func:`recbole_genni.sampling.draw`; unbiased, as in priority
-    sampling) times the pool's coverage of the catalogue (``M / (|I| - 1)`` for a uniform pool, 1 for
-    ``neg_pool_size: all``). With ``neg_replacement`` the K draws are independent, and ``c = K q`` exactly, for q
-    the pool's softmax(score / tau), times the same coverage. Scores enter the proposal detached: the correction is
-    a constant for the gradient.
+    Args:
+        pos: logits of the positives ``[...]``; neg: of the negatives ``[..., K]``; mask: bool ``[...]``.
+        neg_log_count: ``log c`` ``[..., K]``, detached (a constant for the gradient); None: no correction, a
+            softmax over the negatives as drawn, where GenNi's hard negatives weigh the most.
+        logq_weight: in [0, 1], subtracts ``logq_weight x log c``. With a proposal close to the model's softmax, a
+            negative of model probability ``p`` then gets a gradient weight of about ``p ** (2 - logq_weight)``:
+            1 is full softmax's ``p``, 0 the drawn negatives' ``p ** 2``.
 
-    ``logq_weight`` in [0, 1] subtracts ``logq_weight x log c``. With a proposal close to the model's softmax, each
-    drawn negative's gradient weight is then about ``p ** (2 - logq_weight)`` for a negative the model gives
-    probability ``p``: 1 is full softmax's ``p``, 0 the drawn negatives' ``p ** 2``; between leans to the hardest.
+    Returns:
+        The mean loss over the masked positions.
     """
     corrected = neg if neg_log_count is None else neg - logq_weight * neg_log_count
     logits = torch.cat([pos.unsqueeze(-1), corrected], dim=-1)  # [..., 1 + K]

@@ -98,14 +98,21 @@ USERS_PER_CHUNK = 1024
 
 @torch.no_grad()
 def topk(model, splits, users, k=10, include_last=True):
-    """``(items [U, k], scores [U, k])`` (internal ids) of ``users`` (internal ids): each user's top-k of the whole
-    catalogue by the model's ``full_sort_predict``, the user's earlier items ranked last (never recommended). A user
-    with fewer than k items left to recommend gets them all, then item -1 with score -inf in the remaining columns.
+    """Each user's top-k of the whole catalogue by the model's ``full_sort_predict``, never an item of the user's.
 
-    ``splits`` are the ``(train_data, valid_data, test_data)`` loaders of :func:`load_data_and_model`.
-    ``include_last`` (default) ranks the next item after everything the user did (the test item appended to the
-    input, every item of the user masked); False ranks as the test evaluation does: the test row's input, its
-    earlier items masked, the test item itself not."""
+    Args:
+        model: a trained model.
+        splits: the ``(train_data, valid_data, test_data)`` loaders of :func:`load_data_and_model`.
+        users: internal user ids.
+        k: items per user.
+        include_last: rank the next item after everything the user did (the test item appended to the input, every
+            item of the user masked); False ranks as the test evaluation does (the test row's input, its earlier
+            items masked, the test item itself not).
+
+    Returns:
+        ``(items [U, k], scores [U, k])``, internal ids; a user with fewer than k items left gets them all, then
+        item -1 with score -inf.
+    """
     train_data, valid_data, test_data = splits
     dataset = test_data._dataset
     users = torch.as_tensor(users, dtype=torch.long)

@@ -95,14 +95,15 @@ class CandidatePoolSampler(AbstractSampler):
             self._device_copies[key] = getattr(self, name).to(device)
         return self._device_copies[key]
 
-    def draw_pool(self, pool_size, num_rows=None, generator=None, device=None):
+    def candidate_pool(self, pool_size, num_rows=None, generator=None, device=None):
         """A candidate pool ``[M]`` (shared) or ``[num_rows, M]`` from the pool proposal, drawn on ``device`` with
         ``generator`` (default: the sampler's CPU stream). When M covers the catalogue the pool is every item once,
         shared by all rows (``neg_pool_size: all`` is exact GenNi)."""
         if self.covers_catalogue(pool_size):
             return torch.arange(1, self.item_num, device=device)
         proposal = None if self.pool_alias is None else self.on_device("pool_alias", device)
-        return sampling.draw_pool(self.item_num, pool_size, num_rows, proposal, generator or self.generator, device)
+        generator = generator or self.generator
+        return sampling.sample_item_ids(self.item_num, pool_size, num_rows, proposal, generator, device)
 
     def valid_mask(self, candidates, users, targets):
         """Bool ``[N, M]`` on the device of ``candidates`` (``[M]`` shared or ``[N, M]``; ``users`` and ``targets``
@@ -131,7 +132,7 @@ class CandidatePoolSampler(AbstractSampler):
         targets = targets.to(device) if self.exclude != "none" else None
         return lambda pool: sampling.pool_exclusion_mask(pool.to(device), users.shape[0], targets, history)
 
-    def draw(self, users, targets, num, distribution=None):
+    def proposal_negatives(self, users, targets, num, distribution=None):
         """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per
         config."""
         n = users.shape[0]
@@ -142,13 +143,13 @@ class CandidatePoolSampler(AbstractSampler):
         for _ in range(_MAX_REDRAWS):
             if todo.numel() == 0:
                 return out
-            cand = sampling.draw_pool(self.item_num, 2 * num + 8, todo.numel(), proposal, self.generator)
+            cand = sampling.sample_item_ids(self.item_num, 2 * num + 8, todo.numel(), proposal, self.generator)
             valid = self.valid_mask(cand, users[todo], targets[todo])
             done = valid.sum(dim=1, dtype=torch.int32) >= num
             rows = todo[done]
             if rows.numel():
                 zeros = torch.zeros(valid[done].shape)
-                cols = sampling.draw(zeros, num, 1.0, valid[done], self.generator, with_log_count=False).columns
+                cols = sampling.softmax_draw(zeros, num, 1.0, valid[done], self.generator, with_log_count=False).columns
                 out[rows] = cand[done].gather(1, cols)
             todo = todo[~done]
         for row in todo.tolist():
@@ -156,7 +157,7 @@ class CandidatePoolSampler(AbstractSampler):
         return out
 
     def log_pool_rate(self, items, pool_size):
-        """Log of the expected copies of each item in a pool of ``pool_size`` drawn by :meth:`draw_pool`: the
+        """Log of the expected copies of each item in a pool of ``pool_size`` drawn by :meth:`candidate_pool`: the
         factor from a sum over the pool to a sum over the catalogue. 0 for the whole catalogue (each item once)."""
         if self.covers_catalogue(pool_size):
             return torch.zeros(items.shape, device=items.device)

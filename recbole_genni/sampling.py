@@ -2,10 +2,10 @@
 
 Pure tensor functions with no RecBole import, so they can be used from any PyTorch training loop::
 
-    pool = draw_pool(num_items=1000, pool_size=100, generator=g)              # [M] candidate ids
+    pool = sample_item_ids(num_items=1000, pool_size=100, generator=g)          # [M] candidate ids
     scores = user_emb @ item_emb[pool].T                                       # [N, M]
     valid = exclusion_mask(pool, targets=pos, keys=keys, users=uid, num_items=1000)
-    drawn = draw(scores, num_samples=2, temperature=0.5, valid=valid, generator=g)
+    drawn = softmax_draw(scores, num_samples=2, temperature=0.5, valid=valid, generator=g)
     negatives = pool[drawn.columns]                                            # [N, 2]; drawn.log_count: logQ
 
 Item id 0 is padding everywhere (RecBole's convention); real items are ``1 .. num_items - 1``.
@@ -20,14 +20,14 @@ import torch
 
 __all__ = [
     "AliasTable",
-    "draw_pool",
+    "sample_item_ids",
     "history_keys",
     "in_history",
     "exclusion_mask",
     "history_pairs",
     "pool_exclusion_mask",
-    "draw",
-    "draw_streaming",
+    "softmax_draw",
+    "streamed_softmax_draw",
     "SoftmaxDraw",
     "StreamedDraw",
     "log_expected_counts",
@@ -66,7 +66,7 @@ class AliasTable(NamedTuple):
     def to(self, device) -> "AliasTable":
         return AliasTable(self.accept.to(device), self.alias.to(device))
 
-    def draw(self, shape, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self, shape, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Ids ``shape``, drawn with replacement, on the table's device."""
         device = self.accept.device
         column = torch.randint(0, self.accept.numel(), shape, generator=generator, device=device)
@@ -74,7 +74,7 @@ class AliasTable(NamedTuple):
         return torch.where(keep, column, self.alias[column])
 
 
-def draw_pool(
+def sample_item_ids(
     num_items: int,
     pool_size: int,
     num_rows: Optional[int] = None,
@@ -96,7 +96,7 @@ def draw_pool(
         LongTensor ``[M]`` or ``[num_rows, M]``.
     """
     if num_items < 2:
-        raise ValueError(f"draw_pool needs at least one real item, got num_items={num_items}")
+        raise ValueError(f"sample_item_ids needs at least one real item, got num_items={num_items}")
     if pool_size < 1:
         raise ValueError(f"pool_size must be >= 1, got {pool_size}")
     shape = (pool_size,) if num_rows is None else (num_rows, pool_size)
@@ -104,7 +104,7 @@ def draw_pool(
         return torch.randint(1, num_items, shape, generator=generator, device=device)
     if proposal.accept.shape != (num_items,):
         raise ValueError(f"proposal must cover {num_items} ids, got {list(proposal.accept.shape)}")
-    return proposal.draw(shape, generator)
+    return proposal.sample(shape, generator)
 
 
 def history_keys(users: torch.Tensor, items: torch.Tensor, num_items: int) -> torch.Tensor:
@@ -200,7 +200,7 @@ def pool_exclusion_mask(
     return valid
 
 
-def draw(
+def softmax_draw(
     scores: torch.Tensor,
     num_samples: int,
     temperature: float = 1.0,
@@ -250,7 +250,7 @@ def draw(
 
 
 class SoftmaxDraw(NamedTuple):
-    """What :func:`draw` returns: K columns per row, their log expected counts, and the frame that gives the log
+    """What :func:`softmax_draw` returns: K columns per row, their log expected counts, and the frame that gives the log
     expected count of any column among the row's K draws (:func:`log_expected_counts`), drawn or not, from its score
     alone. All but ``columns`` are None when counts were not computed."""
 
@@ -269,7 +269,7 @@ class SoftmaxDraw(NamedTuple):
 def log_expected_counts(drawn, scores: torch.Tensor, temperature: float, num_samples: int, in_draw=None):
     """Log expected count among the K draws of ``drawn`` (a :class:`SoftmaxDraw` or :class:`StreamedDraw` with
     counts) of columns whose scores are ``scores`` ``[N, J]`` (any valid columns of the same rows): ``log(K q)`` with
-    replacement, the inclusion probability given the other columns' keys without: what :func:`draw` gives its
+    replacement, the inclusion probability given the other columns' keys without: what :func:`softmax_draw` gives its
     drawn columns. Without replacement, ``in_draw`` (bool ``[N, J]``; default: every column drawn) tells the drawn
     columns, whose keys had to beat the (K + 1)-th largest key, from the others, which have to beat the K-th."""
     if drawn.replacement:
@@ -279,7 +279,7 @@ def log_expected_counts(drawn, scores: torch.Tensor, temperature: float, num_sam
 
 
 def _inclusion_draw(scores, num_samples, temperature, valid, generator) -> SoftmaxDraw:
-    """:func:`draw` without replacement, with log counts (the frame's shift is the threshold)."""
+    """:func:`softmax_draw` without replacement, with log counts (the frame's shift is the threshold)."""
     if temperature <= 0:
         raise ValueError("inclusion probabilities need temperature > 0 (temperature 0 is a deterministic argmax)")
     keys = _perturbed_keys(scores, num_samples, temperature, valid, generator)
@@ -296,8 +296,8 @@ def _inclusion_draw(scores, num_samples, temperature, valid, generator) -> Softm
         drawn_keys = top.values.scatter(1, smallest, top.values[:, num_samples:])[:, :num_samples]
         cols = top.indices.scatter(1, smallest, top.indices[:, num_samples:])[:, :num_samples]
         kth = drawn_keys.min(dim=1, keepdim=True).values
-    draw = _inclusion_frame(cols, threshold, kth)
-    return draw._replace(log_count=log_expected_counts(draw, scores.gather(1, cols), temperature, num_samples))
+    frame = _inclusion_frame(cols, threshold, kth)
+    return frame._replace(log_count=log_expected_counts(frame, scores.gather(1, cols), temperature, num_samples))
 
 
 def _inclusion_frame(cols, threshold, kth):
@@ -312,7 +312,7 @@ WORKSPACE_ENTRIES = 1 << 20
 
 
 def _replacement_draw(scores, num_samples, temperature, valid, generator) -> SoftmaxDraw:
-    """:func:`draw` with replacement."""
+    """:func:`softmax_draw` with replacement."""
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
     if num_samples < 1:
@@ -320,8 +320,8 @@ def _replacement_draw(scores, num_samples, temperature, valid, generator) -> Sof
     _check_scores(scores)
     _check_valid(scores, valid, 1)
     cols, shift, log_mass = _draw_from_softmax(scores, num_samples, temperature, valid, generator)
-    draw = SoftmaxDraw(cols, None, shift, log_mass, replacement=True)
-    return draw._replace(log_count=log_expected_counts(draw, scores.gather(1, cols), temperature, num_samples))
+    frame = SoftmaxDraw(cols, None, shift, log_mass, replacement=True)
+    return frame._replace(log_count=log_expected_counts(frame, scores.gather(1, cols), temperature, num_samples))
 
 
 def _draw_from_softmax(scores, num_samples, temperature, valid, generator):
@@ -393,7 +393,7 @@ def _check_valid(scores, valid, min_valid):
 
 
 def _perturbed_keys(scores, num_samples, temperature, valid, generator):
-    """The checked arguments of :func:`draw`, as the keys of a Gumbel-top-k in score units:
+    """The checked arguments of :func:`softmax_draw`, as the keys of a Gumbel-top-k in score units:
     ``score + temperature x Gumbel`` (masked columns -inf). They order the columns as ``score / temperature +
     Gumbel`` does, and never overflow: a tiny temperature gives the top-K scores, as the limit does."""
     if temperature < 0:
@@ -467,7 +467,8 @@ def pool_ranks(scores: torch.Tensor, chosen: torch.Tensor, valid: Optional[torch
 
 
 class StreamedDraw(NamedTuple):
-    """What :func:`draw_streaming` returns, all ``[N, K]`` but ``short`` and the frame (:class:`SoftmaxDraw`'s)."""
+    """What :func:`streamed_softmax_draw` returns, all ``[N, K]`` but ``short`` and the frame
+    (:class:`SoftmaxDraw`'s)."""
 
     columns: torch.Tensor  # LongTensor: column indices in 0 .. num_columns - 1
     scores: torch.Tensor  # the chosen columns' scores (telemetry: how hard the negatives are)
@@ -495,7 +496,7 @@ def _reframe(log_value, shift, new_shift, temperature):
     return torch.where(torch.isinf(new_shift), torch.full_like(moved, float("-inf")), moved)
 
 
-def draw_streaming(
+def streamed_softmax_draw(
     score_chunk: Callable[[int, int], torch.Tensor],
     num_columns: int,
     num_samples: int,
@@ -506,8 +507,8 @@ def draw_streaming(
     replacement: bool = False,
     with_log_count: Optional[bool] = None,
 ) -> StreamedDraw:
-    """:func:`draw` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``: the same
-    distribution and log counts as the dense draw, with peak memory O(N x (chunk_size + K)).
+    """:func:`softmax_draw` over ``num_columns`` columns scored chunk by chunk, never holding ``[N, num_columns]``:
+    the same distribution and log counts as the dense draw, with peak memory O(N x (chunk_size + K)).
 
     Without replacement: a running Gumbel-top-k, each chunk's perturbed keys merged with the best K (K + 1 for the
     counts) so far, which is exactly the top K of all columns' keys. With replacement: a reservoir over chunks, each
@@ -518,7 +519,7 @@ def draw_streaming(
     Args:
         score_chunk: ``score_chunk(start, end)`` -> float ``[N, end - start]``, the scores of columns ``start:end``.
         valid_chunk: optional ``valid_chunk(start, end)`` -> bool ``[N, end - start]``.
-        (other arguments as in :func:`draw`)
+        (other arguments as in :func:`softmax_draw`)
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -533,7 +534,7 @@ def draw_streaming(
 
 def _stream_gumbel(score_chunk, num_columns, num_samples, temperature, chunk_size, valid_chunk, generator,
                    with_log_inclusion) -> StreamedDraw:
-    """:func:`draw_streaming` without replacement: a running Gumbel-top-k over the chunks, keys in score units
+    """:func:`streamed_softmax_draw` without replacement: a running Gumbel-top-k over the chunks, keys in score units
     (``score + temperature x Gumbel``, as :func:`_perturbed_keys`). ``with_log_inclusion`` keeps the best K + 1, for
     the threshold of the inclusion probabilities (needs ``temperature > 0``)."""
     if temperature < 0:
@@ -564,17 +565,17 @@ def _stream_gumbel(score_chunk, num_columns, num_samples, temperature, chunk_siz
         best_keys.new_full((best_keys.shape[0], 1), float("-inf"))
     kth = best_keys[:, num_samples - 1:num_samples] if best_keys.shape[1] > num_samples else threshold
     frame = _inclusion_frame(best_cols[:, chosen], threshold, kth)
-    draw = StreamedDraw(frame.columns, best_scores[:, chosen], None, torch.isinf(best_keys[:, chosen]).any(dim=1),
-                        frame.shift, frame.log_norm, replacement=False, undrawn_shift=frame.undrawn_shift)
+    streamed = StreamedDraw(frame.columns, best_scores[:, chosen], None, torch.isinf(best_keys[:, chosen]).any(dim=1),
+                            frame.shift, frame.log_norm, replacement=False, undrawn_shift=frame.undrawn_shift)
     if not with_log_inclusion:
-        return draw
-    return draw._replace(log_count=log_expected_counts(draw, draw.scores, temperature, num_samples))
+        return streamed
+    return streamed._replace(log_count=log_expected_counts(streamed, streamed.scores, temperature, num_samples))
 
 
 def _stream_reservoir(score_chunk, num_columns, num_samples, temperature, chunk_size, valid_chunk,
                       generator) -> StreamedDraw:
-    """:func:`draw_streaming` with replacement: a reservoir over the chunks, masses kept against the running largest
-    score so that no temperature overflows them; ``log_count`` is ``log(K q)``."""
+    """:func:`streamed_softmax_draw` with replacement: a reservoir over the chunks, masses kept against the running
+    largest score so that no temperature overflows them; ``log_count`` is ``log(K q)``."""
     if temperature <= 0:
         raise ValueError("draws with replacement need temperature > 0 (temperature 0 is a deterministic argmax)")
     if num_samples < 1:
@@ -596,6 +597,6 @@ def _stream_reservoir(score_chunk, num_columns, num_samples, temperature, chunk_
         cols = torch.where(take, drawn + start, cols)
         chosen_scores = torch.where(take, drawn_scores, chosen_scores)
         shift, log_mass = new_shift, log_mass_so_far
-    draw = StreamedDraw(cols, chosen_scores, None, torch.isinf(log_mass).squeeze(1), shift, log_mass,
-                        replacement=True)
-    return draw._replace(log_count=log_expected_counts(draw, chosen_scores, temperature, num_samples))
+    streamed = StreamedDraw(cols, chosen_scores, None, torch.isinf(log_mass).squeeze(1), shift, log_mass,
+                            replacement=True)
+    return streamed._replace(log_count=log_expected_counts(streamed, chosen_scores, temperature, num_samples))

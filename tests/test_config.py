@@ -1,5 +1,6 @@
 """Bad configuration stops the run before training with one message naming the key and the fix."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_bad_input_fails_before_training(model, overrides, message, base_config,
     ("neg_sampler genni\nneg_num: 2\n", r"bad.yaml:2: not valid YAML"),
     ("- neg_num\n- 2\n", r"bad.yaml: expected key: value lines, got a YAML list"),
 ])
-def test_malformed_yaml_is_named_with_its_line(text, message, base_config, tmp_path):
+def test_malformed_yaml_names_its_line(text, message, base_config, tmp_path):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(GenNiConfigError, match=message):
         Config("SASRec", "tiny", config_file_list=[str(tmp_path / "bad.yaml")], config_dict=base_config)
@@ -115,7 +116,7 @@ def test_a_missing_config_file_is_named(base_config, tmp_path):
         Config("SASRec", "tiny", config_file_list=[str(tmp_path / "nope.yaml")], config_dict=base_config)
 
 
-def test_yaml_values_are_never_evaluated_as_python(base_config, tmp_path, monkeypatch):
+def test_yaml_is_never_run_as_python(base_config, tmp_path, monkeypatch):
     """A quoted YAML value stays a string (RecBole evaluates only command-line and config_dict strings)."""
     (tmp_path / "run.yaml").write_text('neg_num: "2"\n')
     with pytest.raises(GenNiConfigError, match=r"neg_num: '2' is invalid; expected an integer >= 1"):
@@ -125,13 +126,13 @@ def test_yaml_values_are_never_evaluated_as_python(base_config, tmp_path, monkey
     assert Config("SASRec", "tiny", config_dict=base_config)["neg_num"] == 2
 
 
-def test_a_users_own_keys_far_from_ours_are_kept(base_config):
+def test_unrelated_user_keys_kept(base_config):
     config = Config("GenNiSASRec", "tiny", config_dict={**base_config, "experiment_tag": "k128", "neg_num": 2})
     assert config["experiment_tag"] == "k128" and config["neg_num"] == 2
 
 
 @pytest.mark.parametrize("ours", [{}, {"neg_sampler": "uniform"}])
-def test_recbole_negative_args_are_applied_beside_an_agreeing_sampler(ours, base_config):
+def test_agreeing_recbole_neg_args_applied(ours, base_config):
     # a key of ours that disagrees with it: neg_pool_size 20 (base_config) against candidate_num 7
     with pytest.raises(GenNiConfigError, match=r"train_neg_sample_args: .* means neg_(pool_size: 7|sampler: 'dns'), "
                                                r"but .*; set the negatives with the neg_\* keys only"):
@@ -142,14 +143,14 @@ def test_recbole_negative_args_are_applied_beside_an_agreeing_sampler(ours, base
     assert config["neg_sampler"] == "uniform" and config["neg_num"] == 3
 
 
-def test_draws_with_replacement_may_outnumber_the_pool(base_config):
+def test_replacement_may_outnumber_pool(base_config):
     """K independent draws need no K distinct candidates: neg_num above neg_pool_size is refused only without them."""
     config = Config("SASRec", "tiny", config_dict={**base_config, "neg_num": 30, "neg_pool_size": 20,
                                                      "neg_replacement": True})
     assert config["neg_num"] == 30
 
 
-def test_a_model_that_always_needs_negatives_refuses_none(base_config):
+def test_negatives_required_refuse_none(base_config):
     with pytest.raises(GenNiConfigError, match="FPMC always trains on negatives"):
         run_recbole_genni("FPMC", "tiny", config_dict={**base_config, "neg_sampler": "none"})
 
@@ -179,7 +180,7 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize("content, message", BAD_FILES, ids=[m.split(":")[-1][:30] for _, m in BAD_FILES])
-def test_bad_atomic_file_fails_before_training(content, message, base_config, tmp_path):
+def test_bad_atomic_file_fails_early(content, message, base_config, tmp_path):
     (tmp_path / "bad" / "tiny").mkdir(parents=True)
     (tmp_path / "bad" / "tiny" / "tiny.inter").write_text(content)
     with pytest.raises(GenNiConfigError, match=message):
@@ -187,7 +188,7 @@ def test_bad_atomic_file_fails_before_training(content, message, base_config, tm
     assert not (tmp_path / "saved").exists() or not list((tmp_path / "saved").iterdir())
 
 
-def test_users_at_the_minimum_get_a_training_a_valid_and_a_test_row(base_config, tmp_path):
+def test_minimum_users_get_all_three_rows(base_config, tmp_path):
     """The check's minimum is what RecBole's split needs: with every user at 4 interactions, each has a valid and a
     test row (at 3, RecBole's split gives them a test row and no valid row, which the check refuses)."""
     (tmp_path / "four" / "tiny").mkdir(parents=True)
@@ -205,7 +206,7 @@ def test_users_at_the_minimum_get_a_training_a_valid_and_a_test_row(base_config,
     (range(1, 21), None, None),  # RecBole keeps them when the key is not set
     (range(1, 41), True, None),
 ])
-def test_an_item_file_that_leaves_out_items_of_the_inter_file_is_refused(listed, filtered, message, base_config):
+def test_item_file_missing_items_refused(listed, filtered, message, base_config):
     item_file = Path(base_config["data_path"]) / "tiny" / "tiny.item"
     item_file.write_text("item_id:token\tclass:token\n" + "".join(f"{i}\tc{i % 3}\n" for i in listed))
     config = Config("SASRec", "tiny", config_dict={**base_config, "filter_inter_by_user_or_item": filtered})
@@ -218,12 +219,12 @@ def test_an_item_file_that_leaves_out_items_of_the_inter_file_is_refused(listed,
             check_sequential_inter(config)
 
 
-def test_load_col_without_the_time_field_is_named(base_config):
+def test_load_col_without_time_named(base_config):
     with pytest.raises(GenNiConfigError, match=r"load_col: inter \['user_id', 'item_id'\] leaves out \['timestamp'\]"):
         run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "load_col": {"inter": ["user_id", "item_id"]}})
 
 
-def test_a_time_column_in_the_header_needs_no_load_col(base_config):
+def test_time_header_needs_no_load_col(base_config):
     config_dict = {k: v for k, v in base_config.items() if k != "load_col"}  # RecBole's default: user and item
     config = Config("SASRec", "tiny", config_dict=config_dict)
     assert config["load_col"]["inter"] == ["user_id", "item_id"]
@@ -245,7 +246,7 @@ def test_short_users_pass_when_filtered(base_config, tmp_path):
     assert dataset.user_num - 1 == 30 and "99" not in dataset.field2id_token["user_id"]
 
 
-def test_users_left_short_by_recbole_filters_are_refused_before_training(base_config, tmp_path):
+def test_users_cut_short_by_filters_refused(base_config, tmp_path):
     """The file has 5 interactions a user; val_interval drops the timestamps above 2, leaving 3: no valid rows."""
     (tmp_path / "cut" / "tiny").mkdir(parents=True)
     rows = "".join(f"{u}\t{(u + t) % 25 + 1}\t{t}\n" for u in range(1, 31) for t in range(5))
@@ -258,7 +259,7 @@ def test_users_left_short_by_recbole_filters_are_refused_before_training(base_co
         run_recbole_genni("SASRec", "tiny", config_dict=config)
 
 
-def test_the_config_dump_shows_the_negatives_in_use_in_one_line(base_config):
+def test_dump_shows_negatives_in_one_line(base_config):
     config = Config("GRU4Rec", "tiny", config_dict={
         **base_config, "neg_sampler": "genni", "loss_type": "SSM", "neg_num": 8, "neg_pool_size": "all",
         "neg_replacement": True, "neg_temperature": 0.5, "neg_exclude": "target"})
@@ -270,7 +271,7 @@ def test_the_config_dump_shows_the_negatives_in_use_in_one_line(base_config):
     assert full_softmax.negatives_summary() == "none; loss CE (full softmax over every item)"
 
 
-def test_config_values_from_the_command_line_and_config_dict_are_never_run_as_code(base_config, tmp_path,
+def test_values_are_never_run_as_code(base_config, tmp_path,
                                                                                    monkeypatch):
     marker = tmp_path / "ran"
     payload = f"__import__('pathlib').Path({str(marker)!r}).touch()"
@@ -284,7 +285,7 @@ def test_config_values_from_the_command_line_and_config_dict_are_never_run_as_co
         Config("SASRec", "tiny", config_dict=base_config)
 
 
-def test_folders_that_cannot_be_written_are_refused_in_one_line(base_config, tmp_path, monkeypatch):
+def test_unwritable_folders_refused(base_config, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     with pytest.raises(GenNiConfigError, match=r"checkpoint_dir: .*file/saved: cannot create it \(.*\); give a "
                                                r"folder you can write to"):
@@ -295,3 +296,36 @@ def test_folders_that_cannot_be_written_are_refused_in_one_line(base_config, tmp
     with pytest.raises(GenNiConfigError, match=r"\./log/SASRec: cannot write the run's log there \(.*\); run from a "
                                                r"folder you can write to"):
         run_recbole_genni("SASRec", "tiny", config_dict=base_config)
+
+
+def test_command_line_overrides_like_recbole(monkeypatch, base_config):
+    monkeypatch.setattr(sys, "argv",
+                        ["run", "--epochs=3", "--train_batch_size=32", "--neg_temperature=0.5", "--seed=3"])
+    config = Config("GRU4Rec", "tiny", config_dict=base_config)
+    assert (config["epochs"], config["train_batch_size"], config["neg_temperature"], config["seed"]) == (3, 32, 0.5, 3)
+    assert config["model"] == "GRU4Rec"
+
+
+def test_defaults_and_loss(base_config):
+    config = Config("SASRec", "tiny", config_dict=base_config)
+    assert config["neg_sampler"] == "genni" and config["loss_type"] == "BPR"
+    assert config["valid_metric"] == "NDCG@10" and config["topk"] == [5, 10, 20]
+    ce = Config("SASRec", "tiny", config_dict={**base_config, "neg_sampler": "none"})
+    assert ce["loss_type"] == "CE" and ce["train_neg_sample_args"]["distribution"] == "none"
+
+
+def test_train_neg_sample_args_work(base_config):
+    ours = {k: v for k, v in base_config.items() if k != "neg_pool_size"}  # candidate_num sets it
+    dns = Config("SASRec", "tiny", config_dict={
+        **ours, "loss_type": "BPR",
+        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 2, "dynamic": True, "candidate_num": 7},
+    })
+    assert (dns["neg_sampler"], dns["neg_num"], dns["neg_pool_size"]) == ("dns", 2, 7)
+    ce = Config("SASRec", "tiny", config_dict={**base_config, "train_neg_sample_args": None})
+    assert ce["neg_sampler"] == "none" and ce["loss_type"] == "CE"
+
+
+def test_properties_installed():
+    from recbole_genni.config import properties_dir
+
+    assert (Path(properties_dir()) / "overall.yaml").is_file()

@@ -11,7 +11,7 @@ from recbole_genni.errors import GenNiConfigError
 from recbole_genni.utils import atomic_write
 
 
-def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):
+def test_sequence_file_to_atomic_file(tmp_path):
     source = tmp_path / "Toy.txt"
     source.write_text("1 5 3 9\n2 3 3\n\n10 7\n")
     stats = convert(source, tmp_path / "out")
@@ -35,7 +35,7 @@ def test_sequence_file_becomes_the_exact_atomic_file(tmp_path):
                                r"items in time order: join the two lines"),
     ],
 )
-def test_malformed_lines_are_rejected_with_file_and_line(tmp_path, text, match):
+def test_malformed_line_named(tmp_path, text, match):
     source = tmp_path / "Bad.txt"
     source.write_text(text)
     with pytest.raises(GenNiConfigError, match=match):
@@ -43,7 +43,7 @@ def test_malformed_lines_are_rejected_with_file_and_line(tmp_path, text, match):
     assert not (tmp_path / "out" / "Bad" / "Bad.inter").exists()  # nothing half-written
 
 
-def test_xz_atomic_files_are_taken_as_they_are(tmp_path, capsys):
+def test_xz_atomic_files_taken_as_is(tmp_path, capsys):
     content = "user_id:token\titem_id:token\ttimestamp:float\nu1\tA\t1\nu1\tB\t2\nu2\tA\t5\n"
     src = tmp_path / "src"
     src.mkdir()
@@ -67,7 +67,7 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: {source}:1: token 'a' is not a non-negative integer id (0-9)"
 
 
-def test_two_inputs_of_one_name_are_refused_before_either_is_written(tmp_path, capsys):
+def test_two_inputs_one_name_refused(tmp_path, capsys):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "Shop.txt").write_text("1 2 3 4 5\n")
@@ -79,7 +79,7 @@ def test_two_inputs_of_one_name_are_refused_before_either_is_written(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
-def test_overlapping_writes_of_one_file_each_leave_it_whole(tmp_path):
+def test_overlapping_writes_leave_file_whole(tmp_path):
     """A grid's parallel cells convert the same dataset at once; a shared temporary name made one of them fail."""
     target = tmp_path / "Beauty" / "Beauty.inter"
 
@@ -92,7 +92,7 @@ def test_overlapping_writes_of_one_file_each_leave_it_whole(tmp_path):
     assert list(target.parent.iterdir()) == [target]
 
 
-def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+def test_failed_write_keeps_old_file(tmp_path):
     target = tmp_path / "Beauty.inter"
     target.write_text("old\n")
 
@@ -106,7 +106,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
-def test_a_write_is_synced_to_disk_before_it_replaces_the_file(tmp_path, monkeypatch):
+def test_write_synced_before_replace(tmp_path, monkeypatch):
     synced, replaced = [], []
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
     real_replace = os.replace
@@ -115,7 +115,7 @@ def test_a_write_is_synced_to_disk_before_it_replaces_the_file(tmp_path, monkeyp
     assert synced and replaced == [True]
 
 
-def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+def test_killed_writers_temporary_removed(tmp_path):
     import signal
     import subprocess
     import sys
@@ -147,7 +147,7 @@ def test_gzip_input_converts_as_plain_text(tmp_path):
 
 
 @pytest.mark.parametrize("line, fields", [("\n", 1), ("u1\n", 1), ("u1\tA\n", 2)])
-def test_an_inter_line_without_every_field_is_refused_with_its_number(line, fields, tmp_path):
+def test_short_inter_line_named(line, fields, tmp_path):
     source = tmp_path / "mini.inter"
     source.write_text("user_id:token\titem_id:token\ttimestamp:float\nu1\tA\t1\n" + line)
     with pytest.raises(GenNiConfigError, match=rf"mini.inter:3: {fields} tab-separated field\(s\) where the header "

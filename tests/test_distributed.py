@@ -48,7 +48,7 @@ def train_rank(rank, config_dict, queue):
 
 
 @pytest.mark.timeout(300)
-def test_two_cpu_ranks_train_identically_with_genni(base_config):
+def test_two_ranks_train_identically(base_config):
     config = {**base_config, "neg_sampler": "genni", "nproc": 2, "world_size": 2, "offset": 0,
               "ip": "127.0.0.1", "port": free_port(), "epochs": 1}
     queue = mp.get_context("spawn").SimpleQueue()
@@ -114,7 +114,7 @@ def test_a_finished_rank_keeps_its_group(base_config):
 
 
 @pytest.mark.timeout(300)
-def test_ranks_stop_together_on_the_time_budget(base_config):
+def test_ranks_stop_together_on_budget(base_config):
     """Rank 0 decides when the budget is spent, so no rank waits for another at a collective."""
     result = run_recbole_genni("SASRec", "tiny", config_dict={
         **base_config, "neg_sampler": "genni", "epochs": 5, "stopping_step": 100, "train_time_budget": 1e-6,
@@ -181,7 +181,7 @@ def evaluate_rank(rank, config_dict, state_dict, queue):
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("users", [3, 5])
-def test_metrics_under_ddp_equal_one_process_for_any_user_count(users, base_config, make_dataset, tmp_path):
+def test_ddp_metrics_equal_one_process(users, base_config, make_dataset, tmp_path):
     """RecBole pads each rank's rows with repeats and weighs ranks by their batches: 3 users on 2 ranks gave hit@5
     0.5 where one process gives 0.6667."""
     config = {**base_config, "data_path": str(make_dataset(tmp_path / "data", "odd", num_users=users)),
@@ -205,7 +205,7 @@ def test_metrics_under_ddp_equal_one_process_for_any_user_count(users, base_conf
 
 
 @pytest.mark.timeout(300)
-def test_a_refusal_under_two_ranks_is_one_line_and_a_busy_port_is_named(base_config):
+def test_refusal_under_ddp_is_one_line(base_config):
     from recbole_genni.errors import GenNiConfigError
 
     with pytest.raises(GenNiConfigError, match=r"^neg_sampler: 'hard' is invalid; expected uniform"):

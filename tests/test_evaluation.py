@@ -9,7 +9,7 @@ from recbole_genni.evaluation import TopkCollector
 
 
 @pytest.mark.parametrize("metrics", [["Hit", "NDCG"], ["Hit", "NDCG", "MRR", "Recall", "Precision", "MAP"]])
-def test_the_topk_tensor_is_recboles_with_one_or_several_positives_a_row(metrics, base_config):
+def test_topk_tensor_is_recboles(metrics, base_config):
     config = Config("SASRec", "tiny", config_dict={**base_config, "metrics": metrics})
     generator = torch.Generator().manual_seed(0)
     scores = torch.randn(6, 41, generator=generator)

@@ -28,7 +28,7 @@ def first_batch(train):
     return batch[train.uid_field], batch[train.iid_field]
 
 
-def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(base_config, loader_for):
+def test_exact_pool_scores_each_item_once(base_config, loader_for):
     train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=7, neg_num=2)
     users, targets = first_batch(train)
     scores = RecordingScores(torch.randn(len(users), net.negatives.candidates.item_num), targets)
@@ -43,7 +43,7 @@ def test_exact_pool_scores_every_item_once_in_chunks_no_larger_than_the_chunk(ba
 
 
 @pytest.mark.parametrize("pool_size", ["all", 30])
-def test_chunked_scoring_equals_dense_scoring(pool_size, base_config, loader_for):
+def test_chunked_scoring_equals_dense(pool_size, base_config, loader_for):
     """DNS (temperature 0) is deterministic given the pool: chunked and one-shot scoring pick the same items."""
     negatives = {}
     for chunk in (5, 4096):
@@ -56,7 +56,7 @@ def test_chunked_scoring_equals_dense_scoring(pool_size, base_config, loader_for
 
 
 @pytest.mark.parametrize("replacement", [False, True])
-def test_exact_genni_draws_follow_the_softmax_over_the_allowed_catalogue(replacement, base_config, loader_for):
+def test_exact_draws_follow_softmax(replacement, base_config, loader_for):
     train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=6, neg_temperature=0.5,
                           neg_replacement=replacement)
     users, targets = first_batch(train)
@@ -87,10 +87,11 @@ def test_gennisasrec_trains_with_exact_genni(loss_type, base_config, train_one_e
     assert math.isfinite(stats["score_margin"]) and "pool_rank" not in stats  # no rank without the dense matrix
 
 
-def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog, loader_for, with_negatives):
-    train, net = loader_for(base_config, neg_pool_size="all", neg_score_chunk=9, neg_num=2)
+@pytest.mark.parametrize("pool", [{}, {"neg_pool_size": "all", "neg_score_chunk": 9}], ids=["pool", "streamed"])
+def test_nonfinite_rows_fall_back(pool, base_config, caplog, loader_for, with_negatives):
+    train, net = loader_for(base_config, neg_num=2, **pool)
     with torch.no_grad():
-        net.item_embedding.weight[5] = float("nan")
+        net.item_embedding.weight[5] = float("nan")  # a diverged row of the scoring table
     with caplog.at_level("WARNING"):
         batches = list(with_negatives(train, net))
     stats = net.negatives.pop_stats().summary()
@@ -99,7 +100,7 @@ def test_streamed_nonfinite_rows_fall_back_with_a_warning(base_config, caplog, l
 
 
 @pytest.mark.parametrize("pool_size, pool_proposal", [(12, "uniform"), (12, "popularity"), ("all", "uniform")])
-def test_logq_counts_estimate_the_catalogue_sum_for_pools_and_the_exact_catalogue(
+def test_logq_counts_estimate_catalogue_sum(
         pool_size, pool_proposal, base_config, loader_for):
     """Over fresh pools, sum_k exp(s_k) / count_k over a row's K = 3 GenNi negatives estimates the sum of exp(s)
     over the row's allowed catalogue: inclusion given the pool, times the pool's expected copies of the item."""

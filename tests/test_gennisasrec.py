@@ -20,7 +20,7 @@ def prepared(base_config, **overrides):
     return config, data_preparation(config, create_dataset(config))
 
 
-def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(base_config):
+def test_one_row_per_user(base_config):
     config, (train, valid, test) = prepared(base_config, train_batch_size=1000, train_window_stride=0)
     assert isinstance(train, UserSequenceDataLoader)
     batch = next(iter(train))
@@ -41,7 +41,7 @@ def test_one_row_per_user_with_next_item_targets_and_no_valid_or_test_target(bas
 
 
 @pytest.mark.parametrize("stride, items", [(2, 2), (4, 4), (0.5, 2), (0.1, 1)])
-def test_window_stride_makes_every_training_item_a_target_once_with_at_least_length_minus_stride_before_it(
+def test_window_stride_targets_each_item_once(
         stride, items, base_config):
     """``train_window_stride`` (items, or a fraction of L) trains long sequences' earlier items too: the windows'
     targets are exactly RecBole's training targets (each prefix row's item), once each, and a target outside a
@@ -75,7 +75,7 @@ def test_every_loss_trains_with_finite_loss(loss_type, sampler, base_config, tra
 
 
 @pytest.mark.parametrize("exclude, chunk", [("target", 4096), ("history", 4096), ("history", 16)])
-def test_exact_genni_with_replacement_trains_on_allowed_negatives_with_their_log_counts(exclude, chunk, base_config,
+def test_exact_genni_trains_with_log_counts(exclude, chunk, base_config,
                                                                                        monkeypatch):
     """``neg_replacement`` over the whole catalogue, dense or streamed: K may exceed the allowed items' count, no
     negative is a target (or a training item), and the SSM correction is log(K q) for q the model's softmax over
@@ -107,7 +107,7 @@ def test_exact_genni_with_replacement_trains_on_allowed_negatives_with_their_log
 
 
 @pytest.mark.parametrize("ssm_logq, weight", [(False, 0.0), (0.5, 0.5), (True, 1.0)])
-def test_sampled_softmax_weighs_the_correction_by_ssm_logq(ssm_logq, weight, base_config, monkeypatch):
+def test_ssm_logq_weighs_correction(ssm_logq, weight, base_config, monkeypatch):
     config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=2, ssm_logq=ssm_logq)
     model = config.model_class(config, train._dataset)
     calls = []
@@ -124,7 +124,7 @@ def test_sampled_softmax_weighs_the_correction_by_ssm_logq(ssm_logq, weight, bas
 
 @pytest.mark.parametrize("loss_type", ["BCE", "SSM"])
 @pytest.mark.parametrize("sampler, pool", [("uniform", 20), ("genni", 20), ("genni", "all")])
-def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(loss_type, sampler, pool, base_config,
+def test_product_logits_equal_gathered(loss_type, sampler, pool, base_config,
                                                                            monkeypatch):
     """Large K x H, or exact GenNi (whose draw scores the whole catalogue anyway), reads the negatives' logits from
     one [P, |I|] product, with a sparse backward pass: the same loss and gradients as gathering the K embeddings per
@@ -153,7 +153,7 @@ def test_negative_logits_from_the_full_product_equal_the_gathered_embeddings(los
         torch.allclose(a, b, atol=1e-6) for a, b in zip(full_grads, gathered_grads))
 
 
-def test_full_softmax_reference_and_config_pairs(base_config):
+def test_full_softmax_and_config_pairs(base_config):
     config, (train, _, _) = prepared(base_config, neg_sampler="none")
     assert config["loss_type"] == "CE"
     model = config.model_class(config, train._dataset)
@@ -166,7 +166,7 @@ def test_full_softmax_reference_and_config_pairs(base_config):
         prepared(base_config, loss_type="SSM", neg_sampler="dns", neg_num=2)
 
 
-def test_defaults_are_the_recipe_and_dns_turns_the_default_replacement_off(base_config):
+def test_defaults_are_the_recipe(base_config):
     """With no keys of the user's, GenNiSASRec trains the recipe (the properties file); a user's neg_sampler: dns
     takes the top K without the default's draws with replacement, and a user who asks for both is refused."""
     mine = {k: v for k, v in base_config.items() if k != "neg_pool_size"}
@@ -197,7 +197,7 @@ def test_positions_see_only_their_past(base_config):
         assert torch.allclose(model.forward(seq, torch.tensor([3])), model.encode(seq)[:, 2])
 
 
-def test_positions_from_end_put_each_rows_last_item_last(base_config):
+def test_positions_from_end(base_config):
     """position_from_end numbers a row's items back from its last one (the papers' left-padded rows): the last item
     is at MAX_ITEM_LIST_LENGTH - 1 whatever the row's length or padding, and later items' ids, not their count,
     never change an earlier position's state."""
@@ -219,7 +219,7 @@ def test_positions_from_end_put_each_rows_last_item_last(base_config):
 
 
 @pytest.mark.parametrize("position_from_end", [False, True])
-def test_forward_encodes_length_groups_like_the_padded_batch(position_from_end, base_config):
+def test_length_groups_like_padded_batch(position_from_end, base_config):
     """Rows encoded in length groups cut to their longest row give the padded batch's last states."""
     config, (train, _, _) = prepared(base_config, position_from_end=position_from_end)
     model = config.model_class(config, train._dataset).eval()
@@ -238,7 +238,7 @@ def test_run_evaluates_like_recbole_models(base_config):
     assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}
 
 
-def test_bucketed_batches_cover_every_user_once_pad_less_and_keep_each_position_weight(base_config):
+def test_bucketed_batches_cover_each_user(base_config):
     """Users sorted by length within chunks of batches: every user once an epoch, a new order each epoch, narrower
     batches; weighting each batch's mean loss by its share of positions gives the all-positions mean, as before."""
     config, (train, _, _) = prepared(base_config, train_batch_size=4, train_bucket_batches=3, neg_sampler="none")
@@ -263,7 +263,7 @@ def test_bucketed_batches_cover_every_user_once_pad_less_and_keep_each_position_
 
 
 @pytest.mark.parametrize("neg_pool_size", [8, "all"])
-def test_negatives_are_scored_from_the_training_pass_itself(neg_pool_size, base_config, monkeypatch):
+def test_negatives_scored_in_training_pass(neg_pool_size, base_config, monkeypatch):
     """GenNiSASRec generates from the same dropout-on encoder pass its loss trains (not an eval-mode pass): the
     scores the generator sees for the drawn negatives are the loss's own negative logits."""
     config, (train, _, _) = prepared(base_config, loss_type="SSM", neg_num=3, neg_pool_size=neg_pool_size,

@@ -19,7 +19,7 @@ def _run(argv, monkeypatch):
 
 
 @pytest.mark.slow
-def test_an_exhaustive_search_writes_every_trial_and_the_best_keys(base_config, tmp_path, monkeypatch, capsys):
+def test_exhaustive_search(base_config, tmp_path, monkeypatch, capsys):
     params = tmp_path / "genni.hyper"
     params.write_text("# the temperature of GenNi's softmax\nneg_temperature choice [0.5,1.0,2.0]\n")
     out = tmp_path / "hyper"
@@ -37,7 +37,7 @@ def test_an_exhaustive_search_writes_every_trial_and_the_best_keys(base_config, 
 
 
 @pytest.mark.slow
-def test_a_random_search_takes_max_evals_trials(base_config, tmp_path, monkeypatch):
+def test_random_search_takes_max_evals(base_config, tmp_path, monkeypatch):
     params = tmp_path / "genni.hyper"
     params.write_text("learning_rate loguniform -7,-4\nneg_num choice [1,2]\n")
     argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path}",
@@ -64,7 +64,7 @@ def test_a_random_search_takes_max_evals_trials(base_config, tmp_path, monkeypat
     ("neg_temperature choice [0.5]\n", ["--epochs", "2"], r"--epochs: a config key on the command line takes its "
                                                          r"value after '='"),
 ])
-def test_bad_search_input_is_refused_before_any_trial(lines, extra, message, base_config, tmp_path, monkeypatch,
+def test_bad_input_refused_early(lines, extra, message, base_config, tmp_path, monkeypatch,
                                                       capsys):
     params = tmp_path / "genni.hyper"
     params.write_text(lines)
@@ -75,7 +75,7 @@ def test_bad_search_input_is_refused_before_any_trial(lines, extra, message, bas
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("saved/*.pth"))
 
 
-def test_the_shipped_search_space_reads_as_a_grid_of_valid_keys(base_config):
+def test_shipped_space_is_valid(base_config):
     import itertools
     from pathlib import Path
 
@@ -91,7 +91,7 @@ def test_the_shipped_search_space_reads_as_a_grid_of_valid_keys(base_config):
         Config("GenNiSASRec", "tiny", config_dict={**base_config, **dict(zip(grid, values))})
 
 
-def test_a_search_stopped_part_way_keeps_its_finished_trials(base_config, tmp_path, monkeypatch):
+def test_stopped_search_keeps_trials(base_config, tmp_path, monkeypatch):
     import recbole_genni
 
     runs = []
@@ -128,7 +128,7 @@ def _fake_runs(monkeypatch, fail_on=()):
     monkeypatch.setattr(recbole_genni, "run_recbole_genni", run, raising=False)
 
 
-def test_a_failed_trial_is_a_row_and_the_search_goes_on(base_config, tmp_path, monkeypatch, capsys):
+def test_failed_trial_is_a_row(base_config, tmp_path, monkeypatch, capsys):
     _fake_runs(monkeypatch, fail_on=(2.0,))
     params = tmp_path / "genni.hyper"
     params.write_text("neg_temperature choice [0.5,2.0,1.0]\n")
@@ -143,7 +143,7 @@ def test_a_failed_trial_is_a_row_and_the_search_goes_on(base_config, tmp_path, m
     assert "3 trials (1 failed)" in capsys.readouterr().out
 
 
-def test_a_second_search_keeps_the_first_ones_files(base_config, tmp_path, monkeypatch):
+def test_second_search_keeps_first_files(base_config, tmp_path, monkeypatch):
     _fake_runs(monkeypatch)
     params = tmp_path / "genni.hyper"
     argv = ["--model=GRU4Rec", "--dataset=tiny", f"--params_file={params}", f"--output_dir={tmp_path}",
@@ -156,7 +156,7 @@ def test_a_second_search_keeps_the_first_ones_files(base_config, tmp_path, monke
     assert "neg_temperature: 1.0" in (tmp_path / "GRU4Rec-tiny-hyper-2.md").read_text()
 
 
-def test_an_output_dir_that_cannot_be_written_is_refused_before_any_trial(base_config, tmp_path, monkeypatch,
+def test_unwritable_output_dir_refused(base_config, tmp_path, monkeypatch,
                                                                           capsys):
     _fake_runs(monkeypatch, fail_on=(0.5,))  # a trial would fail; none may run
     (tmp_path / "file").write_text("")
@@ -168,7 +168,7 @@ def test_an_output_dir_that_cannot_be_written_is_refused_before_any_trial(base_c
     assert capsys.readouterr().err.startswith(f"error: --output_dir: {tmp_path / 'file' / 'x'}: cannot write there")
 
 
-def test_a_choice_keeps_the_spaces_inside_its_strings(tmp_path):
+def test_choice_keeps_inner_spaces(tmp_path):
     from recbole_genni.hyper import read_params
 
     params = tmp_path / "genni.hyper"

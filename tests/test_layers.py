@@ -37,7 +37,7 @@ def import_graph() -> dict:
     return {name: _imports(path, set(paths)) - {name} for name, path in paths.items()}
 
 
-def test_no_import_cycle_among_the_package_modules():
+def test_no_import_cycle():
     graph = import_graph()
     assert "recbole_genni.config" in graph and graph["recbole_genni.config"]
     state = {}
@@ -64,7 +64,7 @@ def test_pure_modules_import_without_recbole(module):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
 
 
-def test_the_key_table_checks_every_key_of_ours_that_takes_a_value():
+def test_key_table_checks_every_key():
     """Every ``neg_*`` key in the package's defaults has a row in :data:`~recbole_genni.options.KEY_CHECKS`, so a
     new key cannot skip validation."""
     import yaml
@@ -79,7 +79,7 @@ def test_the_key_table_checks_every_key_of_ours_that_takes_a_value():
     assert unchecked == [], unchecked
 
 
-def test_the_configuration_page_documents_every_key_of_ours():
+def test_configuration_page_has_every_key():
     import yaml
 
     page = (PACKAGE.parent / "docs" / "configuration.md").read_text()
@@ -96,7 +96,7 @@ def _slug(heading: str) -> str:
     return "".join(c for c in heading.strip().lower() if c.isalnum() or c in " -_").replace(" ", "-")
 
 
-def test_the_readme_and_docs_links_reach_their_files_and_headings():
+def test_doc_links_resolve():
     import re
 
     root = PACKAGE.parent

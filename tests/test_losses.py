@@ -28,7 +28,7 @@ def test_bpr_matches_hand_computation():
     assert losses.bpr_loss(POS, NEG, MASK).item() == pytest.approx((first + second) / 2, rel=1e-6)
 
 
-def test_gbce_matches_hand_computation_and_beta_one_is_bce():
+def test_gbce_by_hand():
     beta = losses.gbce_beta(num_negatives=2, num_real_items=101, t=0.5)
     alpha = 2 / 100
     assert beta == pytest.approx(alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha))
@@ -40,7 +40,7 @@ def test_gbce_matches_hand_computation_and_beta_one_is_bce():
     assert losses.gbce_beta(2, 101, t=1.0) == pytest.approx(alpha)  # t = 1 calibrates fully
 
 
-def test_sampled_softmax_matches_hand_computation():
+def test_ssm_by_hand():
     log_count = torch.log(torch.tensor([[[0.2, 0.6], [0.4, 0.4], [1.0, 1.0]]]))
 
     def one(pos, negs, counts):
@@ -51,7 +51,7 @@ def test_sampled_softmax_matches_hand_computation():
     assert losses.sampled_softmax_loss(POS, NEG, MASK, log_count).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_sampled_softmax_partial_correction_subtracts_the_weighted_log_count():
+def test_ssm_partial_correction():
     log_count = torch.log(torch.tensor([[[0.2, 0.6], [0.4, 0.4], [1.0, 1.0]]]))
     half = losses.sampled_softmax_loss(POS, NEG, MASK, log_count, logq_weight=0.5)
     assert half.item() == pytest.approx(losses.sampled_softmax_loss(POS, NEG, MASK, 0.5 * log_count).item(), rel=1e-6)
@@ -62,7 +62,7 @@ def test_sampled_softmax_partial_correction_subtracts_the_weighted_log_count():
     assert half.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_sampled_softmax_without_correction_is_the_softmax_over_the_drawn_negatives():
+def test_ssm_without_correction():
     logits = torch.cat([POS.unsqueeze(-1), NEG], dim=-1)
     reference = -torch.log_softmax(logits, dim=-1)[..., 0][MASK].mean()
     assert losses.sampled_softmax_loss(POS, NEG, MASK).item() == pytest.approx(reference.item(), rel=1e-6)
@@ -70,7 +70,7 @@ def test_sampled_softmax_without_correction_is_the_softmax_over_the_drawn_negati
                                               + math.log(1 + math.exp(1) + math.exp(4))) / 2, rel=1e-6)
 
 
-def test_sampled_softmax_with_uniform_proposal_is_the_known_uniform_correction():
+def test_ssm_uniform_correction():
     """K uniform draws over |I| - 1 items (expected count K / (|I| - 1)) shift each negative logit by
     log((|I| - 1) / K)."""
     num_items, k = 1001, 2
@@ -78,3 +78,4 @@ def test_sampled_softmax_with_uniform_proposal_is_the_known_uniform_correction()
     shifted = torch.cat([POS.unsqueeze(-1), NEG + math.log((num_items - 1) / k)], dim=-1)
     reference = -torch.log_softmax(shifted, dim=-1)[..., 0][MASK].mean()
     assert losses.sampled_softmax_loss(POS, NEG, MASK, log_count).item() == pytest.approx(reference.item(), rel=1e-6)
+

@@ -19,9 +19,9 @@ class HarderOfTwoNegatives(NegativeSampler):
     uses_model = True
     drawn_rows = 0  # rows drawn from the model's scores, over every instance (the model built in the run has one)
 
-    def _draw(self, users, targets, score, with_log_count):
+    def draw_from_scores(self, users, targets, score, with_log_count):
         device = targets.device
-        pairs = self.candidates.draw(users.cpu(), targets.cpu(), 2 * self.neg_num).to(device)  # [N, 2K]
+        pairs = self.candidates.proposal_negatives(users.cpu(), targets.cpu(), 2 * self.neg_num).to(device)  # [N, 2K]
         scores, _ = score(pairs)
         first, second = pairs.view(len(users), 2, -1).unbind(1)
         first_scores, second_scores = scores.view(len(users), 2, -1).unbind(1)
@@ -38,20 +38,20 @@ def harder_of_two():
 
 
 @pytest.mark.parametrize("model", ["GRU4Rec", "GenNiSASRec", "FPMC"])  # drawn in the loss, per position, by the loader
-def test_a_sampler_added_through_the_registry_alone_trains_every_kind_of_model(model, harder_of_two, base_config):
+def test_registered_sampler_trains(model, harder_of_two, base_config):
     loss = {"GenNiSASRec": "BCE"}.get(model, "BPR")
     result = run_recbole_genni(model, "tiny", config_dict={
         **base_config, "neg_sampler": "harder-of-two", "neg_num": 2, "loss_type": loss, "epochs": 1})
     assert math.isfinite(result["history"][0]["train_loss"]) and harder_of_two.drawn_rows > 0
 
 
-def test_an_unregistered_sampler_is_refused_naming_the_registered_ones(harder_of_two, base_config):
+def test_unregistered_sampler_refused(harder_of_two, base_config):
     Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "harder-of-two"})
     with pytest.raises(GenNiConfigError, match=r"neg_sampler: 'hardest' is invalid; expected uniform \| popularity "
                                                r"\| dns \| genni \| harder-of-two \| none"):
         Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "hardest"})
 
 
-def test_only_a_negative_sampler_can_be_registered():
+def test_only_samplers_register():
     with pytest.raises(TypeError, match="must subclass NegativeSampler"):
         register_sampler("plain", object)

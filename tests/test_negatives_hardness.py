@@ -15,7 +15,7 @@ from recbole_genni import run_recbole_genni
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "negatives.py"
 
 
-def test_hardness_counts_catalogue_ranks_top_share_and_own_group():
+def test_hardness_counts():
     # item 0 is padding; items 1..5 scored 5, 4, 3, 2, 1 for the one position
     scores = torch.tensor([[9.0, 5.0, 4.0, 3.0, 2.0, 1.0]])
     groups = torch.tensor([-1, 0, 0, 1, 1, 1])
@@ -25,14 +25,14 @@ def test_hardness_counts_catalogue_ranks_top_share_and_own_group():
     assert record["own_group_share"] == 0.5  # item 5 shares item 3's group, item 1 does not
 
 
-def test_item_groups_map_the_tokens_ranges_to_internal_ids(tmp_path):
+def test_item_groups_map_ranges(tmp_path):
     tsv = tmp_path / "groups.tsv"
     tsv.write_text("category\tfirst_item\tlast_item\tinteractions\na\t1\t2\t5\nb\t3\t9\t7\n")
     groups = item_groups(tsv, ["[PAD]", "3", "1", "2", "10"])
     assert groups.tolist() == [-1, 1, 0, 0, -1]
 
 
-def test_uniform_negatives_rank_mid_catalogue_and_the_model_top_k_at_its_top(base_config, tmp_path):
+def test_uniform_vs_top_k_ranks(base_config, tmp_path):
     run_recbole_genni("GenNiSASRec", "tiny", config_dict={
         **base_config, "epochs": 3, "neg_sampler": "genni", "loss_type": "SSM", "neg_num": 5, "neg_pool_size": 40})
     best = [p for p in (tmp_path / "saved").glob("*.pth") if not p.stem.endswith("-last")][0]

@@ -38,7 +38,7 @@ def _tiny_flags(base_config):
 
 
 @pytest.mark.slow
-def test_the_installed_command_trains_from_outside_the_repository(installed, base_config, tmp_path):
+def test_installed_command_trains(installed, base_config, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     where = subprocess.run([str(installed / "python"), "-c", "import recbole_genni; print(recbole_genni.__file__)"],

@@ -30,7 +30,7 @@ def trained(request, base_config):
     return model, result, checkpoint
 
 
-def test_a_loaded_checkpoint_tests_as_its_run_did_and_ranks_as_its_evaluation(trained):
+def test_loaded_checkpoint_tests_as_run(trained):
     model_name, result, checkpoint = trained
     config, model, dataset, *splits = load_data_and_model(checkpoint)
     test_data = splits[2]
@@ -50,7 +50,7 @@ def test_a_loaded_checkpoint_tests_as_its_run_did_and_ranks_as_its_evaluation(tr
     assert torch.equal(items, torch.cat(expected))
 
 
-def test_recommendations_come_after_everything_the_user_did_and_skip_their_items(trained):
+def test_recommends_after_history(trained):
     _, _, checkpoint = trained
     config, model, dataset, *splits = load_data_and_model(checkpoint)
     test_rows = splits[2]._dataset.inter_feat
@@ -65,7 +65,7 @@ def test_recommendations_come_after_everything_the_user_did_and_skip_their_items
     assert torch.isfinite(scores).all() and (scores[:, :-1] >= scores[:, 1:]).all()
 
 
-def test_a_user_with_fewer_items_left_than_k_gets_those_and_never_history_or_padding(trained, tmp_path):
+def test_fewer_items_than_k(trained, tmp_path):
     _, _, checkpoint = trained
     config, model, dataset, *splits = load_data_and_model(checkpoint)
     users = splits[2]._dataset.inter_feat[dataset.uid_field][:4]
@@ -85,7 +85,7 @@ def test_a_user_with_fewer_items_left_than_k_gets_those_and_never_history_or_pad
     assert main([str(checkpoint), "--k=0", f"--output={out}"]) == 2
 
 
-def test_the_recommend_command_writes_each_users_top_k(trained, tmp_path, capsys):
+def test_command_writes_top_k(trained, tmp_path, capsys):
     _, _, checkpoint = trained
     out = tmp_path / "recs.tsv"
     assert main([str(checkpoint), "--users=1,2", "--k=3", f"--output={out}"]) == 0
@@ -114,7 +114,7 @@ def _add_item(inter):
     (_rename_item, "the same 40 items, but their ids stand for other tokens (renamed or reordered)"),
     (_add_item, "40 items then, 41 now"),
 ])
-def test_a_checkpoint_refuses_a_dataset_changed_since(change, message, base_config, make_dataset, tmp_path, capsys):
+def test_changed_dataset_refused(change, message, base_config, make_dataset, tmp_path, capsys):
     from recbole_genni.errors import GenNiConfigError
 
     config = {**base_config, "data_path": str(make_dataset(tmp_path / "plain", "tiny")), "epochs": 1}
@@ -131,7 +131,7 @@ def test_a_checkpoint_refuses_a_dataset_changed_since(change, message, base_conf
         run_recbole_genni("GenNiSASRec", "tiny", config_dict={**config, "epochs": 2, "resume_checkpoint": str(last)})
 
 
-def test_the_recommend_command_refuses_bad_files_and_folders_in_one_line(trained, tmp_path, capsys):
+def test_command_refuses_bad_paths(trained, tmp_path, capsys):
     import shutil
 
     _, _, checkpoint = trained
@@ -177,7 +177,7 @@ class _RunsCode:
         return (Path.touch, (Path(self.marker),))
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_and_one_changed_after_writing_too(trained, tmp_path, capsys):
+def test_unsafe_checkpoint_refused(trained, tmp_path, capsys):
     from recbole_genni.compat import load_checkpoint
 
     _, _, checkpoint = trained

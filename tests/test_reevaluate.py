@@ -15,7 +15,7 @@ from recbole_genni import run_recbole_genni
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reevaluate.py"
 
 
-def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, tmp_path):
+def test_reproduces_the_run(base_config, tmp_path):
     result = run_recbole_genni("GenNiSASRec", "tiny", config_dict={
         **base_config, "epochs": 2, "eval_mask_history": False, "neg_sampler": "genni", "loss_type": "SSM"})
     best = [p for p in (tmp_path / "saved").glob("*.pth") if not p.stem.endswith("-last")]
@@ -38,7 +38,7 @@ def test_reevaluate_reproduces_the_run_and_reports_both_protocols(base_config, t
     assert written[0]["command"].startswith("python ") and "--out" in written[0]["command"]
 
 
-def test_the_zeroed_rule_sets_the_history_and_a_repeated_target_to_zero_and_nothing_else():
+def test_zeroed_rule():
     scores = torch.tensor([[-9.0, -1.0, 2.0, -3.0, 4.0], [-9.0, 5.0, -2.0, 1.0, -4.0]])
 
     class Trainer:
@@ -60,7 +60,7 @@ def test_the_zeroed_rule_sets_the_history_and_a_repeated_target_to_zero_and_noth
     assert torch.equal(zeroed, expected)
 
 
-def test_groups_split_the_masked_test_metrics_and_weigh_back_to_them(base_config, tmp_path):
+def test_groups_split_metrics(base_config, tmp_path):
     run_recbole_genni("GenNiSASRec", "tiny", config_dict={**base_config, "epochs": 2})
     best = [p for p in (tmp_path / "saved").glob("*.pth") if not p.stem.endswith("-last")]
     groups = tmp_path / "groups.tsv"

@@ -5,19 +5,30 @@ import pytest
 from benchmarks import report
 
 
-def test_the_benchmarks_page_is_regenerated_from_the_committed_results():
+def test_page_is_up_to_date():
     assert report.render() == report.render()
     assert report.main(["--check"]) == 0, "run python benchmarks/report.py and commit docs/benchmarks.md"
 
 
-def test_a_results_file_without_a_section_is_refused(tmp_path, monkeypatch):
+def test_results_without_section_refused(tmp_path, monkeypatch):
     (tmp_path / "new.jsonl").write_text("")
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="new.jsonl: results file"):
         report.render()
 
 
-def test_a_cell_row_names_every_device_of_its_seeds():
+def test_prose_file_sections(tmp_path):
+    prose = tmp_path / "sections.md"
+    prose.write_text("<!-- how to write it -->\n\nThe page,\nintroduced.\n\n"
+                     "## a.jsonl | current | First | title\n\nWhat was\nmeasured.\n\n"
+                     "## b.jsonl | cost | Second\n\nHow.\n")
+    intro, sections = report.read_prose(prose)
+    assert intro == "The page, introduced."
+    assert sections == {"a.jsonl": ("First | title", "current", "What was measured."),
+                        "b.jsonl": ("Second", "cost", "How.")}
+
+
+def test_row_names_every_device():
     def record(seed, device):
         return {"dataset": "tiny", "name": "cell", "seed": seed, "device": device, "epochs": 3,
                 "test": {m: 0.1 for m in ("hit@10", "ndcg@10", "hit@20", "ndcg@20")}, "best_valid": {"ndcg@10": 0.1},
@@ -29,14 +40,14 @@ def test_a_cell_row_names_every_device_of_its_seeds():
     assert rows[0].endswith("| CPU (1 threads) / CPU (2 threads) |")
 
 
-def test_check_fails_when_a_linked_plot_is_missing(tmp_path, monkeypatch):
+def test_check_fails_on_missing_plot(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "IMAGES", tmp_path / "img")
     monkeypatch.setattr(report, "OUTPUT", tmp_path / "benchmarks.md")
     report.OUTPUT.write_text(report.render())
     assert report.main(["--check"]) == 1
 
 
-def test_commands_leave_out_the_output_file_and_the_resumed_checkpoint():
+def test_commands_leave_out_paths():
     renamed = "python benchmarks/run_grid.py s.yaml --only recipe"
     assert report._commands("s3_four.jsonl", [{"command": renamed}]) == (
         "Commands: `python benchmarks/run_suite.py s.yaml --only recipe`.")
@@ -45,7 +56,7 @@ def test_commands_leave_out_the_output_file_and_the_resumed_checkpoint():
         "Commands: `python benchmarks/run_suite.py s.yaml --set epochs=2`.")
 
 
-def test_cells_trained_for_a_time_budget_are_compared_at_equal_epochs():
+def test_budget_cells_at_equal_epochs():
     def record(name, scores, seed=1):
         return {"model": name.split("/")[0], "name": name, "seed": seed,
                 "history": [{"epoch": i, "valid_score": v} for i, v in enumerate(scores)]}
@@ -59,7 +70,7 @@ def test_cells_trained_for_a_time_budget_are_compared_at_equal_epochs():
     assert rows[2:] == ["| GRU4Rec | 3 | 0.3000 | 0.3000 ± 0.0707 |", "| STAMP | 1 | 0.2000 | 0.3000 |"]
 
 
-def test_the_tuning_table_puts_the_untuned_recipe_and_twin_of_the_same_datasets_beside_the_tuned_cells(
+def test_tuning_table(
         tmp_path, monkeypatch):
     import json
 
@@ -85,7 +96,7 @@ def _run(name, dataset, seed, test, valid):
     return {"dataset": dataset, "name": name, "seed": seed, "test": {"ndcg@10": test}, "best_valid": {"ndcg@10": valid}}
 
 
-def test_the_negatives_gain_takes_the_genni_cell_best_on_valid_against_the_uniform_one():
+def test_negatives_gain():
     records = [_run("bce-uniform", "Yelp", 1, 0.04, 0.04), _run("bce-genni", "Yelp", 1, 0.01, 0.02),
                _run("bce-genni-patience30", "Yelp", 1, 0.05, 0.05), _run("bce-uniform", "Beauty", 1, 0.04, 0.04),
                _run("bce-genni", "Beauty", 1, 0.03, 0.03), _run("bce-genni", "Beauty", 2, 0.045, 0.03),
@@ -96,7 +107,7 @@ def test_the_negatives_gain_takes_the_genni_cell_best_on_valid_against_the_unifo
     assert report.negatives_gain([_run("recipe", "Toys", 1, 0.06, 0.06)]) == ""
 
 
-def test_the_zeroed_rule_is_compared_with_the_masked_one_per_dataset_of_the_checkpoints():
+def test_zeroed_vs_masked():
     def checkpoint(dataset, seed, masked, zeroed):
         return {"dataset": dataset, "cell": f"GenNiSASRec on {dataset}, seed {seed}: loss_type CE (full softmax)",
                 "masked": {"hit@10": masked, "ndcg@10": masked}, "zeroed": {"hit@10": zeroed, "ndcg@10": zeroed / 2}}
@@ -106,7 +117,7 @@ def test_the_zeroed_rule_is_compared_with_the_masked_one_per_dataset_of_the_chec
         "The zeroed rule against the masked one, test HR@10 / NDCG@10: +0% / -50% on Beauty, -45% / -72% on Yelp.")
 
 
-def test_commands_that_differ_in_their_seed_only_are_shown_once_with_the_seeds():
+def test_seeds_share_a_command():
     records = [{"command": f"python benchmarks/run_suite.py s.yaml --only ce --seed {seed} --out /x.jsonl"}
                for seed in (2022, 2020)]
     records += [{"command": "python benchmarks/run_suite.py s.yaml --only ce"},
@@ -123,7 +134,7 @@ def _timed_run(name, seed, minutes_and_scores, dataset="Amazon2014-Six"):
                         for i, (m, v) in enumerate(minutes_and_scores)]}
 
 
-def test_the_budget_table_takes_each_runs_best_valid_score_within_the_training_time():
+def test_budget_table():
     rows = report.budget_table([
         _timed_run("ce", 2020, [(25, 0.01), (40, 0.02), (70, 0.03)]),  # ends at 25, 65 and 135 minutes
         _timed_run("uniform", 2020, [(10, 0.015), (10, 0.012)]),  # stopped (patience) after 20 minutes
@@ -134,7 +145,7 @@ def test_the_budget_table_takes_each_runs_best_valid_score_within_the_training_t
     assert report.budget_table([_timed_run("slow", 1, [(45, 0.1)])])[2].startswith("| slow | 1 | - | 0.1000 |")
 
 
-def test_the_edge_over_uniform_is_given_per_dataset():
+def test_edge_per_dataset():
     def run(name, dataset, ndcg):
         return {"name": name, "dataset": dataset, "test": {"ndcg@10": ndcg}}
 
@@ -143,14 +154,14 @@ def test_the_edge_over_uniform_is_given_per_dataset():
     assert text == ("Test NDCG@10 against `ssm-uniform-k256`: on Beauty, `genni` +2.0%; on Six, `genni` +25.0%.")
 
 
-def test_commands_of_another_checkout_read_as_this_ones():
+def test_other_checkout_commands():
     command = ("python /root/x/benchmarks/run_suite.py /root/x/benchmarks/suites/a.yaml --only ce --seed 1 "
                "--out /work/b.jsonl --set checkpoint_dir=/root/saved/")
     assert report._commands("amazon_six.jsonl", [{"command": command}]) == (
         "Commands: `python benchmarks/run_suite.py benchmarks/suites/a.yaml --only ce --seed 1`.")
 
 
-def test_the_per_category_table_has_a_column_per_group():
+def test_per_category_table():
     record = {"cell": "GenNiSASRec on Six, seed 1: ...", "command": "python benchmarks/reevaluate.py x.pth",
               "masked": {"hit@10": 0.1, "ndcg@10": 0.05, "valid ndcg@10": 0.05,
                          "by_group": {"Beauty": {"users": 10, "hit@10": 0.2, "ndcg@10": 0.1},

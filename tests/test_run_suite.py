@@ -26,7 +26,7 @@ def suite_file(tmp_path, base_config):
     return path
 
 
-def test_set_parses_yaml_values_and_refuses_a_bare_key():
+def test_set_parses_yaml():
     assert run_suite.parse_setting("train_time_budget=420") == ("train_time_budget", 420)
     assert run_suite.parse_setting("neg_pool_size=all") == ("neg_pool_size", "all")
     with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
@@ -35,7 +35,7 @@ def test_set_parses_yaml_values_and_refuses_a_bare_key():
         run_suite.parse_setting("seed=3")
 
 
-def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
+def test_expand_cells(tmp_path, base_config):
     cells = list(run_suite.expand(yaml.safe_load(suite_file(tmp_path, base_config).read_text())))
     assert [c["key"] for c in cells] == [
         "GRU4Rec/uniform|tiny|1", "GRU4Rec/genni|tiny|1", "GRU4Rec/uniform|tiny|2", "GRU4Rec/genni|tiny|2",
@@ -43,7 +43,7 @@ def test_expand_models_times_samplers_times_seeds(tmp_path, base_config):
     assert cells[3]["config"]["neg_sampler"] == "genni" and cells[3]["config"]["seed"] == 2
 
 
-def test_best_epoch_is_the_last_of_equal_best_scores():
+def test_best_epoch_last_of_ties():
     assert run_suite.best_epoch([0.1, 0.3, None, 0.2, 0.3, 0.25]) == 4
     assert run_suite.best_epoch([None, None]) is None
 
@@ -92,7 +92,7 @@ SUITES = sorted((Path(__file__).parent.parent / "benchmarks" / "suites").glob("*
 
 
 @pytest.mark.parametrize("suite_path", SUITES, ids=[p.stem for p in SUITES])
-def test_every_benchmark_suite_cell_has_a_valid_config(suite_path, base_config):
+def test_every_cell_valid(suite_path, base_config):
     """A misspelt key or a bad value in a suite fails here, not after a GPU was started for it."""
     suite = yaml.safe_load(suite_path.read_text())
     assert suite_path.read_text().startswith(f"# {suite_path.stem}: "), "a header comment saying what it answers"
@@ -121,7 +121,7 @@ def test_a_missing_suite_is_named(monkeypatch, capsys):
     assert "the suite YAML (benchmarks/suites/*.yaml) is required" in capsys.readouterr().err
 
 
-def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, base_config, monkeypatch, capsys):
+def test_step_cost_turn_by_turn(tmp_path, base_config, monkeypatch, capsys):
     import recbole.data
 
     from benchmarks import step_cost
@@ -144,7 +144,7 @@ def test_step_cost_times_cells_turn_by_turn_and_records_their_ratio(tmp_path, ba
     assert "GRU4Rec/genni" in capsys.readouterr().out
 
 
-def test_step_memory_counts_what_a_step_holds_not_what_was_held_before():
+def test_step_memory():
     import torch
 
     from benchmarks.step_cost import StepMemory
@@ -158,7 +158,7 @@ def test_step_memory_counts_what_a_step_holds_not_what_was_held_before():
     assert held.sum() > 0
 
 
-def test_step_cost_refuses_a_dataset_the_suite_does_not_have(tmp_path, base_config, monkeypatch, capsys):
+def test_step_cost_unknown_dataset(tmp_path, base_config, monkeypatch, capsys):
     from benchmarks import step_cost
 
     monkeypatch.setattr(sys, "argv", ["step_cost.py", str(suite_file(tmp_path, base_config)), "--only",

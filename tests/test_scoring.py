@@ -50,7 +50,7 @@ def _random_hit_at_10(data_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", TRAINED + list(MASKED_ENCODERS))
-def test_every_model_learns_a_toy_rule_with_generated_negatives(model, base_config, learnable_data, model_overrides):
+def test_every_model_learns_toy_rule(model, base_config, learnable_data, model_overrides):
     """Trained with two GenNi negatives per row, every supported model ranks the next item far better than a random
     ranking does (the history masked, as in evaluation)."""
     config = {**base_config, "data_path": str(learnable_data), "neg_sampler": "genni", "neg_num": 2,
@@ -63,7 +63,7 @@ def test_every_model_learns_a_toy_rule_with_generated_negatives(model, base_conf
 
 
 @pytest.mark.parametrize("model", sorted(REFUSED_MODELS))
-def test_refused_model_exits_nonzero_with_the_reason(model, monkeypatch, capsys, base_config, tmp_path):
+def test_refused_model_exits_nonzero(model, monkeypatch, capsys, base_config, tmp_path):
     import run_recbole_genni as cli
 
     args = [f"--data_path={base_config['data_path']}", "--neg_sampler=genni", f"--checkpoint_dir={tmp_path}"]
@@ -88,7 +88,7 @@ class _RecordingBPR(torch.nn.Module):
 
 
 @pytest.mark.parametrize("model", TRAINED)
-def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(model, base_config, model_overrides):
+def test_scorer_matches_own_loss(model, base_config, model_overrides):
     """Generated negatives are hard for the loss that trains on them: for every supported model, the scorer's
     score of a candidate is the score the model's own BPR loss gives it as a negative (same batch, eval mode)."""
     config = Config(model, "tiny", config_dict={**base_config, "neg_sampler": "genni",
@@ -110,7 +110,7 @@ def test_the_scorer_gives_a_negative_the_score_the_models_own_loss_gives_it(mode
 
 
 @pytest.mark.parametrize("model", sorted(ONE_PASS_ENCODERS) + ["FPMC"])
-def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_config, model_overrides):
+def test_k_loss_is_mean(model, base_config, model_overrides):
     """One encoder pass over [K, B] negatives (drawn in the loss of a one-pass model; K repeated rows for the
     others) equals K separate BPR losses, averaged."""
     config = Config(model, "tiny", config_dict={**base_config, "neg_num": 3, **model_overrides.get(model, {})})
@@ -134,7 +134,7 @@ def test_k_negative_loss_is_the_mean_of_single_negative_losses(model, base_confi
 
 
 @pytest.mark.parametrize("pool_shape", [(7,), (5, 3), (5, 40)])  # shared; per row gathered; per row from [N, |I|]
-def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape):
+def test_dot_scores(pool_shape):
     gen = torch.Generator().manual_seed(0)
     hidden, table = torch.randn(5, 4, generator=gen), torch.randn(50, 4, generator=gen)
     pool, targets = torch.randint(1, 50, pool_shape, generator=gen), torch.randint(1, 50, (5,), generator=gen)
@@ -148,7 +148,7 @@ def test_dot_scores_equal_the_definition_for_shared_and_per_row_pools(pool_shape
 @pytest.mark.parametrize("dtype, autocast", [(torch.float64, False), (torch.float32, False), (torch.float32, True),
                                              (torch.bfloat16, False)])  # sparse x 3; bfloat16: the dense backward
 @pytest.mark.parametrize("held", [False, True])
-def test_product_columns_has_the_value_and_gradients_of_a_gather_from_the_product(dtype, autocast, held):
+def test_product_columns(dtype, autocast, held):
     """The sparse backward is autograd's gather backward: repeated columns in a row add up, items nobody drew get
     a zero gradient, and a held product is read, not recomputed. Under autocast (a bfloat16 product of float32
     parameters) the gradients come back in the parameters' dtype."""
@@ -173,7 +173,7 @@ def test_product_columns_has_the_value_and_gradients_of_a_gather_from_the_produc
     assert torch.count_nonzero(t2.grad[20:]) == 0
 
 
-def test_no_pool_scores_every_real_item_and_a_held_score_matrix_gives_a_view():
+def test_no_pool_scores_all():
     """``score(None)`` is every item but padding, in id order; read from a held matrix it copies nothing."""
     gen = torch.Generator().manual_seed(1)
     hidden, table = torch.randn(5, 4, generator=gen), torch.randn(50, 4, generator=gen)
@@ -187,7 +187,7 @@ def test_no_pool_scores_every_real_item_and_a_held_score_matrix_gives_a_view():
     assert torch.allclose(viewed_targets, target_scores, atol=1e-6)
 
 
-def test_a_users_subclass_of_a_recbole_model_takes_that_models_path(base_config):
+def test_user_subclass_path(base_config):
     """Scoring, loss and refusals follow the RecBole model a class subclasses, not its name."""
     from recbole.model.sequential_recommender import CORE, SASRec
 

@@ -7,7 +7,7 @@ from recbole_genni.config import Config
 from recbole_genni.data.synthetic import generate, main
 
 
-def test_sequences_follow_the_rule_and_popularity_is_long_tailed():
+def test_sequences_follow_rule():
     users, items, positions = generate(num_items=5000, num_users=400, min_len=5, max_len=30, signal=0.6, seed=1)
     assert users.min() == 1 and users.max() == 400 and items.min() >= 1 and items.max() <= 5000
     assert np.all(np.bincount(users)[1:] >= 5) and np.all(np.bincount(users)[1:] <= 30)
@@ -23,7 +23,7 @@ def test_sequences_follow_the_rule_and_popularity_is_long_tailed():
     assert np.array_equal(positions[:3], [0, 1, 2])
 
 
-def test_cli_writes_atomic_files_recbole_trains_on(tmp_path, base_config):
+def test_cli_writes_atomic_files(tmp_path, base_config):
     assert main(["--items", "60", "--users", "40", "--out", str(tmp_path), "--name", "synth"]) == 0
     catalogue = (tmp_path / "synth" / "synth.item").read_text().split()
     assert catalogue == ["item_id:token"] + [str(i) for i in range(1, 61)]  # the whole catalogue, drawn or not

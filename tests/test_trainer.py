@@ -42,7 +42,7 @@ _KILLED_CLI = textwrap.dedent(f"""
 @pytest.mark.parametrize("model, extra", [
     ("SASRec", {}), ("GenNiSASRec", {}), ("GenNiSASRec", {"train_bucket_batches": 2, "train_batch_size": 8}),
 ], ids=["SASRec", "GenNiSASRec", "GenNiSASRec-bucketed"])
-def test_killed_run_resumes_to_the_same_metrics(model, extra, base_config, tmp_path):
+def test_resume_same_metrics(model, extra, base_config, tmp_path):
     config = {**base_config, "epochs": 6, "stopping_step": 100, "neg_num": 2, "seed": 5, **extra}
     reference = run_recbole_genni(model, "tiny", config_dict={**config, "checkpoint_dir": str(tmp_path / "ref")})
 
@@ -89,7 +89,7 @@ def _free_port() -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_killed_distributed_run_resumes_every_rank_to_the_same_metrics(base_config, tmp_path):
+def test_ddp_resume_same_metrics(base_config, tmp_path):
     """Each rank's random streams (dropout, shuffling, negatives) are saved and restored, not rank 0's for all."""
     config = {**base_config, "epochs": 5, "stopping_step": 100, "neg_num": 2, "seed": 5,
               "train_batch_size": 16, "hidden_dropout_prob": 0.3}
@@ -119,7 +119,7 @@ def test_killed_distributed_run_resumes_every_rank_to_the_same_metrics(base_conf
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in reference["history"]]
 
 
-def test_a_resumed_run_writes_where_its_checkpoint_dir_says(base_config, tmp_path):
+def test_resume_writes_to_checkpoint_dir(base_config, tmp_path):
     config = {**base_config, "epochs": 2, "stopping_step": 100}
     run_recbole_genni("SASRec", "tiny", config_dict={**config, "checkpoint_dir": str(tmp_path / "old")})
     shutil.move(tmp_path / "old", tmp_path / "moved")
@@ -146,14 +146,14 @@ def _written_checkpoint(base_config, folder):
      r"resume_checkpoint: .*foreign.pth holds a dict without \['config', 'epoch', .*\], not a training state"),
     (lambda last, tmp: _saved([1, 2], tmp / "list.pth"), r"list.pth holds a list, not a training state"),
 ])
-def test_a_bad_resume_checkpoint_is_described_before_training(make, message, base_config, tmp_path):
+def test_bad_resume_described(make, message, base_config, tmp_path):
     path = make(_written_checkpoint(base_config, tmp_path / "saved"), tmp_path)
     with pytest.raises(GenNiConfigError, match=message):
         run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(path),
                                                            "checkpoint_dir": str(tmp_path / "other")})
 
 
-def test_a_checkpoint_of_another_model_or_size_is_refused(base_config, tmp_path):
+def test_other_model_checkpoint_refused(base_config, tmp_path):
     last = _written_checkpoint(base_config, tmp_path / "saved")
     with pytest.raises(GenNiConfigError, match=r"was written by a run of SASRec on tiny, and this run is GRU4Rec on "
                                                r"tiny; resume it with --model=SASRec --dataset=tiny"):
@@ -165,7 +165,7 @@ def test_a_checkpoint_of_another_model_or_size_is_refused(base_config, tmp_path)
                                                            "hidden_size": 32})
 
 
-def test_a_resumed_run_applies_its_learning_rate_and_refuses_a_key_it_would_ignore(base_config, tmp_path):
+def test_resume_applies_learning_rate(base_config, tmp_path):
     last = _written_checkpoint(base_config, tmp_path / "saved")
     with pytest.raises(GenNiConfigError, match=r"was trained with neg_num: 1 and this run sets 3; .*drop neg_num"):
         run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "resume_checkpoint": str(last), "neg_num": 3,
@@ -189,7 +189,7 @@ def _saved(obj, target):
     return target
 
 
-def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so_in_one_line(base_config, tmp_path, monkeypatch):
+def test_full_disk_keeps_checkpoint(base_config, tmp_path, monkeypatch):
     """The third epoch's checkpoints cannot be written: the second epoch's stay whole, with no temporary beside."""
     import errno
 
@@ -217,7 +217,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so_in_one_line(base_
     assert all(load_checkpoint(folder / name, "cpu")["epoch"] <= 1 for name in files)
 
 
-def test_a_loss_that_becomes_nan_stops_in_one_line_and_keeps_the_last_checkpoint(base_config, tmp_path, capsys,
+def test_nan_loss_stops(base_config, tmp_path, capsys,
                                                                                  monkeypatch):
     import sys
 
@@ -236,7 +236,7 @@ def test_a_loss_that_becomes_nan_stops_in_one_line_and_keeps_the_last_checkpoint
         assert load_checkpoint(next(saved.glob("*-last.pth")), "cpu")["epoch"] >= 0
 
 
-def test_an_earlier_versions_pickled_checkpoint_resumes_only_when_trusted(base_config, tmp_path):
+def test_pickled_checkpoint_needs_trust(base_config, tmp_path):
     from tests.conftest import write_earlier_version
 
     last = _written_checkpoint(base_config, tmp_path / "saved")

@@ -5,9 +5,10 @@ A sampler turns a ``score(candidates) -> (scores, target_scores)`` callback into
 ``neg_*`` keys, and keeps the telemetry of the current epoch. Each sampler is one subclass in its own module,
 registered by the name users write in ``neg_sampler`` (:mod:`recbole_genni.negatives`); it owns its key checks
 (:meth:`NegativeSampler.resolve_keys`, :meth:`~NegativeSampler.check_catalogue`, :meth:`~NegativeSampler.check_loss`),
-its line in the run's log (:meth:`~NegativeSampler.describe`) and how it draws (:meth:`~NegativeSampler._draw`,
-with the log expected count of each negative that SSM's logQ correction subtracts). Plain PyTorch: the candidates
-(``candidates``, a :class:`~recbole_genni.sampler.CandidatePoolSampler`) bring the dataset.
+its line in the run's log (:meth:`~NegativeSampler.describe`) and how it draws
+(:meth:`~NegativeSampler.draw_from_scores`, with the log expected count of each negative that SSM's logQ correction
+subtracts). Plain PyTorch: the candidates (``candidates``, a :class:`~recbole_genni.sampler.CandidatePoolSampler`)
+bring the dataset.
 """
 
 import math
@@ -114,7 +115,7 @@ class NegativeSampler:
                 the row's K draws, over the whole catalogue: what a sampled softmax subtracts (logQ correction).
                 Proposal draws: ``log(K q)``, q restricted to the row's allowed items. Model draws with
                 ``neg_replacement``: ``log(K q)``; without: the log inclusion probability given the pool
-                (:func:`~recbole_genni.sampling.draw`); both plus the log of the item's
+                (:func:`~recbole_genni.sampling.softmax_draw`); both plus the log of the item's
                 expected copies in the pool (:meth:`~recbole_genni.sampler.CandidatePoolSampler.log_pool_rate`).
                 With ``0 < neg_uniform_mix = m < 1``: the expected count of the item in its slot under the mixture
                 given the pool, ``(1 - m) c(item) + m K u(item)``, ``c`` the count under the model's draw from this
@@ -127,10 +128,11 @@ class NegativeSampler:
         with self.telemetry.clock("generation", device):
             count_of = None
             if self.generates:
-                negatives, log_count, count_of = self._draw(users, targets, score, with_log_count)
+                negatives, log_count, count_of = self.draw_from_scores(users, targets, score, with_log_count)
             else:
                 distribution = "uniform" if self.uniform_mix == 1 else None
-                negatives = self.candidates.draw(users.cpu(), targets.cpu(), self.neg_num, distribution).to(device)
+                negatives = self.candidates.proposal_negatives(
+                    users.cpu(), targets.cpu(), self.neg_num, distribution).to(device)
                 log_count = self._proposal_log_count(negatives, users, targets, distribution) if with_log_count \
                     else None
             if 0 < self.uniform_mix < 1:
@@ -153,7 +155,8 @@ class NegativeSampler:
         rows = mixed.any(dim=1)
         if bool(rows.any()):
             rows_cpu = rows.cpu()
-            uniform = self.candidates.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num, "uniform")
+            uniform = self.candidates.proposal_negatives(
+                users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num, "uniform")
             negatives = negatives.clone()
             negatives[rows] = torch.where(mixed[rows], uniform.to(device), negatives[rows])
         if log_count is None:
@@ -196,7 +199,7 @@ class NegativeSampler:
             self._device_generators[key] = gen
         return self._device_generators[key]
 
-    def _draw(self, users, targets, score, with_log_count):
+    def draw_from_scores(self, users, targets, score, with_log_count):
         """``(negatives [N, K], log_count [N, K] or None, count_of)`` drawn from the model's scores, for a sampler
         that :attr:`uses_model`; ``count_of(items)`` gives the log expected count of any items ``[N, J]`` under this
         draw (for the uniform mix), or is None without ``with_log_count``."""
@@ -208,7 +211,7 @@ class NegativeSampler:
         if not bool(rows.any()):
             return
         rows_cpu = rows.cpu()
-        proposal = self.candidates.draw(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num)
+        proposal = self.candidates.proposal_negatives(users.cpu()[rows_cpu], targets.cpu()[rows_cpu], self.neg_num)
         negatives[rows] = proposal.to(negatives.device)
         if log_count is not None:
             log_count[rows] = self._proposal_log_count(negatives[rows], users[rows], targets[rows])

@@ -3,8 +3,8 @@
 The pool is M candidates from the pool proposal (``neg_pool_size``; uniform or popularity), shared by the batch or
 one per row, or the whole catalogue, each item once (``neg_pool_size: all``: exact GenNi). A pool larger than
 ``neg_score_chunk`` is scored chunk by chunk with a running Gumbel-top-k
-(:func:`~recbole_genni.sampling.draw_streaming`), so memory stays O(rows x chunk) whatever the catalogue size (with
-``neg_replacement``, a reservoir over chunks).
+(:func:`~recbole_genni.sampling.streamed_softmax_draw`), so memory stays O(rows x chunk) whatever the catalogue
+size (with ``neg_replacement``, a reservoir over chunks).
 """
 
 import torch
@@ -93,11 +93,11 @@ class GenNiNegatives(NegativeSampler):
         return self.generates and whole and self.pool_size <= self.score_chunk
 
     @torch.no_grad()
-    def _draw(self, users, targets, score, with_log_count):
+    def draw_from_scores(self, users, targets, score, with_log_count):
         if score is None:
             raise RuntimeError(f"neg_sampler: {self.neg_sampler} needs the model's scores; none were given")
         n, device = len(users), targets.device
-        pool = self.candidates.draw_pool(
+        pool = self.candidates.candidate_pool(
             self.pool_size, None if self.pool_shared else n, self._generator(device), device)  # [M] or [N, M]
         pool_rows = pool.expand(n, -1) if pool.dim() == 1 else pool
         if pool.shape[-1] > self.score_chunk:
@@ -113,18 +113,18 @@ class GenNiNegatives(NegativeSampler):
         # a short row draws from its whole pool (then replaced); on a CPU the check is free and saves an [N, M] pass
         sample_valid = valid if device.type == "cpu" and not bool(short.any()) else valid | short.unsqueeze(1)
         generator = self._generator(device)
-        draw = sampling.draw(scores, self.neg_num, self.temperature, sample_valid, generator,
+        drawn = sampling.softmax_draw(scores, self.neg_num, self.temperature, sample_valid, generator,
                              replacement=self.replacement, with_log_count=with_log_count)
-        cols = draw.columns
+        cols = drawn.columns
         negatives = pool_rows.gather(1, cols)
-        log_count = draw.log_count + self.candidates.log_pool_rate(negatives, pool.shape[-1]) \
+        log_count = drawn.log_count + self.candidates.log_pool_rate(negatives, pool.shape[-1]) \
             if with_log_count else None
         self.stats.fallback_rows += (short & finite).sum()
         fallen = short | ~finite
         self._replace_rows(short, users, targets, negatives, log_count)
         self.telemetry.margins(target_scores.unsqueeze(1) - scores.gather(1, cols), ~fallen)
         self.telemetry.ranks(scores, cols, valid, ~fallen)
-        count_of = self._count_of(draw, pool, score, users, targets, fallen, negatives.clone()) \
+        count_of = self._count_of(drawn, pool, score, users, targets, fallen, negatives.clone()) \
             if with_log_count else None
         return negatives, log_count, count_of
 
@@ -166,20 +166,20 @@ class GenNiNegatives(NegativeSampler):
             def valid_chunk(start, end):
                 return self.candidates.valid_mask(pool[:, start:end], users, targets)
 
-        draw = sampling.draw_streaming(
+        drawn = sampling.streamed_softmax_draw(
             score_chunk, pool.shape[-1], self.neg_num, self.temperature, self.score_chunk, valid_chunk,
             self._generator(device), replacement=self.replacement, with_log_count=with_log_count,
         )
         bad_rows |= ~torch.isfinite(target_scores[0])
         self.stats.nonfinite_rows += bad_rows.sum()
-        negatives = pool_rows.gather(1, draw.columns)
-        log_count = draw.log_count + self.candidates.log_pool_rate(negatives, pool.shape[-1]) \
+        negatives = pool_rows.gather(1, drawn.columns)
+        log_count = drawn.log_count + self.candidates.log_pool_rate(negatives, pool.shape[-1]) \
             if with_log_count else None
-        self.stats.fallback_rows += (draw.short & ~bad_rows).sum()
-        fallen = draw.short | bad_rows
+        self.stats.fallback_rows += (drawn.short & ~bad_rows).sum()
+        fallen = drawn.short | bad_rows
         self._replace_rows(fallen, users, targets, negatives, log_count)
-        self.telemetry.margins(target_scores[0].unsqueeze(1) - draw.scores, ~fallen)
-        count_of = self._count_of(draw, pool, score, users, targets, fallen, negatives.clone()) \
+        self.telemetry.margins(target_scores[0].unsqueeze(1) - drawn.scores, ~fallen)
+        count_of = self._count_of(drawn, pool, score, users, targets, fallen, negatives.clone()) \
             if with_log_count else None
         return negatives, log_count, count_of
 

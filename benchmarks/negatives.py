@@ -12,7 +12,10 @@ scores (its encoder in eval mode). For each cell it reports:
   (0 = the model's top item, 0.5 = what a uniform item gets); ``top1000_share``: the share among its 1,000 best;
 - ``own_group_share`` (with ``--groups``): the share of negatives in the target item's group, from a TSV with
   ``category``, ``first_item`` and ``last_item`` columns over the dataset's item tokens (the Amazon2014-Six
-  categories: a user's items all lie in one).
+  categories: a user's items all lie in one);
+- ``tv_to_softmax``: the total variation distance, per position, between the distribution one of the sampler's
+  draws follows (given its pool or index) and the model's softmax over the allowed items, at temperature 1 (0: the
+  exact draw; uniform, popularity and dns cells have none).
 
 One record per cell is appended to ``benchmarks/results/<suite>_negatives.jsonl``.
 """
@@ -34,11 +37,12 @@ from run_suite import append_result, expand, package_commit  # noqa: E402
 from recbole_genni.checkpoints import read_checkpoint  # noqa: E402
 from recbole_genni.recommend import load_data_and_model  # noqa: E402
 from recbole_genni.sampler import negative_sampler  # noqa: E402
-from recbole_genni.scoring import gathered_scores  # noqa: E402
+from recbole_genni.scoring import DotScores  # noqa: E402
 
 #: the keys that make a cell's sampler; the rest of a cell's config (the encoder, the loss) is the checkpoint's
 SAMPLER_KEYS = ("neg_sampler", "neg_num", "neg_pool_size", "neg_temperature", "neg_replacement", "neg_exclude",
-                "neg_score_chunk", "neg_pool_shared", "neg_pool_proposal", "neg_popularity_alpha", "neg_uniform_mix")
+                "neg_score_chunk", "neg_pool_shared", "neg_pool_proposal", "neg_popularity_alpha", "neg_uniform_mix",
+                "neg_index_clusters", "neg_index_refresh", "neg_index_resample")
 TOP = 1000
 
 
@@ -59,8 +63,8 @@ def cell_of(config, cells: dict) -> str:
 
 
 def training_positions(model, train_data, positions, seed):
-    """``(users [P], targets [P], scores [P, |I|])`` of ``positions`` real positions drawn at random from the
-    training rows of the first batches: every item's score under the model (eval mode, no gradient), as
+    """``(users [P], targets [P], hidden [P, H])`` of ``positions`` real positions drawn at random from the
+    training rows of the first batches: their hidden states under the model (eval mode, no gradient), as
     GenNiSASRec scores its pool."""
     users, targets, hidden = [], [], []
     with torch.no_grad():
@@ -75,17 +79,56 @@ def training_positions(model, train_data, positions, seed):
                 break
         chosen = torch.randperm(sum(len(t) for t in targets), generator=torch.Generator().manual_seed(seed))
         chosen = chosen[:positions].to(model.device)
-        hidden = torch.cat(hidden)[chosen]
-        return torch.cat(users)[chosen], torch.cat(targets)[chosen], hidden @ model.item_embedding.weight.t()
+        return torch.cat(users)[chosen], torch.cat(targets)[chosen], torch.cat(hidden)[chosen]
 
 
-def draw_negatives(config, train_dataset, keys, users, targets, scores):
-    """The negatives ``[P, K]`` that a sampler with ``keys`` draws for these positions from ``scores``."""
+def draw_negatives(config, train_dataset, keys, users, targets, score):
+    """The negatives ``[P, K]`` that a sampler with ``keys`` draws for these positions from ``score`` (a
+    :class:`~recbole_genni.scoring.DotScores`), and the sampler."""
     for key, value in keys.items():
         config[key] = value
-    generator = negative_sampler(config, train_dataset)
-    negatives, _ = generator.generate(users, targets, lambda pool: gathered_scores(scores, pool, targets))
-    return negatives
+    sampler = negative_sampler(config, train_dataset)
+    return sampler.generate(users, targets, score)[0], sampler
+
+
+def draw_distribution(sampler, users, targets, score):
+    """``[P, |I|]``: the distribution one draw of ``sampler`` follows at these positions, given the pool or index it
+    holds after drawing once (None for samplers that do not draw from the model's softmax)."""
+    import math
+
+    from recbole_genni import multi_index
+
+    candidates, scores = sampler.candidates, score.full.double()
+    allowed = candidates.valid_mask(torch.arange(candidates.item_num, device=scores.device), users, targets)
+    if getattr(sampler, "index", None) is not None:  # midx: q restricted to the allowed items
+        weights = multi_index.cell_log_weights(sampler.index, score.query, sampler.temperature)
+        items = torch.arange(1, candidates.item_num).expand(len(users), -1)
+        log_q = multi_index.index_log_prob(sampler.index, items, weights, torch.logsumexp(weights, 1, keepdim=True))
+        if not sampler.resample:
+            q = torch.zeros_like(scores)
+            q[:, 1:] = log_q.double().exp()
+            q = q * allowed
+            return q / q.sum(dim=1, keepdim=True)
+        drawn = multi_index.index_draw(sampler.index, score.query, sampler.resample, sampler.temperature,
+                                       torch.Generator().manual_seed(0))
+        logits = scores.gather(1, drawn.items) / sampler.temperature - drawn.log_prob.double()
+        logits = logits.masked_fill(~allowed.gather(1, drawn.items), -math.inf)
+        return torch.zeros_like(scores).scatter_add_(1, drawn.items, torch.softmax(logits, dim=1))
+    if not getattr(sampler, "temperature", 0):  # proposal samplers and dns: no softmax to compare with
+        return None
+    pool = candidates.candidate_pool(sampler.pool_size, None if sampler.pool_shared else len(users),
+                                     torch.Generator().manual_seed(0))
+    pool = pool.expand(len(users), -1) if pool.dim() == 1 else pool
+    logits = (scores.gather(1, pool) / sampler.temperature).masked_fill(~allowed.gather(1, pool), -math.inf)
+    return torch.zeros_like(scores).scatter_add_(1, pool, torch.softmax(logits, dim=1))
+
+
+def tv_to_softmax(distribution, scores, users, targets, candidates) -> float:
+    """Mean over positions of the total variation distance between ``distribution`` and softmax(scores) over the
+    allowed items."""
+    allowed = candidates.valid_mask(torch.arange(candidates.item_num, device=scores.device), users, targets)
+    exact = torch.softmax(scores.double().masked_fill(~allowed, float("-inf")), dim=1)
+    return (0.5 * (exact - distribution).abs().sum(dim=1)).mean().item()
 
 
 def hardness(scores, targets, negatives, groups=None) -> dict:
@@ -130,7 +173,9 @@ def main():
     if not hasattr(model, "encode"):
         parser.error(f"{args.checkpoint}: a {type(model).__name__} checkpoint; this needs GenNiSASRec's")
     groups = None if args.groups is None else item_groups(args.groups, dataset.field2id_token[dataset.iid_field])
-    users, targets, scores = training_positions(model, train_data, args.positions, config["seed"])
+    users, targets, hidden = training_positions(model, train_data, args.positions, config["seed"])
+    table = model.item_embedding.weight.detach()
+    score = DotScores(hidden, table, targets, full=hidden @ table.t())
     saved = read_checkpoint(args.checkpoint, "cpu", "", "a GenNiSASRec checkpoint", args.trust_pickle)
     epoch, valid_score = saved.get("epoch"), saved.get("best_valid_score")
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_negatives.jsonl")
@@ -139,10 +184,14 @@ def main():
         if keys["neg_sampler"] == "none":
             parser.error(f"--only {name}: a full-softmax cell draws no negatives")
         torch.manual_seed(config["seed"])
-        record = hardness(scores, targets, draw_negatives(config, train_data._dataset, keys, users, targets, scores),
-                          groups)
+        negatives, sampler = draw_negatives(config, train_data._dataset, keys, users, targets, score)
+        record = hardness(score.full, targets, negatives, groups)
+        distribution = draw_distribution(sampler, users, targets, score)
+        if distribution is not None:
+            record["tv_to_softmax"] = tv_to_softmax(distribution, score.full, users, targets, sampler.candidates)
         print(f"{name:<24} mean rank {record['mean_rank']:.4f}  top{TOP} {record[f'top{TOP}_share']:.4f}" + (
-            f"  own group {record['own_group_share']:.4f}" if groups is not None else ""), flush=True)
+            f"  own group {record['own_group_share']:.4f}" if groups is not None else "")
+            + (f"  TV {record['tv_to_softmax']:.4f}" if "tv_to_softmax" in record else ""), flush=True)
         append_result(out, {
             "name": name, "dataset": config["dataset"], "checkpoint": Path(args.checkpoint).name,
             "checkpoint_model": trained_with, "checkpoint_cell": trained_cell, "checkpoint_epoch": epoch,

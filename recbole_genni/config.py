@@ -32,6 +32,7 @@ from recbole_genni.support import (
     MASKED_ENCODERS,
     ONE_PASS_ENCODERS,
     PAIRWISE_ONLY_MODELS,
+    PLAIN_CE_MODELS,
     REFUSED_MODELS,
     recbole_family,
 )
@@ -166,6 +167,7 @@ class Config(RecBole_Config):
         uses_loss_type = family not in PAIRWISE_ONLY_MODELS
         user_loss = self.external_config_dict.get("loss_type")
         final["sampled_loss"] = None  # the loss over K negatives, for the loss_fct of a RecBole model's BPR head
+        _check_ce_chunk(final, model, family in PLAIN_CE_MODELS or hasattr(self.model_class, "loss_types"))
         if hasattr(self.model_class, "loss_types"):
             self._resolve_own_loss(final, user_loss)
             return
@@ -200,12 +202,14 @@ class Config(RecBole_Config):
         if loss not in SAMPLED_LOSSES:
             expected = f"{' | '.join(SAMPLED_LOSSES)} with a sampler, or CE with neg_sampler: none"
             raise invalid("loss_type", loss, expected)
-        if loss != "BPR" and family not in ONE_PASS_ENCODERS and family not in MASKED_ENCODERS:
+        dot_head = family in ONE_PASS_ENCODERS or family in MASKED_ENCODERS
+        if loss != "BPR" and not dot_head:
             raise GenNiConfigError(
                 f"loss_type: {loss} trains the scores of a dot-product head (the encoded sequence times the item "
                 f"table), and {model} scores items otherwise; use loss_type: BPR."
             )
         SAMPLERS[sampler].check_loss(loss)
+        SAMPLERS[sampler].check_model(model, dot_head)
         if family in MASKED_ENCODERS and self.external_config_dict.get("neg_scoring") == "eval_pass":
             raise GenNiConfigError(
                 f"neg_scoring: eval_pass scores a model's next-item output, and {model} trains at masked positions "
@@ -237,6 +241,23 @@ class Config(RecBole_Config):
                 "candidates from its own training pass. Drop neg_scoring."
             )
         final["train_neg_sample_args"] = None
+
+
+def _check_ce_chunk(final, model, plain_ce):
+    """``ce_item_chunk`` chunks full-softmax CE, for a model whose CE is its hidden state times its item table only
+    (``plain_ce``)."""
+    if not final["ce_item_chunk"]:
+        return
+    if final["neg_sampler"] != "none":
+        raise GenNiConfigError(
+            f"ce_item_chunk: {final['ce_item_chunk']} chunks full-softmax CE, which trains with neg_sampler: none, "
+            f"not {final['neg_sampler']}; set neg_sampler: none, or drop ce_item_chunk."
+        )
+    if not plain_ce:
+        raise GenNiConfigError(
+            f"ce_item_chunk: {model}'s CE is not one product of its hidden state and item table (or adds terms); "
+            f"it is chunked for GenNiSASRec and {', '.join(PLAIN_CE_MODELS)}. Drop ce_item_chunk."
+        )
 
 
 def _check_ce_pairing(user_loss, sampler, sampled_loss):

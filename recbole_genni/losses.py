@@ -73,6 +73,52 @@ def full_softmax_loss(logits, targets, mask):
     return _masked_mean(per_position.view(targets.shape), mask)
 
 
+def chunked_cross_entropy(hidden, table, targets, chunk: int):
+    """Cross-entropy over the whole catalogue, ``[N]`` per row, for logits ``hidden @ table.t()`` that are never
+    held: a running log-sum-exp over ``chunk`` items at a time, each chunk's logits computed again in the backward
+    (as Cut Cross-Entropy does on GPUs). Memory O(N x chunk) beyond the table and its gradient.
+
+    Args:
+        hidden: ``[N, H]``; table: ``[|I|, H]`` (row 0, padding, is a column like any other, as in RecBole's CE);
+        targets: LongTensor ``[N]``; chunk: items per chunk.
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    return _ChunkedCrossEntropy.apply(hidden, table, targets, chunk)
+
+
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, table, targets, chunk):
+        log_norm = torch.full((hidden.shape[0],), float("-inf"), dtype=hidden.dtype, device=hidden.device)
+        for start in range(0, table.shape[0], chunk):
+            log_norm = torch.logaddexp(log_norm, torch.logsumexp(hidden @ table[start:start + chunk].t(), dim=1))
+        ctx.save_for_backward(hidden, table, targets, log_norm)
+        ctx.chunk = chunk
+        return log_norm - (hidden * table[targets]).sum(dim=1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, table, targets, log_norm = ctx.saved_tensors
+        grad_hidden = -grad.unsqueeze(1) * table[targets]
+        grad_table = torch.zeros_like(table).index_add_(0, targets, -grad.unsqueeze(1) * hidden)
+        for start in range(0, table.shape[0], ctx.chunk):
+            rows = table[start:start + ctx.chunk]
+            # d loss / d logits = softmax, per row scaled by the row's incoming gradient
+            weights = (hidden @ rows.t() - log_norm.unsqueeze(1)).exp_().mul_(grad.unsqueeze(1))
+            grad_hidden += weights @ rows
+            grad_table[start:start + ctx.chunk] += weights.t() @ hidden
+        return grad_hidden, grad_table, None, None
+
+
+def full_softmax_loss_of(hidden, table, targets, mask, chunk: int = 0):
+    """:func:`full_softmax_loss` of the logits ``hidden @ table.t()``, chunked over the items when ``chunk`` > 0
+    (:func:`chunked_cross_entropy`), else from the whole ``[N, |I|]`` logits."""
+    if chunk:
+        return _masked_mean(chunked_cross_entropy(hidden, table, targets, chunk), mask)
+    return full_softmax_loss(hidden @ table.t(), targets, mask)
+
+
 class SampledLoss(torch.nn.Module):
     """The loss ``loss_type`` (``BCE``, ``BPR``, ``gBCE`` or ``SSM``) over one positive and K negatives per row:
     the one place a loss is chosen by name.

@@ -68,6 +68,10 @@ KEY_CHECKS = (
     ("train_window_stride", lambda v: (isinstance(v, float) and 0 < v <= 1) or _int_at_least(0)(v),
      "an integer >= 0 (items; 0 = the last window only) or a fraction of MAX_ITEM_LIST_LENGTH in (0, 1]"),
     ("neg_score_chunk", _int_at_least(1), "an integer >= 1 (candidates scored at once; memory is rows x chunk)"),
+    ("neg_index_clusters", _int_at_least(2), "an integer >= 2 (codewords per half; c x c cells)"),
+    ("neg_index_refresh", _int_at_least(1), "an integer >= 1 (batches between rebuilds of the index)"),
+    ("neg_index_resample", _int_at_least(0), "an integer >= 0 (0 = the proposal's draws, no resampling)"),
+    ("ce_item_chunk", _int_at_least(0), "an integer >= 0 (items per chunk of CE; 0 = the whole catalogue at once)"),
     ("train_time_budget", lambda v: v is None or (_is_number(v) and v > 0),
      "a number of seconds > 0, or ~ (None) for no limit"),
     ("neg_pool_shared", lambda v: isinstance(v, bool), "True or False"),
@@ -96,8 +100,15 @@ def validate_neg_keys(config, user_keys=()):
     for key, valid, expected in KEY_CHECKS:
         if key in config and not valid(config[key]):
             raise invalid(key, config[key], expected() if callable(expected) else expected)
-    if config["neg_sampler"] != "none":
-        SAMPLERS[config["neg_sampler"]].resolve_keys(config, user_keys)
+    if config["neg_sampler"] == "none":
+        return
+    sampler = SAMPLERS[config["neg_sampler"]]
+    if sampler.uses_model and config.get("worker"):
+        raise GenNiConfigError(
+            f"worker: {config['worker']} runs the collate step in other processes, away from the model that "
+            f"neg_sampler: {config['neg_sampler']} scores with; set worker: 0."
+        )
+    sampler.resolve_keys(config, user_keys)
 
 
 def translated_recbole_args(args) -> dict:

@@ -95,6 +95,20 @@ def gathered_scores(full, candidates, targets):
     return pool_scores, full.gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
+class DotScores:
+    """``score(candidates) -> (scores [N, M], target_scores [N])`` of hidden states ``query`` ``[N, H]`` against an
+    item ``table`` ``[|I|, H]`` (:func:`dot_scores`), read from ``full``, the ``[N, |I|]`` product, when it is held
+    (:func:`gathered_scores`). Keeps ``query`` and ``table`` for samplers that index the table (``midx``)."""
+
+    def __init__(self, query, table, targets, full=None):
+        self.query, self.table, self.targets, self.full = query, table, targets, full
+
+    def __call__(self, candidates):
+        if self.full is not None:
+            return gathered_scores(self.full, candidates, self.targets)
+        return dot_scores(self.query, self.table, candidates, self.targets)
+
+
 class DotProductScorer:
     """One encoder pass per row, dotted with the candidates' item embeddings (the model's own scoring head)."""
 
@@ -109,8 +123,7 @@ class DotProductScorer:
         """Encode the rows once; return ``score(candidates) -> (scores [N, M], target_scores [N])`` for
         candidates ``[M]`` (shared), ``[N, M]`` or None (every real item), callable chunk after chunk at no
         further encoder pass."""
-        hidden, table = self.encode(interaction), self.model.item_embedding.weight
-        return lambda candidates: dot_scores(hidden, table, candidates, targets)
+        return DotScores(self.encode(interaction), self.model.item_embedding.weight, targets)
 
 
 class FullSortScorer:

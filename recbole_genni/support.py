@@ -44,6 +44,11 @@ ONE_PASS_ENCODERS = {
     "HGN": ("ITEM_SEQ", "USER_ID"),
 }
 
+#: one-pass models whose CE loss is RecBole's cross-entropy of ``forward``'s output times ``item_embedding`` alone,
+#: which ``ce_item_chunk`` computes in chunks of items (tests/test_recbole_models.py checks each against RecBole's)
+PLAIN_CE_MODELS = ("SASRec", "GRU4Rec", "NARM", "STAMP", "SRGNN", "GCSAN", "LightSANs", "FDSA", "SASRecF",
+                   "GRU4RecF", "FOSSIL", "HRM")  # not Caser and NextItNet: their CE adds a regulariser
+
 #: masked-item models: their loss encodes the masked sequence once and scores each masked position with the item
 #: table plus an output bias; negatives are drawn there
 #: (:class:`~recbole_genni.model.recbole_models.NegativesAtMaskedPositions`)

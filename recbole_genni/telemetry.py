@@ -21,6 +21,7 @@ class NegativeStats:
 
     generation_seconds: float = 0.0  # wall time of generation on the CPU (CUDA intervals are added by summary)
     scoring_seconds: float = 0.0  # of which the model scored candidates (the loader's encoder pass included)
+    index_seconds: float = 0.0  # of which an index over the item table was rebuilt (midx)
     scored_rows: int = 0
     margin_sum: float = 0.0  # sum over scored rows of mean(pos score - neg score)
     rank_sum: float = 0.0  # sum over ranked rows of the mean normalised pool rank (0 = hardest)
@@ -35,7 +36,8 @@ class NegativeStats:
     cuda_intervals: dict = field(default_factory=dict)  # kind -> [(start, end) CUDA events]
 
     def summary(self) -> dict:
-        seconds = {"generation": self.generation_seconds, "scoring": self.scoring_seconds}
+        seconds = {"generation": self.generation_seconds, "scoring": self.scoring_seconds,
+                   "index": self.index_seconds}
         for kind, intervals in self.cuda_intervals.items():
             for start, end in intervals:
                 end.synchronize()
@@ -55,6 +57,8 @@ class NegativeStats:
             out["score_margin"] = value["margin_sum"] / value["scored_rows"]
         if value["ranked_rows"]:
             out["pool_rank"] = value["rank_sum"] / value["ranked_rows"]
+        if seconds["index"]:
+            out["index_seconds"] = seconds["index"]
         return out
 
 
@@ -106,7 +110,7 @@ class NegativeTelemetry:
         return stats
 
     def clock(self, kind, device) -> Clock:
-        """A context adding its time to ``<kind>_seconds`` (``generation`` or ``scoring``)."""
+        """A context adding its time to ``<kind>_seconds`` (``generation``, ``scoring`` or ``index``)."""
         return Clock(self.stats, kind, device)
 
     def sampled_rows(self, n, most, device):

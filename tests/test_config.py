@@ -14,7 +14,7 @@ from recbole_genni.quick_start import data_preparation
 
 BAD_INPUTS = [
     ({"neg_sampler": "hard"},
-     r"neg_sampler: 'hard' is invalid; expected uniform \| popularity \| dns \| genni \| none"),
+     r"neg_sampler: 'hard' is invalid; expected uniform \| popularity \| dns \| genni \| midx \| none"),
     ({"neg_temperature": 0}, r"neg_temperature: 0 is invalid; expected a number > 0"),
     ({"neg_temperature": -1.5}, r"neg_temperature: -1.5 is invalid"),
     ({"neg_temperature": "warm"}, r"neg_temperature: 'warm' is invalid"),
@@ -48,7 +48,8 @@ BAD_INPUTS = [
     ({"topk": [10, 50]}, r"topk: \[10, 50\] ranks more items than the catalogue has \(40\)"),
     ({"neg_exlude": "target"}, r"neg_exlude is not a configuration key; did you mean neg_exclude\?"),
     ({"train_time_budge": 60}, r"train_time_budge is not a configuration key; did you mean train_time_budget\?"),
-    ({"neg_sampling": "genni"}, r"neg_sampling is not a configuration key; the neg_\* keys are neg_exclude, neg_num"),
+    ({"neg_sampling": "genni"},
+     r"neg_sampling is not a configuration key; the neg_\* keys are neg_exclude, neg_index_clusters, .*, neg_num"),
     ({"NEG_SAMPLER": "uniform"}, r"NEG_SAMPLER is not a configuration key \(keys are case-sensitive\); did you mean "
                                  r"neg_sampler\?"),
     ({"Neg_Num": 2}, r"Neg_Num is not a configuration key \(keys are case-sensitive\); did you mean neg_num\?"),

@@ -48,7 +48,7 @@ def test_registered_sampler_trains(model, harder_of_two, base_config):
 def test_unregistered_sampler_refused(harder_of_two, base_config):
     Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "harder-of-two"})
     with pytest.raises(GenNiConfigError, match=r"neg_sampler: 'hardest' is invalid; expected uniform \| popularity "
-                                               r"\| dns \| genni \| harder-of-two \| none"):
+                                               r"\| dns \| genni \| midx \| harder-of-two \| none"):
         Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "hardest"})
 
 

@@ -22,7 +22,7 @@ from recbole_genni.model.recbole_models import (
     with_negatives_in_loss,
 )
 from recbole_genni.quick_start import data_preparation
-from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_class
+from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, PLAIN_CE_MODELS, recbole_class
 
 
 class MyGRU4Rec(GRU4Rec):
@@ -205,3 +205,28 @@ class TestSubclasses:
             assert net.negatives is None
             assert torch.equal(net.calculate_loss(batch), GRU4Rec.calculate_loss(net, batch))
 
+
+class TestChunkedCE:
+    @pytest.mark.parametrize("model", [*PLAIN_CE_MODELS, "GenNiSASRec"])
+    def test_equals_the_models_own_ce(self, model, base_config, model_overrides):
+        config = Config(model, "tiny", config_dict={**base_config, **model_overrides.get(model, {}),
+                                                    "neg_sampler": "none", "ce_item_chunk": 7})
+        train, _, _ = data_preparation(config, create_dataset(config))
+        net = config.model_class(config, train._dataset)
+        net.eval()  # no dropout: the same scores in both passes
+        batch = next(iter(train))
+        with torch.no_grad():
+            chunked = net.calculate_loss(batch)
+            net.ce_item_chunk = 0
+            own = net.calculate_loss(batch) if model == "GenNiSASRec" else \
+                recbole_class(type(net)).calculate_loss(net, batch)
+        assert torch.allclose(chunked, own, atol=1e-5, rtol=0)
+
+    @pytest.mark.parametrize("model, keys, message", [
+        ("GRU4Rec", {"neg_sampler": "genni"}, "ce_item_chunk: 64 chunks full-softmax CE, which trains with "
+                                              "neg_sampler: none, not genni"),
+        ("FEARec", {"neg_sampler": "none"}, "ce_item_chunk: FEARec's CE is not one product"),
+    ])
+    def test_refused_where_it_cannot_run(self, model, keys, message, base_config):
+        with pytest.raises(GenNiConfigError, match=message):
+            Config(model, "tiny", config_dict={**base_config, "ce_item_chunk": 64, **keys})

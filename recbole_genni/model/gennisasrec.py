@@ -14,7 +14,7 @@ from recbole_genni.compat import recbole_loss_type
 from recbole_genni.dataloader import BATCH_WEIGHT_FIELD
 from recbole_genni.losses import SampledLoss
 from recbole_genni.sampler import negative_sampler
-from recbole_genni.scoring import dot_scores, full_product_is_cheaper, gathered_scores, product_columns
+from recbole_genni.scoring import DotScores, dot_scores, full_product_is_cheaper, product_columns
 
 LOSS_TYPES = ("BCE", "BPR", "gBCE", "SSM", "CE")
 
@@ -42,7 +42,8 @@ class GenNiSASRec(SASRec):
         self.loss_type = loss_type
         self.TARGET_SEQ = config["TARGET_SEQ_FIELD"]
         self.position_from_end = config["position_from_end"]
-        self.negatives = self.loss_fct = None  # CE: losses.full_softmax_loss over the whole catalogue
+        self.negatives = self.loss_fct = None  # CE: losses.full_softmax_loss_of over the whole catalogue
+        self.ce_item_chunk = config["ce_item_chunk"]
         if loss_type != "CE":
             self.negatives = negative_sampler(config, dataset)
             self.loss_fct = SampledLoss(loss_type, config["neg_num"], self.n_items, config["gbce_t"],
@@ -95,7 +96,8 @@ class GenNiSASRec(SASRec):
         pos_items = targets[real]  # [P]
         table = self.item_embedding.weight
         if self.loss_type == "CE":
-            return losses.full_softmax_loss(hidden @ table.t(), pos_items, torch.ones_like(pos_items, dtype=torch.bool))
+            return losses.full_softmax_loss_of(hidden, table, pos_items, torch.ones_like(pos_items, dtype=torch.bool),
+                                               self.ce_item_chunk)
         users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[real]  # [P]
         # the current model's scores of the candidate pool, from the same encoder pass
         full = None
@@ -103,9 +105,7 @@ class GenNiSASRec(SASRec):
                 full_product_is_cheaper(self.negatives.neg_num, self.hidden_size, table.shape[0]):
             with torch.no_grad():
                 full = hidden @ table.t()  # [P, |I|]: scores the pool and gives the loss its logits
-            score = lambda pool: gathered_scores(full, pool, pos_items)  # noqa: E731
-        else:
-            score = lambda pool: dot_scores(hidden.detach(), table.detach(), pool, pos_items)  # noqa: E731
+        score = DotScores(hidden.detach(), table.detach(), pos_items, full)
         neg_items, neg_log_count = self.negatives.generate(
             users, pos_items, score, with_log_count=self.loss_fct.needs_log_count)
         if full is None:

@@ -21,9 +21,9 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_genni.compat import recbole_sequential_models
-from recbole_genni.losses import SampledLoss
+from recbole_genni.losses import SampledLoss, full_softmax_loss_of
 from recbole_genni.sampler import negative_sampler
-from recbole_genni.scoring import DotProductScorer, dot_scores, eval_mode_scorer, neg_item_field
+from recbole_genni.scoring import DotProductScorer, DotScores, eval_mode_scorer, neg_item_field
 from recbole_genni.support import MASKED_ENCODERS, ONE_PASS_ENCODERS, recbole_family
 
 recbole_seq = recbole_sequential_models()
@@ -68,9 +68,15 @@ class NegativesFromTrainingPass:
         self.eval_pass = config["neg_scoring"] == "eval_pass"
         self._scorer = DotProductScorer(self, ONE_PASS_ENCODERS[recbole_family(type(self))])
         self._loss_batch = None  # set while calculate_loss waits for its first forward
+        self.ce_item_chunk = config["ce_item_chunk"]
 
     def calculate_loss(self, interaction):
-        """RecBole's loss, its negatives drawn when its first ``forward`` returns."""
+        """RecBole's loss, its negatives drawn when its first ``forward`` returns; CE chunked over the items with
+        ``ce_item_chunk``."""
+        if self.negatives is None and self.ce_item_chunk:
+            targets = interaction[self.POS_ITEM_ID]
+            return full_softmax_loss_of(self._scorer.encode(interaction), self.item_embedding.weight, targets,
+                                        torch.ones_like(targets, dtype=torch.bool), self.ce_item_chunk)
         self._loss_batch = interaction if self.negatives is not None else None
         try:
             return super().calculate_loss(interaction)
@@ -90,8 +96,7 @@ class NegativesFromTrainingPass:
         if self.negatives.generates and self.eval_pass:
             score = eval_mode_scorer(self, self._scorer, interaction, targets)
         elif self.negatives.generates:
-            hidden, table = output.detach(), self.item_embedding.weight.detach()
-            score = lambda candidates: dot_scores(hidden, table, candidates, targets)  # noqa: E731
+            score = DotScores(output.detach(), self.item_embedding.weight.detach(), targets)
         with_log_count = isinstance(self.loss_fct, BPRHeadLoss) and self.loss_fct.needs_log_count
         negatives, log_count = self.negatives.generate(users, targets, score, with_log_count)
         interaction.update(Interaction({self.NEG_ITEM_ID: neg_item_field(negatives, broadcast=True)}))
@@ -128,8 +133,7 @@ class NegativesAtMaskedPositions:
         table = torch.cat([self.item_embedding.weight[:self.n_items], self.output_bias.unsqueeze(1)], dim=1)
         score = None
         if self.negatives.generates:
-            fixed_query, fixed_table = query.detach(), table.detach()
-            score = lambda candidates: dot_scores(fixed_query, fixed_table, candidates, targets)  # noqa: E731
+            score = DotScores(query.detach(), table.detach(), targets)
         with_log_count = self.sampled_loss is not None and self.sampled_loss.needs_log_count
         negatives, log_count = self.negatives.generate(users, targets, score, with_log_count)  # [N, K]
         pos_score = (query * table[targets]).sum(dim=1)

@@ -8,6 +8,7 @@ docs/configuration.md. ``neg_sampler: none`` (full softmax, no negatives) has no
 from recbole_genni.negatives.base import NegativeSampler
 from recbole_genni.negatives.dns import DNSNegatives
 from recbole_genni.negatives.genni import GenNiNegatives
+from recbole_genni.negatives.midx import MIDXNegatives
 from recbole_genni.negatives.popularity import PopularityNegatives
 from recbole_genni.negatives.uniform import UniformNegatives
 
@@ -17,6 +18,7 @@ SAMPLERS = {
     "popularity": PopularityNegatives,
     "dns": DNSNegatives,
     "genni": GenNiNegatives,
+    "midx": MIDXNegatives,
 }
 
 

@@ -4,7 +4,8 @@ fallbacks and random streams.
 A sampler turns a ``score(candidates) -> (scores, target_scores)`` callback into K negatives per row, following the
 ``neg_*`` keys, and keeps the telemetry of the current epoch. Each sampler is one subclass in its own module,
 registered by the name users write in ``neg_sampler`` (:mod:`recbole_genni.negatives`); it owns its key checks
-(:meth:`NegativeSampler.resolve_keys`, :meth:`~NegativeSampler.check_catalogue`, :meth:`~NegativeSampler.check_loss`),
+(:meth:`NegativeSampler.resolve_keys`, :meth:`~NegativeSampler.check_catalogue`, :meth:`~NegativeSampler.check_loss`,
+:meth:`~NegativeSampler.check_model`),
 its line in the run's log (:meth:`~NegativeSampler.describe`) and how it draws
 (:meth:`~NegativeSampler.draw_from_scores`, with the log expected count of each negative that SSM's logQ correction
 subtracts). Plain PyTorch: the candidates (``candidates``, a :class:`~recbole_genni.sampler.CandidatePoolSampler`)
@@ -63,6 +64,11 @@ class NegativeSampler:
     @classmethod
     def check_loss(cls, loss_type):
         """Refuse a ``loss_type`` this sampler's negatives cannot train."""
+
+    @classmethod
+    def check_model(cls, model, dot_head):
+        """Refuse a RecBole ``model`` this sampler cannot draw for; ``dot_head``: whether it scores items by its
+        hidden state times its item table, from its training pass."""
 
     @classmethod
     def describe(cls, config) -> str:
@@ -142,10 +148,7 @@ class NegativeSampler:
         return negatives, log_count
 
     def _timed_scoring(self, score, device):
-        def timed(candidates):
-            with self.telemetry.clock("scoring", device):
-                return score(candidates)
-        return timed
+        return TimedScores(score, self.telemetry.clock("scoring", device))
 
     def _mix_uniform(self, users, targets, negatives, log_count, count_of):
         """Replace each negative by a uniform one with probability ``neg_uniform_mix``, and give every negative
@@ -215,6 +218,21 @@ class NegativeSampler:
         negatives[rows] = proposal.to(negatives.device)
         if log_count is not None:
             log_count[rows] = self._proposal_log_count(negatives[rows], users[rows], targets[rows])
+
+
+class TimedScores:
+    """A ``score`` callback whose calls add their time to ``scoring_seconds``; its other attributes (a dot-product
+    scorer's ``query`` and ``table``) read through."""
+
+    def __init__(self, score, clock):
+        self._score, self._clock = score, clock
+
+    def __call__(self, candidates):
+        with self._clock:
+            return self._score(candidates)
+
+    def __getattr__(self, name):
+        return getattr(self._score, name)
 
 
 def excluding(config) -> str:

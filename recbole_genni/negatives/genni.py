@@ -67,11 +67,6 @@ class GenNiNegatives(NegativeSampler):
         pool = config["neg_pool_size"]
         if isinstance(pool, int) and config["neg_num"] > pool and not config["neg_replacement"]:
             raise _pool_too_small(config, None, cls.can_replace)
-        if config.get("worker"):
-            raise GenNiConfigError(
-                f"worker: {config['worker']} runs the collate step in other processes, away from the model that "
-                f"neg_sampler: {config['neg_sampler']} scores with; set worker: 0."
-            )
 
     @classmethod
     def check_catalogue(cls, config, num_items):

@@ -40,7 +40,8 @@ class CandidatePoolSampler(AbstractSampler):
     Args:
         train_dataset (Dataset): the built training split; popularity and histories come from it only.
         config (Config): reads ``neg_exclude``, ``neg_popularity_alpha``, ``neg_pool_proposal``, ``seed``.
-        distribution (str): ``'uniform'`` or ``'popularity'``: the proposal of the negatives drawn by :meth:`draw`.
+        distribution (str): ``'uniform'`` or ``'popularity'``: the proposal of the negatives drawn by
+            :meth:`proposal_negatives`.
     """
 
     def __init__(self, train_dataset, config, distribution="uniform"):
@@ -166,9 +167,9 @@ class CandidatePoolSampler(AbstractSampler):
         return (pool_size * self.on_device("pool_probs", items.device)[items]).float().log()
 
     def log_proposal(self, items, users, targets, distribution=None):
-        """``log q`` ``[N, J]`` of ``items`` under :meth:`draw`'s proposal (default: the sampler's distribution)
-        restricted to each row's allowed items, on the device of ``items``: uniform is ``1 / (allowed items)``,
-        popularity ``p / (1 - the excluded items' p)``."""
+        """``log q`` ``[N, J]`` of ``items`` under the proposal of :meth:`proposal_negatives` (default: the
+        sampler's distribution) restricted to each row's allowed items, on the device of ``items``: uniform is
+        ``1 / (allowed items)``, popularity ``p / (1 - the excluded items' p)``."""
         device = items.device
         excluded_count, excluded_mass = self._excluded(users.to(device), targets.to(device), device)
         if (distribution or self.distribution) == "popularity":

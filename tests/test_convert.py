@@ -1,6 +1,7 @@
 """Dataset conversion: exact atomic output, xz atomic input, malformed lines named with their line number,
 overlapping conversions of one dataset."""
 
+import gzip
 import lzma
 import os
 
@@ -163,3 +164,63 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
     assert main([str(source), "--out", str(tmp_path / "taken")]) == 2
     assert capsys.readouterr().err.strip() == (f"error: --out: {tmp_path / 'taken'} is a file; give the folder "
                                                "(data_path) to write <name>/<name>.inter in")
+
+
+class TestDelimited:
+    HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
+
+    @pytest.mark.parametrize("sep", [None, "::"])
+    def test_movielens_dat_without_header(self, sep, tmp_path):
+        source = tmp_path / "ratings.dat"
+        source.write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1357::5::978298709\n")
+        stats = convert(source, tmp_path / "out", sep=sep)
+        assert stats == {"name": "ratings", "users": 2, "items": 3, "interactions": 3, "short_users": 2}
+        assert (tmp_path / "out" / "ratings" / "ratings.inter").read_text() == self.HEADER + (
+            "1\t1193\t978300760\n1\t661\t978302109\n2\t1357\t978298709\n")
+
+    def test_csv_with_a_usual_header(self, tmp_path):
+        source = tmp_path / "ratings.csv"
+        source.write_text("userId,movieId,rating,timestamp\n7,31,2.5,1260759144\n7,\"1029\",3.0,1260759179\n")
+        assert convert(source, tmp_path / "out")["interactions"] == 2
+        assert (tmp_path / "out" / "ratings" / "ratings.inter").read_text() == self.HEADER + (
+            "7\t31\t1260759144\n7\t1029\t1260759179\n")
+
+    def test_gzip_and_columns_by_name_and_position(self, tmp_path, capsys):
+        source = tmp_path / "events.tsv.gz"
+        with gzip.open(source, "wt") as f:
+            f.write("when\tproduct\tvisitor\n5\tp1\tv1\n9\tp2\tv1\n")
+        assert main([str(source), "--out", str(tmp_path / "out"), "--user", "visitor", "--item", "1",
+                     "--time", "when"]) == 0
+        assert (tmp_path / "out" / "events" / "events.inter").read_text() == self.HEADER + "v1\tp1\t5\nv1\tp2\t9\n"
+        assert "events: 1 users, 2 items, 2 interactions" in capsys.readouterr().out
+
+    def test_time_none_keeps_file_order(self, tmp_path):
+        source = tmp_path / "clicks.csv"
+        source.write_text("user,item\nu,b\nu,a\nw,a\n")
+        convert(source, tmp_path / "out", time="none")
+        assert (tmp_path / "out" / "clicks" / "clicks.inter").read_text() == self.HEADER + "u\tb\t0\nu\ta\t1\nw\ta\t0\n"
+
+    @pytest.mark.parametrize("name, text, keys, match", [
+        ("bad.csv", "userId,movieId,timestamp\n1,2,3\n1,4,noon\n", {},
+         r"bad.csv:3: time 'noon' is not a number .* --time none"),
+        ("bad.csv", "userId,movieId,timestamp\n1,2,3\n1,4\n", {},
+         r"bad.csv:3: 2 field\(s\) separated by ',' where column 2 is read; fix the line, or give the file's "
+         r"separator with --sep"),
+        ("bad.csv", "who,what,stars\na,b,5\n", {},
+         r"bad.csv:1: the header \(who, what, stars\) has no user column of a usual name; name it with --user COLUMN"),
+        ("bad.csv", "userId,movieId\n1,2\n", {"item": "sku"}, r"bad.csv:1: --item sku: no such column"),
+        ("bad.inter", "user_id:token,item_id:token\n1,2\n", {},
+         r"bad.inter:1: a RecBole .inter file is tab-separated .* give its separator: --sep ','"),
+    ])
+    def test_refusals_name_the_line_and_leave_no_folder(self, name, text, keys, match, tmp_path):
+        source = tmp_path / name
+        source.write_text(text)
+        with pytest.raises(GenNiConfigError, match=match):
+            convert(source, tmp_path / "out", **keys)
+        assert not (tmp_path / "out").exists()
+
+    def test_a_comma_inter_converts_with_sep(self, tmp_path):
+        source = tmp_path / "mini.inter"
+        source.write_text("user_id:token,item_id:token,timestamp:float\n1,2,3\n1,4,5\n")
+        convert(source, tmp_path / "out", sep=",")
+        assert (tmp_path / "out" / "mini" / "mini.inter").read_text() == self.HEADER + "1\t2\t3\n1\t4\t5\n"

@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import pickle
+import re
 import sys
 
 import torch
@@ -75,6 +76,34 @@ def single_process_spec(config):
         yield
     finally:
         config["single_spec"] = False
+
+
+class _RewriteRecord(logging.Filter):
+    """Rewrites the message of records that match ``pattern`` (colour codes included) to ``replacement``."""
+
+    def __init__(self, pattern, replacement):
+        super().__init__()
+        self.pattern, self.replacement = re.compile(pattern), replacement
+
+    def filter(self, record):
+        message = record.getMessage()
+        if self.pattern.search(message):
+            record.msg, record.args = self.pattern.sub(self.replacement, message), ()
+        return True
+
+
+@contextlib.contextmanager
+def training_line_names(negatives):
+    """RecBole 1.2.1's ``data_preparation`` logs ``[Training]: ... train_neg_sample_args: [{'distribution':
+    'none', ...}]`` (recbole/data/utils.py), which contradicts the package's negatives: within this context the line
+    names ``negatives`` (the run's ``Negatives:`` summary) instead."""
+    rewrite = _RewriteRecord(r"train_neg_sample_args.*", f"negatives: {negatives}\x1b[0m")
+    logger = logging.getLogger()
+    logger.addFilter(rewrite)
+    try:
+        yield
+    finally:
+        logger.removeFilter(rewrite)
 
 
 class LeaveFit(Exception):

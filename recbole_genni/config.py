@@ -146,8 +146,10 @@ class Config(RecBole_Config):
         """
         final = self.final_config_dict
         if "local_rank" not in final:
-            return super()._init_device()
-        init_distributed(final)
+            super()._init_device()
+        else:
+            init_distributed(final)
+        final["use_gpu"] = final["device"].type == "cuda"  # RecBole's default says True on a CPU too
 
     def _translate_recbole_neg_args(self, final):
         """Map a user's ``train_neg_sample_args`` onto the ``neg_*`` keys the user did not set (those set must agree

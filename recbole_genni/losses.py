@@ -138,6 +138,14 @@ class SampledLoss(torch.nn.Module):
         self.loss_type, self.logq_weight = loss_type, float(logq_weight)
         self.gbce_beta = gbce_beta(num_negatives, num_items - 1, gbce_t) if loss_type == "gBCE" else None
 
+    def extra_repr(self) -> str:
+        """What the model's printout says of its loss (a built-in model's ``loss_type`` stays BPR for RecBole)."""
+        if self.loss_type == "SSM":
+            return f"loss_type=SSM, logq_weight={self.logq_weight:g}"
+        if self.loss_type == "gBCE":
+            return f"loss_type=gBCE, beta={self.gbce_beta:.4g}"
+        return f"loss_type={self.loss_type}"
+
     @property
     def needs_log_count(self) -> bool:
         """Whether :meth:`forward` reads each negative's log expected count (SSM with a logQ correction)."""

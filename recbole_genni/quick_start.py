@@ -17,7 +17,7 @@ from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
-from recbole_genni.compat import create_folder_for_recbole, exit_rank
+from recbole_genni.compat import create_folder_for_recbole, exit_rank, training_line_names
 from recbole_genni.config import Config
 from recbole_genni.data.checks import check_filtered_users, check_sequential_inter
 from recbole_genni.dataloader import GenNiTrainDataLoader, HistoryMaskedEvalDataLoader, UserSequenceDataLoader
@@ -48,7 +48,8 @@ def data_preparation(config, dataset):
         )
     _check_negatives_fit(config, dataset.item_num)
     _check_step_fits(config, dataset.item_num)
-    train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
+    with training_line_names(config.negatives_summary()):
+        train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
     if hasattr(config.model_class, "loss_types"):
         train_data = UserSequenceDataLoader(config, train_data._dataset, None, shuffle=config["shuffle"])
     elif config["neg_sampler"] != "none":

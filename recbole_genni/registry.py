@@ -67,4 +67,7 @@ def get_trainer(model_type, model_name):
     recbole_trainers = importlib.import_module("recbole.trainer")
     if model_type == ModelType.SEQUENTIAL and not hasattr(recbole_trainers, model_name + "Trainer"):
         return own.Trainer
-    return get_recbole_trainer(model_type, model_name)
+    trainer = get_recbole_trainer(model_type, model_name)
+    # RecBole's Trainer and TraditionalTrainer (BPR, Pop, ...) cannot reload their checkpoints on today's torch
+    ours = {recbole_trainers.Trainer: own.Trainer, recbole_trainers.TraditionalTrainer: own.TraditionalTrainer}
+    return ours.get(trainer, trainer)

@@ -325,3 +325,12 @@ class Trainer(RecBole_Trainer):
                 f"has {world}; resume it with --nproc={len(saved)} to continue exactly."
             )
         return saved[self._rank]
+
+
+class TraditionalTrainer(Trainer):
+    """RecBole's ``TraditionalTrainer`` (one epoch: Pop, ItemKNN, ...) on this package's :class:`Trainer`, which
+    reloads its own checkpoints on today's torch where RecBole's ``torch.load`` refuses them."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.epochs = 1

@@ -25,6 +25,13 @@ def clean_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest"])
 
 
+@pytest.fixture(autouse=True)
+def in_a_work_folder(tmp_path_factory, monkeypatch):
+    """Each test runs in a folder of its own, so the ``log/``, ``log_tensorboard/`` and ``saved/`` folders that
+    RecBole writes relative to the working directory never land in the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("work"))
+
+
 def write_atomic(folder, name, num_users=30, num_items=40, min_len=6, max_len=14, seed=0, item_features=False):
     """A sequential dataset ``folder/name/name.inter`` with a learnable next-item pattern; returns the folder."""
     rng = np.random.default_rng(seed)

@@ -138,6 +138,29 @@ def test_one_run_id_everywhere(base_config, tmp_path):
     assert events.Scalars("test/ndcg@10")[0].value == pytest.approx(results["test_result"]["ndcg@10"])
 
 
+def test_pop_trains_and_tests(base_config):
+    result = run_recbole_genni("Pop", "tiny", config_dict={**base_config, "neg_sampler": "none"})
+    assert 0 < result["test_result"]["hit@10"] <= 1  # reloaded from its checkpoint, by this package's trainer
+
+
+def test_logs_stay_out_of_the_checkout(base_config):
+    run_recbole_genni("GRU4Rec", "tiny", config_dict=base_config)
+    assert list((Path.cwd() / "log" / "GRU4Rec").glob("*.log")) and (Path.cwd() / "log_tensorboard").is_dir()
+    assert not Path.cwd().is_relative_to(ROOT)  # the suite's own folder (conftest.in_a_work_folder), not the repo
+
+
+def test_log_agrees_with_the_run(base_config, tmp_path):
+    keys = {**base_config, "state": "INFO", "neg_sampler": "genni", "loss_type": "SSM", "neg_num": 3}
+    proc = _cli(["--model=GRU4Rec", "--dataset=tiny", *(f"--{k}={v}" for k, v in keys.items())], tmp_path / "work")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = next((tmp_path / "work" / "log" / "GRU4Rec").glob("*.log")).read_text()
+    negatives = "genni, K=3 distinct from softmax(score / 1.0) over a pool of 20"
+    assert f"Negatives: {negatives}" in log and "train_neg_sample_args" not in log
+    assert f"[Training]: train_batch_size = [64] negatives: {negatives}" in log
+    assert f"use_gpu = {torch.cuda.is_available()}" in log
+    assert "(loss_fct): BPRHeadLoss(loss_type=SSM, logq_weight=1)" in log
+
+
 @pytest.mark.parametrize("refused, message", [
     ({"topk": [10, 50]}, "topk: [10, 50] ranks more items than the catalogue has"),  # refused with the data
     ({"resume_checkpoint": "/no/such.pth"}, "resume_checkpoint: /no/such.pth: no such file"),  # by the trainer

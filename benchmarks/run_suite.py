@@ -151,6 +151,9 @@ def convert_sources(suite, settings=None):
     for source in suite.get("convert", []):
         name = dataset_name(Path(source))
         if not (data_path / name / f"{name}.inter").exists():
+            if not Path(source).exists():
+                raise SystemExit(f"{source}: missing; python benchmarks/fetch_data.py {name} --to "
+                                 f"{Path(source).parent.parent} fetches it (or says where it comes from)")
             stats = convert(source, data_path)
             print(f"converted {source}: {stats}", flush=True)
 

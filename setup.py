@@ -17,6 +17,7 @@ setup(
         "recbole-genni=recbole_genni.cli:console_main",
         "recbole-genni-recommend=recbole_genni.recommend:console_main",
         "recbole-genni-hyper=recbole_genni.hyper:console_main",
+        "recbole-genni-runs=recbole_genni.runs:console_main",
     ]},
     install_requires=[
         "recbole==1.2.1",

@@ -143,6 +143,7 @@ def _record_test(config, trainer, best_valid_result, test_result, train_seconds)
         return
     record = {
         "run_id": config["run_id"], "model": config["model"], "dataset": config["dataset"],
+        "negatives": config.negatives_summary(),
         "best_valid_result": dict(best_valid_result or {}), "test_result": dict(test_result or {}),
         "train_seconds": train_seconds, "epochs": len(getattr(trainer, "history", [])),
         "stop_reason": getattr(trainer, "stop_reason", None),

@@ -354,6 +354,7 @@ def negatives_section(name: str, records: list) -> list:
         ("mean rank", "---:", lambda r: f"{r['mean_rank']:.4f}"),
         ("top-1000 share", "---:", lambda r: f"{r['top1000_share']:.4f}"),
         ("own-category share", "---:", lambda r: f"{r['own_group_share']:.4f}" if "own_group_share" in r else "-"),
+        ("TV to the softmax", "---:", lambda r: f"{r['tv_to_softmax']:.4f}" if "tv_to_softmax" in r else "-"),
         ("positions", "---:", lambda r: f"{r['positions']:,}")])
 
 
@@ -383,7 +384,7 @@ RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
              "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section,
              "s3_four_reevaluated.jsonl": reevaluated_section, "amazon_six.jsonl": amazon_six_section,
              "amazon_six_cost.jsonl": step_cost_section, "amazon_six_negatives.jsonl": negatives_section,
-             "amazon_six_reevaluated.jsonl": by_group_section}
+             "amazon_six_reevaluated.jsonl": by_group_section, "scale_k256_cost.jsonl": step_cost_section}
 
 
 def section(name: str, records: list) -> str:

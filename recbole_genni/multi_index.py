@@ -119,10 +119,13 @@ def index_draw(index: MultiIndex, query: torch.Tensor, num_samples: int, tempera
     return IndexDraw(items, log_prob, log_weights, log_norm)
 
 
-def index_log_prob(index: MultiIndex, items: torch.Tensor, log_weights: torch.Tensor,
-                   log_norm: torch.Tensor) -> torch.Tensor:
-    """``log q`` ``[N, J]`` of any real ``items`` ``[N, J]`` under the rows' proposal (``log_weights`` and
-    ``log_norm`` of their :class:`IndexDraw`): the cell's probability shared by its items."""
+def index_log_prob(index: MultiIndex, items: torch.Tensor, log_weights: torch.Tensor, log_norm: torch.Tensor,
+                   rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``log q`` of any real ``items`` under the rows' proposal (``log_weights`` and ``log_norm`` of their
+    :class:`IndexDraw`): the cell's probability shared by its items. ``items`` ``[N, J]``, or flat ``[P]`` with
+    ``rows`` ``[P]`` saying whose each is (a history's pairs, without an ``[P, c * c]`` copy); same shape out."""
     cells = index.cell_of[items]
-    return log_weights.gather(1, cells) - log_norm - index.cell_size[cells].float().log()
+    if rows is None:
+        return log_weights.gather(1, cells) - log_norm - index.cell_size[cells].float().log()
+    return log_weights[rows, cells] - log_norm[rows, 0] - index.cell_size[cells].float().log()
 

@@ -56,6 +56,14 @@ class TestMultiIndex:
         expected = expected * observed.sum() / expected.sum()
         assert chisquare(observed.numpy(), expected.numpy()).pvalue > 1e-3
 
+    def test_log_prob_of_flat_pairs(self):
+        table, query = random_table()
+        index = multi_index.build_index(table, 3, generator=torch.Generator().manual_seed(0))
+        drawn = multi_index.index_draw(index, query, 4, 1.0, torch.Generator().manual_seed(1))
+        rows = torch.arange(3).repeat_interleave(4)
+        flat = multi_index.index_log_prob(index, drawn.items.reshape(-1), drawn.log_weights, drawn.log_norm, rows)
+        assert torch.allclose(flat, drawn.log_prob.reshape(-1))
+
     def test_partition_estimate_unbiased(self):
         table, query = random_table(seed=3)
         index = multi_index.build_index(table, 4, generator=torch.Generator().manual_seed(0))

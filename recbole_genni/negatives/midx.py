@@ -149,7 +149,7 @@ class MIDXNegatives(NegativeSampler):
             rows, items = sampling.history_pairs(keys, users, self.candidates.item_num)
             apart = items != targets[rows]  # the target counted once
             rows, items = rows[apart], items[apart]
-            item_mass = log_q(self.index, items.unsqueeze(1), log_weights[rows], log_norm[rows]).squeeze(1)
+            item_mass = log_q(self.index, items, log_weights, log_norm, rows=rows)
             mass = mass.index_add(0, rows, item_mass.double().exp())
         return torch.log1p(-mass.clamp(max=1 - 1e-12)).float()
 

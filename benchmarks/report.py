@@ -73,8 +73,9 @@ def mean_std(values, digits=4) -> str:
 
 def _commands(name: str, records) -> str:
     """The commands that made the records as a user would run them today: without where each wrote its file or
-    which checkpoint a killed run resumed from, and with the runner's current name (``run_grid.py`` took the same
-    arguments), one per command that differs in ``--seed`` only; an earlier protocol's are left to the records
+    which checkpoint a killed run resumed from, a checkpoint read from another folder as RecBole's ``saved/`` holds
+    it, and with the runner's current name (``run_grid.py`` took the same arguments), one per command that differs
+    in ``--seed`` only; an earlier protocol's are left to the records
     (their suite files are gone)."""
     if SECTIONS[name][1] == "earlier":
         return "Each record holds the exact command it ran."
@@ -83,6 +84,7 @@ def _commands(name: str, records) -> str:
         words, kept, seed = r.get("command", "?").split(" "), [], None
         for word in words:
             word = word[word.index("benchmarks/"):] if "/benchmarks/" in word else word  # another checkout's path
+            word = f"saved/{Path(word).name}" if word.startswith("/") and word.endswith(".pth") else word
             if kept and (kept[-1] == "--out" or (kept[-1] == "--set" and word.startswith(
                     ("resume_checkpoint=", "checkpoint_dir=")))):
                 kept.pop()
@@ -143,6 +145,10 @@ def tune_section(name: str, records: list) -> list:
     return cells_section(name, untuned + records)
 
 
+#: the scale table's cells, all catalogues
+SCALE_COMMAND = "python benchmarks/scale.py benchmarks/suites/scale.yaml"
+
+
 def scale_section(name: str, records: list) -> list:
     lines = ["| items | sampler | s / step | baseline MB | negatives + loss MB | step peak MB | device | memory "
              "| date |",
@@ -156,7 +162,10 @@ def scale_section(name: str, records: list) -> list:
             lines.append(f"| {r['catalogue']:,} | {r['sampler']} | {r['seconds_per_step']:.3f} | "
                          f"{r['baseline_mb']:,.0f} | {r['forward_mb']:,.0f} | {r['peak_mb']:,.0f} | {r['device']} | "
                          f"{r['memory_kind']} | {r['date']} |")
-    return lines + ["", f"![scale]({_image(name).relative_to(OUTPUT.parent)})", "", _commands(name, records), ""]
+    # the records were run before the cells moved into the suite file (``scale.py --samplers``); they keep that form
+    return lines + ["", f"![scale]({_image(name).relative_to(OUTPUT.parent)})", "",
+                    f"Command: `{SCALE_COMMAND}` (`--only <cell>` for one row's cell; each record keeps the command "
+                    "it ran).", ""]
 
 
 def record_table(name: str, records: list, columns) -> list:

@@ -1,9 +1,12 @@
 """Every shell command in the README and docs/ runs as written, on tiny data where it names a big dataset.
 
-Each fenced ``bash`` block's commands are collected (continuation lines joined, comments dropped). A command runs
-in a folder of its own with what it reads put in place: its ``my.yaml`` (a short run), ``path/to/MyData.txt`` (a
-tiny sequence file), a checkpoint where it names one. The few that cannot run in CI are listed in :data:`NOT_RUN`
-with the reason; a command in neither fails the test, so a new example has to be run here or excused.
+Each fenced ``bash`` block's commands are collected (continuation lines joined, comments dropped), and so is each
+command written inline in the prose (a code span that starts with ``make``, ``python``, ``pip``, ``.venv/bin/`` or
+``recbole-genni`` and has arguments, or a set of ``--model=... --key=value`` flags, run as ``recbole-genni`` on
+ml-100k). A command runs in a folder of its own with what it reads put in place: its ``my.yaml`` (a short run),
+``path/to/MyData.txt`` (a tiny sequence file), a checkpoint where it names one. The few that cannot run in CI are
+listed in :data:`NOT_RUN` with the reason; a command in neither fails the test, so a new example has to be run here
+or excused.
 """
 
 import re
@@ -30,21 +33,35 @@ NOT_RUN = {
                                                 "runs suites on tiny data",
     ".venv/bin/python run_recbole_genni.py --model=SASRec --dataset=ml-100k --resume_checkpoint=":
         "continues a run to its 300 epochs; test_trainer.py resumes killed runs on tiny data",
+    "python -m recbole_genni": "is `make run`'s job; test_packaging.py runs it from an installed wheel",
+    "pip ": "installs into the reader's environment; test_packaging.py builds the wheel and installs it in a new venv",
+    "python benchmarks/": "the benchmarks' commands on their real datasets (hours); test_run_suite.py, "
+                          "test_reevaluate.py, test_negatives_hardness.py, test_fetch_data.py and test_report.py "
+                          "run the scripts on tiny data",
 }
+#: how an inline command starts (a set of flags is the other kind)
+INLINE_STARTS = ("make ", "python ", "pip ", ".venv/bin/", "recbole-genni")
 #: a tiny S3-Rec sequence file: 30 users, items 1..40
 TINY_SEQUENCES = "".join(f"{u} " + " ".join(str(1 + (u * 7 + t * 3) % 40) for t in range(6 + u % 5)) + "\n"
                          for u in range(1, 31))
 
 
 def commands():
-    """``(file, command)`` for each command of each fenced bash block of the README and docs/."""
+    """``(file, command)`` for each command of each fenced bash block of the README and docs/, and for each command
+    written inline in their prose."""
     found = []
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+        text = page.read_text()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S):
             for line in block.replace("\\\n", " ").splitlines():
                 command = re.sub(r"\s+#.*$", "", line).strip()  # a trailing comment
                 if command and not command.startswith("#"):
                     found.append((page.name, " ".join(command.split())))
+        for span in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S)):
+            command = " ".join(span.split())
+            if " " in command and (command.startswith(INLINE_STARTS) or re.fullmatch(r"--model=\S+( --\w+=\S+)+",
+                                                                                      command)):
+                found.append((page.name, command))
     return found
 
 
@@ -56,7 +73,7 @@ def test_every_command_is_run_or_excused():
 
 def _run(command, cwd):
     argv = shlex.split(command)
-    if argv[0].startswith(".venv/bin/"):
+    if argv[0].startswith(".venv/bin/") or argv[0] == "python":
         argv[0] = str(BIN / Path(argv[0]).name)
     if argv[0].endswith("python") and len(argv) > 1 and not argv[1].startswith("-"):
         argv[1] = str(ROOT / argv[1])  # a repository script, run from the command's own folder
@@ -89,6 +106,16 @@ def run_with_my_yaml(command, cwd):
     assert re.search(r"^test\s+[0-9.]+\s+[0-9.]+$", proc.stdout + proc.stderr, re.M)  # the summary's test row
 
 
+def run_flags(flags, cwd):
+    run_with_my_yaml(f".venv/bin/recbole-genni {flags} --dataset=ml-100k --config_files=my.yaml", cwd)
+
+
+def run_runs_table(command, cwd):
+    best = _checkpoint(cwd)
+    table = _run(command, cwd).stdout
+    assert best.stem in table and "SASRec" in table  # the run's row
+
+
 def run_recommend(command, cwd):
     best = _checkpoint(cwd)
     _run(command.replace("saved/<id>.pth", str(best.relative_to(cwd))), cwd)
@@ -102,6 +129,9 @@ RUNS = {
     '.venv/bin/recbole-genni --model=GRU4Rec --dataset=ml-100k --config_files="my.yaml" --neg_sampler=genni '
     "--neg_num=4 --neg_pool_size=200 --neg_temperature=0.5": run_with_my_yaml,
     ".venv/bin/recbole-genni-recommend saved/<id>.pth --users=196,186 --k=10 --output=recs.tsv": run_recommend,
+    "--model=GRU4Rec --neg_sampler=genni --loss_type=SSM --neg_num=256 --neg_pool_size=1024": run_flags,
+    "--model=SASRec --neg_sampler=none": run_flags,
+    "python -m recbole_genni.runs log/": run_runs_table,
 }
 
 

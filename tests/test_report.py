@@ -54,6 +54,9 @@ def test_commands_leave_out_paths():
     command = "python benchmarks/run_suite.py s.yaml --out /x/a.jsonl --set resume_checkpoint=/x/m.pth --set epochs=2"
     assert report._commands("s3_four.jsonl", [{"command": command}]) == (
         "Commands: `python benchmarks/run_suite.py s.yaml --set epochs=2`.")
+    read = "python benchmarks/negatives.py /root/ckpt/M-1.pth s.yaml --only recipe"
+    assert report._commands("s3_four.jsonl", [{"command": read}]) == (
+        "Commands: `python benchmarks/negatives.py saved/M-1.pth s.yaml --only recipe`.")
 
 
 def test_budget_cells_at_equal_epochs():

@@ -251,6 +251,27 @@ def step_cost_section(name: str, records: list) -> list:
         ("commit", "---", lambda r: r["commit"][:7])])
 
 
+#: the per-model cost table's columns: sampler cell -> header
+MODEL_COST_COLUMNS = {"bpr-uniform": "BPR, 1 uniform", "uniform-ssm": "SSM, 256 uniform",
+                      "genni-pool-ssm": "SSM, 256 GenNi from a pool of 2,048", "genni-ssm": "SSM, 256 exact GenNi",
+                      "ce": "full-softmax CE"}
+
+
+def models_cost_section(name: str, records: list) -> list:
+    """One row per model, one column per sampler: each cell's latest timing (s / epoch, projected from its steps)
+    and its ratio to uniform SSM timed in the same process; then every record."""
+    latest = {r["name"]: r for r in records}
+    models = list(dict.fromkeys(cell.split("/")[0] for cell in latest))
+    lines = ["One CPU thread, s / epoch (x uniform SSM's) from each cell's latest timing:", "",
+             "| model | " + " | ".join(MODEL_COST_COLUMNS.values()) + " |", "|---|" + "---:|" * len(MODEL_COST_COLUMNS)]
+    for model in models:
+        cells = [latest.get(f"{model}/{sampler}") for sampler in MODEL_COST_COLUMNS]
+        lines.append(f"| {model} | " + " | ".join(
+            f"{r['seconds_per_epoch']:.0f} ({r['ratio']:.2f})" if r and r["reference"] == f"{model}/uniform-ssm"
+            else f"{r['seconds_per_epoch']:.0f}" if r else "-" for r in cells) + " |")
+    return lines + ["", "Every timing:", ""] + step_cost_section(name, records)
+
+
 def _mean(rows: list, get) -> float:
     return statistics.fmean(get(r) for r in rows)
 
@@ -357,8 +378,8 @@ def amazon_six_section(name: str, records: list) -> list:
 
 def negatives_section(name: str, records: list) -> list:
     return record_table(name, records, [
-        ("model (its cell, epoch, valid NDCG@10)", "---", lambda r: f"{r['checkpoint_cell']}, epoch "
-         f"{r['checkpoint_epoch'] + 1}, {r['checkpoint_valid_score']:.4f}"),
+        ("model (dataset: its cell, epoch, valid NDCG@10)", "---", lambda r: f"{r['dataset']}: "
+         f"{r['checkpoint_cell']}, epoch {r['checkpoint_epoch'] + 1}, {r['checkpoint_valid_score']:.4f}"),
         ("sampler (cell)", "---", lambda r: r["name"]),
         ("mean rank", "---:", lambda r: f"{r['mean_rank']:.4f}"),
         ("top-1000 share", "---:", lambda r: f"{r['top1000_share']:.4f}"),
@@ -388,7 +409,7 @@ SUMMARIES = {"s3_four.jsonl": negatives_gain, "s3_four_reevaluated.jsonl": zeroe
              "amazon_six.jsonl": edge_over_uniform}
 
 RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
-             "sampler_cost.jsonl": sampler_cost_section, "models_beauty_cost.jsonl": step_cost_section,
+             "sampler_cost.jsonl": sampler_cost_section, "models_beauty_cost.jsonl": models_cost_section,
              "s3_four_cost.jsonl": step_cost_section, "s3_tune.jsonl": tune_section,
              "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section,
              "s3_four_reevaluated.jsonl": reevaluated_section, "amazon_six.jsonl": amazon_six_section,

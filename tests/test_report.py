@@ -173,3 +173,17 @@ def test_per_category_table():
     assert lines[0] == "| cell | all | Beauty | Books |"
     assert lines[2] == "| GenNiSASRec on Six, seed 1: ... | 0.1000 / 0.0500 | 0.2000 / 0.1000 | 0.0667 / 0.0333 |"
     assert "Test users per category: Beauty 10, Books 30." in lines[4]
+
+
+def test_models_cost_table_takes_each_cells_latest_timing():
+    def timing(cell, seconds, ratio, reference="GRU4Rec/uniform-ssm", commit="a" * 40):
+        return {"name": cell, "dataset": "Beauty", "seconds_per_step": seconds / 500, "seconds_per_epoch": seconds,
+                "ratio": ratio, "reference": reference, "batches": 40, "device": "CPU", "commit": commit,
+                "command": "python benchmarks/step_cost.py benchmarks/suites/models_beauty.yaml"}
+    records = [timing("GRU4Rec/uniform-ssm", 100, 1.0), timing("GRU4Rec/genni-pool-ssm", 150, 1.5),
+               timing("GRU4Rec/uniform-ssm", 80, 1.0), timing("GRU4Rec/genni-pool-ssm", 90, 1.125),
+               timing("GRU4Rec/ce", 70, 1.0, reference="GRU4Rec/ce")]
+    lines = report.models_cost_section("models_beauty_cost.jsonl", records)
+    # the latest of each cell; a ratio only against uniform SSM timed in the same process
+    assert "| GRU4Rec | - | 80 (1.00) | 90 (1.12) | - | 70 |" in lines
+    assert sum(line.startswith("| Beauty |") for line in lines) == 5  # every timing listed below

@@ -4,10 +4,11 @@ overlapping conversions of one dataset."""
 import gzip
 import lzma
 import os
+import sys
 
 import pytest
 
-from recbole_genni.data.convert import convert, main
+from recbole_genni.data.convert import convert, main, train_command
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.utils import atomic_write
 
@@ -56,7 +57,8 @@ def test_xz_atomic_files_taken_as_is(tmp_path, capsys):
     assert (tmp_path / "out" / "mini" / "mini.item").read_text() == "item_id:token\nA\nB\n"
     out = capsys.readouterr().out
     assert "mini: 2 users, 2 items, 3 interactions, avg length 1.50" in out
-    assert f"  train on it: recbole-genni --model=GenNiSASRec --dataset=mini --data_path={tmp_path / 'out'}" in out
+    assert (f"  train on it: {train_command()} --model=GenNiSASRec --dataset=mini --data_path={tmp_path / 'out'}"
+            in out)
     assert f"    data_path: {tmp_path / 'out'}\n" in out
     assert '    user_inter_num_interval: "[4,inf)"   # 2 users have fewer than 4 interactions' in out
 
@@ -224,3 +226,15 @@ class TestDelimited:
         source.write_text("user_id:token,item_id:token,timestamp:float\n1,2,3\n1,4,5\n")
         convert(source, tmp_path / "out", sep=",")
         assert (tmp_path / "out" / "mini" / "mini.inter").read_text() == self.HEADER + "1\t2\t3\n1\t4\t5\n"
+
+
+def test_train_command_runs_where_the_venv_is_not_activated(tmp_path, monkeypatch):
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "recbole-genni").touch(mode=0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert train_command() == ".venv/bin/recbole-genni"  # as the README calls it
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert train_command() == "recbole-genni"  # activated

@@ -280,9 +280,18 @@ def convert(path, out="dataset/", sep=None, user=None, item=None, time=None) -> 
         raise
 
 
+def train_command() -> str:
+    """The training command as the user's shell can run it: ``recbole-genni`` where it is on the PATH, else the
+    script beside this Python (a venv not activated: ``.venv/bin/recbole-genni``)."""
+    script = Path(sys.executable).parent / "recbole-genni"
+    if shutil.which("recbole-genni") or not script.exists():
+        return "recbole-genni"
+    return str(script.relative_to(Path.cwd())) if script.is_relative_to(Path.cwd()) else str(script)
+
+
 def usage_lines(stats, out) -> str:
     """How to train on a converted dataset: the command, and the YAML lines it needs."""
-    lines = [f"  train on it: recbole-genni --model=GenNiSASRec --dataset={stats['name']} --data_path={out}",
+    lines = [f"  train on it: {train_command()} --model=GenNiSASRec --dataset={stats['name']} --data_path={out}",
              "  or with these lines in a YAML file (--config_files):", f"    data_path: {out}"]
     if stats["short_users"]:
         lines.append(f'    user_inter_num_interval: "[{SPLIT_MIN_LENGTH},inf)"   # {stats["short_users"]:,} users have '

@@ -196,6 +196,18 @@ class TestDelimited:
         assert (tmp_path / "out" / "events" / "events.inter").read_text() == self.HEADER + "v1\tp1\t5\nv1\tp2\t9\n"
         assert "events: 1 users, 2 items, 2 interactions" in capsys.readouterr().out
 
+    def test_a_second_conversion_says_it_replaced_the_dataset(self, tmp_path, capsys):
+        first, second = tmp_path / "a" / "ratings.dat", tmp_path / "b" / "ratings.csv"
+        first.parent.mkdir(), second.parent.mkdir()
+        first.write_text("1::10::5::1\n1::11::5::2\n")
+        second.write_text("userId,movieId,timestamp\n2,12,1\n2,13,2\n")
+        assert main([str(first), "--out", str(tmp_path / "out")]) == 0
+        assert "replaced" not in capsys.readouterr().out
+        assert main([str(second), "--out", str(tmp_path / "out")]) == 0
+        assert "-> " + str(tmp_path / "out" / "ratings") + " (replaced the dataset that was there)" in (
+            capsys.readouterr().out)
+        assert (tmp_path / "out" / "ratings" / "ratings.inter").read_text() == self.HEADER + "2\t12\t1\n2\t13\t2\n"
+
     def test_time_none_keeps_file_order(self, tmp_path):
         source = tmp_path / "clicks.csv"
         source.write_text("user,item\nu,b\nu,a\nw,a\n")

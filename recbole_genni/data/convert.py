@@ -317,10 +317,12 @@ def main(argv=None):
             same = [path for path, name in zip(args.paths, names) if name == twice]
             raise GenNiConfigError(f"{' and '.join(same)} would both be written to {Path(args.out) / twice}; rename "
                                    "one, or convert them into different --out folders.")
-        for path in args.paths:
+        for path, name in zip(args.paths, names):
+            replaced = (Path(args.out) / name / f"{name}.inter").exists()
             s = convert(path, args.out, args.sep, args.user, args.item, args.time)
             print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions, "
-                  f"avg length {s['interactions'] / max(s['users'], 1):.2f} -> {Path(args.out) / s['name']}")
+                  f"avg length {s['interactions'] / max(s['users'], 1):.2f} -> {Path(args.out) / s['name']}"
+                  + (" (replaced the dataset that was there)" if replaced else ""))
             print(usage_lines(s, args.out))
 
     return run_cli(convert_all)

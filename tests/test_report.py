@@ -148,13 +148,19 @@ def test_budget_table():
     assert report.budget_table([_timed_run("slow", 1, [(45, 0.1)])])[2].startswith("| slow | 1 | - | 0.1000 |")
 
 
-def test_edge_per_dataset():
+def test_edge_table_per_catalogue_with_twins():
     def run(name, dataset, ndcg):
         return {"name": name, "dataset": dataset, "test": {"ndcg@10": ndcg}}
 
-    text = report.edge_over_uniform([run("ssm-uniform-k256", "Beauty", 0.05), run("genni", "Beauty", 0.051),
-                                     run("ssm-uniform-k256", "Six", 0.02), run("genni", "Six", 0.025)])
-    assert text == ("Test NDCG@10 against `ssm-uniform-k256`: on Beauty, `genni` +2.0%; on Six, `genni` +25.0%.")
+    own = [run("ssm-uniform-k256", "Six", 0.02), run("genni", "Six", 0.025), run("genni", "Beauty", 0.051),
+           run("recipe", "Six", 0.03)]
+    twins = [run("ssm-uniform", "Beauty", 0.05), run("ssm-uniform", "Beauty", 0.06), run("recipe", "Beauty", 0.05),
+             run("bce-genni", "Beauty", 0.9), run("recipe", "Six", 0.9)]  # Six has its own recipe run
+    lines = report.edge_table(report.with_twins(own, twins))
+    assert lines == ["| cell | Beauty | Six |", "|---|---:|---:|",
+                     "| ssm-uniform-k256 | 0.0550 (2) | 0.0200 (1) |",
+                     "| genni | 0.0510 (1, -7.3%) | 0.0250 (1, +25.0%) |",
+                     "| recipe | 0.0500 (1, -9.1%) | 0.0300 (1, +50.0%) |"]
 
 
 def test_other_checkout_commands():

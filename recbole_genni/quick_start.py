@@ -102,20 +102,23 @@ def _check_step_fits(config, num_items):
     """Refuse, before training, a batch whose largest activations alone cannot fit in memory (a lower bound of a
     step): a Transformer's attention maps (batch x heads x length^2 a layer, four times: the scores, the masked
     scores, their softmax and its dropout, kept for the backward pass) and full softmax's logits with their gradient
-    (rows x |I|)."""
+    (rows x |I|, or rows x ``ce_item_chunk`` when CE is chunked)."""
     batch, length = config["train_batch_size"], config["MAX_ITEM_LIST_LENGTH"] or 1
     parts = {}
     if config["n_heads"] and config["n_layers"]:
         parts["attention"] = batch * config["n_heads"] * length ** 2 * 4 * 4 * config["n_layers"]
     if config["neg_sampler"] == "none":
-        parts["full-softmax logits"] = _training_rows(config) * num_items * 4 * 2
+        columns = min(config["ce_item_chunk"] or num_items, num_items)
+        parts["full-softmax logits"] = _training_rows(config) * columns * 4 * 2
     needed, available = sum(parts.values()), _device_memory(config["device"])
     if needed > available:
         shares = ", ".join(f"{name} {size / 2**30:.1f} GiB" for name, size in parts.items())
+        chunk = ", or compute CE in chunks of items (ce_item_chunk: 16384)" if config["neg_sampler"] == "none" \
+            and not config["ce_item_chunk"] else ""
         raise GenNiConfigError(
             f"train_batch_size: {batch} rows of up to {length} items (MAX_ITEM_LIST_LENGTH) need at least "
             f"{needed / 2**30:.1f} GiB a training step ({shares}), more than the {available / 2**30:.1f} GiB of "
-            f"{config['device']}; lower train_batch_size or MAX_ITEM_LIST_LENGTH."
+            f"{config['device']}; lower train_batch_size or MAX_ITEM_LIST_LENGTH{chunk}."
         )
 
 

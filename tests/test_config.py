@@ -81,7 +81,11 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
     ({"neg_sampler": "none", "loss_type": "CE", "train_batch_size": 10**8},  # every position: 10^9 rows x 41 items
-     r"need at least 454.5 GiB a training step \(attention 149.0 GiB, full-softmax logits 305.5 GiB\)"),
+     r"need at least 454.5 GiB a training step \(attention 149.0 GiB, full-softmax logits 305.5 GiB\), more than "
+     r".*; lower train_batch_size or MAX_ITEM_LIST_LENGTH, or compute CE in chunks of items \(ce_item_chunk: 16384\)"),
+    ({"neg_sampler": "none", "loss_type": "CE", "train_batch_size": 10**8, "ce_item_chunk": 4},  # 4 of 41 items
+     r"need at least 178.8 GiB a training step \(attention 149.0 GiB, full-softmax logits 29.8 GiB\), more than "
+     r".*; lower train_batch_size or MAX_ITEM_LIST_LENGTH\.$"),
     ({"train_window_stride": 11}, r"train_window_stride: 11 is invalid; expected at most MAX_ITEM_LIST_LENGTH = 10 "
                                    r"items, or a fraction of it in \(0, 1\]"),
     ({"train_window_stride": 1.5}, r"train_window_stride: 1.5 is invalid; expected an integer >= 0 \(items; 0 = the "

@@ -26,6 +26,7 @@ from recbole.utils import init_seed  # noqa: E402
 
 from recbole_genni.checkpoints import checkpoint_config, read_checkpoint  # noqa: E402
 from recbole_genni.config import Config  # noqa: E402
+from recbole_genni.data.checks import check_sequential_inter  # noqa: E402
 from recbole_genni.quick_start import data_preparation  # noqa: E402
 from recbole_genni.registry import get_trainer  # noqa: E402
 
@@ -62,6 +63,7 @@ def evaluate(checkpoint: dict, rule: str, groups_file=None) -> dict:
     """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`; with
     ``groups_file``, also ``by_group``: the test HR/NDCG@10 of each group of users (:func:`metrics_by_group`)."""
     config = checkpoint_config(checkpoint, Config)
+    check_sequential_inter(config)  # as the run did: RecBole's default load_col gets the time column
     config["eval_mask_history"] = rule != "unmasked"
     config["device"] = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     init_seed(config["seed"], config["reproducibility"])

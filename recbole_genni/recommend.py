@@ -12,10 +12,11 @@ import sys
 import torch
 from recbole.data import create_dataset
 from recbole.data.interaction import Interaction
-from recbole.utils import init_seed
+from recbole.utils import ModelType, init_seed
 
 from recbole_genni.checkpoints import checkpoint_config, read_checkpoint
 from recbole_genni.config import Config
+from recbole_genni.data.checks import check_sequential_inter
 from recbole_genni.data.fingerprint import check_dataset_fingerprint
 from recbole_genni.errors import GenNiConfigError
 from recbole_genni.quick_start import data_preparation
@@ -45,6 +46,8 @@ def load_data_and_model(model_file, device=None, data_path=None, trust_pickle=Fa
         raise GenNiConfigError(
             f"{model_file}: its dataset is not where it was trained ({inter}: no such file); give the folder that "
             f"holds {config['dataset']}/ now with --data_path (load_data_and_model(..., data_path=...)).")
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        check_sequential_inter(config)  # as the run did: RecBole's default load_col gets the time column
     if not config["single_spec"]:  # a distributed run's checkpoint, loaded in this one process
         config["single_spec"], config["local_rank"] = True, 0
     if device is not None or (config["device"].type == "cuda" and not torch.cuda.is_available()):

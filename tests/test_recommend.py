@@ -30,6 +30,19 @@ def trained(request, base_config):
     return model, result, checkpoint
 
 
+def test_a_run_on_recboles_default_load_col_loads_back(base_config):
+    """RecBole's default load_col leaves out the time column; the run adds it (the header has it), and so does
+    loading its checkpoint, or RecBole could not order each user's items."""
+    config_dict = {k: v for k, v in base_config.items() if k != "load_col"}
+    result = run_recbole_genni("GRU4Rec", "tiny", config_dict={**config_dict, "epochs": 1})
+    checkpoint, = (p for p in Path(base_config["checkpoint_dir"]).glob("GRU4Rec-*.pth")
+                   if not p.name.endswith("-last.pth"))
+    config, model, dataset, *splits = load_data_and_model(checkpoint)
+    assert config["load_col"]["inter"] == ["user_id", "item_id", "timestamp"]
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    assert trainer.evaluate(splits[2], load_best_model=False) == result["test_result"]
+
+
 def test_loaded_checkpoint_tests_as_run(trained):
     model_name, result, checkpoint = trained
     config, model, dataset, *splits = load_data_and_model(checkpoint)

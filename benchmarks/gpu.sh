@@ -19,7 +19,7 @@ pack)
     --platform manylinux2014_x86_64 --platform any \
     -d .whl pandas==2.2.3 recbole==1.2.1 colorlog==4.7.2 texttable==1.7.0 pytz==2024.2 tzdata==2024.2
   mkdir -p .gpu_data
-  for name in Beauty Sports_and_Outdoors Toys_and_Games Yelp LastFM; do
+  for name in Beauty Sports_and_Outdoors Toys_and_Games Yelp LastFM Amazon2014-Six; do
     xz -9 -c "../shared/datasets/$name/$name.txt" > ".gpu_data/$name.txt.xz"
   done
   du -sh .whl .gpu_data

@@ -363,18 +363,24 @@ def edge_table(records: list, reference: str = "ssm-uniform-k256") -> list:
     """One row per cell, one column per dataset (the smaller catalogue first): test NDCG@10 (seeds) and its change
     against the ``reference`` cell's mean. Does the edge grow with the catalogue?"""
     datasets = sorted({r["dataset"] for r in records}, key=lambda d: (d != "Beauty", d))
+
+    def runs_of(dataset, cell):
+        return [r for r in records if r["dataset"] == dataset and r["name"] == cell]
+
+    def test_ndcg(runs):
+        return _mean(runs, lambda r: r["test"]["ndcg@10"])
+
+    base = {d: test_ndcg(runs_of(d, reference)) for d in datasets if runs_of(d, reference)}
     lines = ["| cell | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for cell in sorted({r["name"] for r in records}, key=lambda c: (c != reference, c)):
         values = []
         for dataset in datasets:
-            runs = [r for r in records if r["dataset"] == dataset and r["name"] == cell]
-            base = [r for r in records if r["dataset"] == dataset and r["name"] == reference]
+            runs = runs_of(dataset, cell)
             if not runs:
                 values.append("-")
                 continue
-            ndcg = _mean(runs, lambda r: r["test"]["ndcg@10"])
-            edge = f", {ndcg / _mean(base, lambda r: r['test']['ndcg@10']) - 1:+.1%}" if base and cell != reference \
-                else ""
+            ndcg = test_ndcg(runs)
+            edge = f", {ndcg / base[dataset] - 1:+.1%}" if dataset in base and cell != reference else ""
             values.append(f"{ndcg:.4f} ({len(runs)}{edge})")
         lines.append(f"| {cell} | " + " | ".join(values) + " |")
     return lines

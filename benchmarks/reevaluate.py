@@ -59,12 +59,13 @@ def zeroing(trainer_class):
     return ZeroedHistoryTrainer
 
 
-def evaluate(checkpoint: dict, rule: str, groups_file=None) -> dict:
-    """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`; with
-    ``groups_file``, also ``by_group``: the test HR/NDCG@10 of each group of users (:func:`metrics_by_group`)."""
+def rebuild(checkpoint: dict, rule=None):
+    """The checkpoint's model in its trainer, and the valid and test loaders of its dataset, under one of
+    :data:`RULES` (``None``: the run's own rule)."""
     config = checkpoint_config(checkpoint, Config)
     check_sequential_inter(config)  # as the run did: RecBole's default load_col gets the time column
-    config["eval_mask_history"] = rule != "unmasked"
+    if rule is not None:
+        config["eval_mask_history"] = rule != "unmasked"
     config["device"] = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     init_seed(config["seed"], config["reproducibility"])
     train, valid, test = data_preparation(config, create_dataset(config))
@@ -72,34 +73,51 @@ def evaluate(checkpoint: dict, rule: str, groups_file=None) -> dict:
     model.load_state_dict(checkpoint["state_dict"])
     trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
     trainer = (zeroing(trainer_class) if rule == "zeroed" else trainer_class)(config, model)
+    return trainer, valid, test
+
+
+def evaluate(checkpoint: dict, rule: str, groups_file=None) -> dict:
+    """Valid NDCG@10 and the test metrics of the checkpoint's weights under one of :data:`RULES`; with
+    ``groups_file``, also ``by_group``: the test HR/NDCG@10 of each group of users (:func:`evaluate_by_group`)."""
+    trainer, valid, test = rebuild(checkpoint, rule)
     valid_result = trainer.evaluate(valid, load_best_model=False)
-    test_result = trainer.evaluate(test, load_best_model=False)
+    if groups_file is None:
+        test_result = trainer.evaluate(test, load_best_model=False)
+    else:
+        test_result, by_group = evaluate_by_group(trainer, test, groups_file)
     result = {"valid ndcg@10": valid_result["ndcg@10"], **{m: test_result[m] for m in TEST_METRICS}}
     if groups_file is not None:
-        dataset = test._dataset
-        groups = item_groups(groups_file, dataset.field2id_token[dataset.iid_field])
-        result["by_group"] = metrics_by_group(trainer, test, groups, read_group_names(groups_file))
+        result["by_group"] = by_group
     return result
 
 
-def metrics_by_group(trainer, eval_data, groups, names) -> dict:
-    """``{group name: {users, hit@10, ndcg@10}}`` over the rows of ``eval_data`` ranked as ``trainer`` ranks them
-    (its masking rule), each row in its target item's group; a row's rank counts the items scored above its target."""
-    trainer.model.eval()
+def evaluate_by_group(trainer, eval_data, groups_file):
+    """``trainer.evaluate(eval_data)``'s metrics, and from the same ranking ``{group name: {users, hit@10,
+    ndcg@10}}``: each row in its target item's group (``groups_file``: :func:`groups.read_groups`), its rank the
+    number of items scored above its target once the trainer's rule has masked the user's earlier items."""
+    dataset = eval_data._dataset
+    groups = item_groups(groups_file, dataset.field2id_token[dataset.iid_field])
     ranks, row_groups = [], []
-    with torch.no_grad():
-        for batched_data in eval_data:
-            _, scores, positive_u, positive_i = trainer._full_sort_batch_eval(batched_data)
-            rows, targets = positive_u.to(scores.device), positive_i.to(scores.device)
-            target_scores = scores[rows, targets].unsqueeze(1)
-            ranks.append((scores[rows] > target_scores).sum(dim=1).cpu())
-            row_groups.append(groups[targets.cpu()])
+    score_batch = trainer._full_sort_batch_eval
+
+    def ranking_batch(batched_data):
+        interaction, scores, positive_u, positive_i = score_batch(batched_data)
+        rows, targets = positive_u.to(scores.device), positive_i.to(scores.device)
+        ranks.append((scores[rows] > scores[rows, targets].unsqueeze(1)).sum(dim=1).cpu())
+        row_groups.append(groups[targets.cpu()])
+        return interaction, scores, positive_u, positive_i
+
+    trainer._full_sort_batch_eval = ranking_batch  # RecBole's evaluate looks it up on the instance
+    try:
+        result = trainer.evaluate(eval_data, load_best_model=False)
+    finally:
+        del trainer._full_sort_batch_eval
     ranks, row_groups = torch.cat(ranks), torch.cat(row_groups)
     hit = (ranks < 10).double()
     ndcg = hit / torch.log2(ranks.double() + 2)
-    return {name: {"users": int((row_groups == index).sum()), "hit@10": hit[row_groups == index].mean().item(),
-                   "ndcg@10": ndcg[row_groups == index].mean().item()}
-            for index, name in enumerate(names)}
+    return result, {name: {"users": int((row_groups == index).sum()), "hit@10": hit[row_groups == index].mean().item(),
+                           "ndcg@10": ndcg[row_groups == index].mean().item()}
+                    for index, name in enumerate(read_group_names(groups_file))}
 
 
 def describe(config) -> str:

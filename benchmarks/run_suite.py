@@ -3,7 +3,9 @@
     python benchmarks/run_suite.py benchmarks/suites/beauty.yaml --only recipe --seed 2020
 
 A suite YAML has ``datasets``, ``seeds``, ``defaults`` (config keys for every cell), optional ``convert`` (source
-files converted into ``defaults.data_path`` when missing) and either ``cells`` (a list of ``{name, model, config}``)
+files converted into ``defaults.data_path`` when missing), optional ``groups`` (``{dataset: TSV of item groups}``,
+as ``benchmarks/groups.py`` reads it: each record then adds the tested model's test HR/NDCG@10 per group of users)
+and either ``cells`` (a list of ``{name, model, config}``)
 or ``models`` x ``samplers`` (``{name: config}``). Each cell runs in its own process (peak memory is per cell, a
 crash loses one cell); its record (metrics, per-epoch history, command, device, package commit, seed and config) is
 appended to ``benchmarks/results/<suite>.jsonl`` as soon as it finishes, so a killed suite resumes where it
@@ -51,6 +53,7 @@ def expand(suite, settings=None):
             "dataset": dataset,
             "seed": seed,
             "config": {**suite.get("defaults", {}), **config, **(settings or {}), "seed": seed},
+            **({"groups": suite["groups"][dataset]} if dataset in suite.get("groups", {}) else {}),
         }
 
 
@@ -93,12 +96,14 @@ def run_cell(cell: dict) -> dict:
     result = run_recbole_genni(cell["model"], cell["dataset"], config_dict=dict(cell["config"]))
     history = result["history"]
     epochs = len(history)
+    by_group = test_by_group(result["checkpoint"], cell["groups"]) if "groups" in cell else None
     timed = [h["train_seconds"] + h["valid_seconds"] for h in history if "valid_seconds" in h]
     cuda = torch.cuda.is_available() and cell["config"].get("use_gpu", True)
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         **{k: cell[k] for k in ("key", "name", "model", "dataset", "seed")},
         "test": {m: result["test_result"][m] for m in METRICS},
+        **({"test_by_group": by_group} if by_group else {}),
         "best_valid": dict(result["best_valid_result"] or {}),
         "best_epoch": best_epoch([h.get("valid_score") for h in history]),
         "epochs": epochs,
@@ -118,6 +123,17 @@ def run_cell(cell: dict) -> dict:
         "commit": package_commit(),
         "config": cell["config"],  # the cell's settings over the package's defaults (seed included)
     }
+
+
+def test_by_group(checkpoint_file, groups_file) -> dict:
+    """The test HR/NDCG@10 of the checkpoint's model per group of users (``reevaluate.evaluate_by_group``), under
+    the run's own rule for the users' earlier items."""
+    from recbole_genni.checkpoints import read_checkpoint
+
+    from reevaluate import evaluate_by_group, rebuild
+
+    trainer, _, test = rebuild(read_checkpoint(checkpoint_file, "cpu", "", "a best-model checkpoint"))
+    return evaluate_by_group(trainer, test, groups_file)[1]
 
 
 def train_seconds_per_step(history):
@@ -158,6 +174,20 @@ def convert_sources(suite, settings=None):
             print(f"converted {source}: {stats}", flush=True)
 
 
+def check_groups(suite):
+    """Read the item-group TSVs of the suite's datasets now, so that a missing or malformed one stops the suite
+    before its cells train, not after."""
+    from groups import read_groups
+
+    for dataset in suite["datasets"]:
+        path = suite.get("groups", {}).get(dataset)
+        if path is not None:
+            if not Path(path).exists():
+                raise SystemExit(f"groups: {path} (the item groups of {dataset}) is missing; run from the folder the "
+                                 "suite's paths are relative to, or remove the entry")
+            read_groups(Path(path))
+
+
 def parse_setting(text: str):
     """``KEY=VALUE`` from the command line, the value read as YAML (``epochs=2``, ``train_time_budget=420``)."""
     key, sep, value = text.partition("=")
@@ -194,6 +224,7 @@ def main():
     suite["datasets"] = args.datasets or suite["datasets"]
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}.jsonl")
     convert_sources(suite, settings)
+    check_groups(suite)
     done = {r["key"] for r in read_records(out)}
     cells = [c for c in expand(suite, settings) if not args.only or c["name"] in args.only]
     if not cells:

@@ -187,8 +187,9 @@ def run_recbole_genni(
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
         (as RecBole's ``run_recbole``), plus ``train_seconds``, ``history`` (one dict per epoch: seconds,
-        loss, negatives telemetry, valid score) and ``stop_reason`` (``patience``, ``time budget`` or
-        ``epochs``); from rank 0 in a distributed run.
+        loss, negatives telemetry, valid score), ``stop_reason`` (``patience``, ``time budget`` or
+        ``epochs``) and ``checkpoint`` (the tested model's file, None unless ``saved``); from rank 0 in a
+        distributed run.
     """
     if nproc > 1 or world_size > 0:
         config_dict = {
@@ -338,4 +339,5 @@ def _run(model, dataset, config_file_list, config_dict, saved):
         "train_seconds": train_seconds,
         "history": getattr(trainer, "history", []),
         "stop_reason": getattr(trainer, "stop_reason", None),
+        "checkpoint": trainer.saved_model_file if saved and os.path.isfile(trainer.saved_model_file) else None,
     }

@@ -88,6 +88,37 @@ def test_results_append_and_a_rerun_resumes(tmp_path, base_config, monkeypatch, 
     assert sorted(r["key"] for r in run_suite.read_records(out)) == sorted(r["key"] for r in records)
 
 
+def test_a_suites_groups_split_each_record(tmp_path, base_config, monkeypatch):
+    """With ``groups`` for its dataset, a cell's record adds its tested model's test metrics per group of users:
+    every test user in one group, the groups' metrics weighing up to the record's own."""
+    groups = tmp_path / "groups.tsv"
+    groups.write_text("category\tfirst_item\tlast_item\nlow\t1\t15\nhigh\t16\t40\n")
+    suite = yaml.safe_load(suite_file(tmp_path, base_config).read_text())
+    suite.update(seeds=[1], samplers={"uniform": {"neg_sampler": "uniform"}}, groups={"tiny": str(groups)})
+    path = tmp_path / "grouped.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    out = tmp_path / "res.jsonl"
+    monkeypatch.setattr(sys, "argv", ["run_suite.py", str(path), "--out", str(out)])
+    assert run_suite.main() == 0
+    [record] = run_suite.read_records(out)
+    by_group = record["test_by_group"]
+    assert list(by_group) == ["low", "high"] and sum(g["users"] for g in by_group.values()) == 30
+    for metric in ("hit@10", "ndcg@10"):
+        weighed = sum(g[metric] * g["users"] for g in by_group.values()) / 30
+        assert abs(weighed - record["test"][metric]) < 1e-4  # RecBole rounds its metrics to 4 digits
+
+
+def test_a_missing_groups_file_stops_the_suite_before_training(tmp_path, base_config, monkeypatch):
+    suite = yaml.safe_load(suite_file(tmp_path, base_config).read_text())
+    suite["groups"] = {"tiny": str(tmp_path / "nowhere.tsv")}
+    path = tmp_path / "grouped.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    monkeypatch.setattr(sys, "argv", ["run_suite.py", str(path), "--out", str(tmp_path / "res.jsonl")])
+    with pytest.raises(SystemExit, match=r"groups: .*nowhere.tsv \(the item groups of tiny\) is missing"):
+        run_suite.main()
+    assert not (tmp_path / "res.jsonl").exists()
+
+
 SUITES = sorted((Path(__file__).parent.parent / "benchmarks" / "suites").glob("*.yaml"))
 
 

@@ -128,9 +128,9 @@ def run_cell(cell: dict) -> dict:
 def test_by_group(checkpoint_file, groups_file) -> dict:
     """The test HR/NDCG@10 of the checkpoint's model per group of users (``reevaluate.evaluate_by_group``), under
     the run's own rule for the users' earlier items."""
-    from recbole_genni.checkpoints import read_checkpoint
-
     from reevaluate import evaluate_by_group, rebuild
+
+    from recbole_genni.checkpoints import read_checkpoint
 
     trainer, _, test = rebuild(read_checkpoint(checkpoint_file, "cpu", "", "a best-model checkpoint"))
     return evaluate_by_group(trainer, test, groups_file)[1]

@@ -401,6 +401,11 @@ def amazon_six_section(name: str, records: list) -> list:
         lines += [f"Best valid NDCG@10 within a training-time budget, **{dataset}** (mean over seeds; training "
                   "seconds as each run measured them beside one other single-thread run):", "",
                   *budget_table([r for r in records if r["dataset"] == dataset]), ""]
+        grouped = cells_by_group([r for r in records if r["dataset"] == dataset])
+        if grouped:
+            lines += [f"Per category, **{dataset}** (the tested model of each run, mean over its seeds; a user's "
+                      "category is their test item's; cells trained before the suite named its categories have no "
+                      "row):", "", *group_table(grouped), ""]
     return lines + [f"![valid NDCG@10 against training time]({_image(name).relative_to(OUTPUT.parent)})", "",
                     commands, ""]
 
@@ -417,20 +422,37 @@ def negatives_section(name: str, records: list) -> list:
         ("positions", "---:", lambda r: f"{r['positions']:,}")])
 
 
-def by_group_section(name: str, records: list) -> list:
-    """One row per checkpoint: test HR@10 / NDCG@10 per group of users, masked rule."""
-    groups = list(dict.fromkeys(g for r in records for g in r["masked"].get("by_group", {})))
+def group_table(rows: list) -> list:
+    """Markdown rows from ``(label, {hit@10, ndcg@10}, {group: {users, hit@10, ndcg@10}})``: test HR@10 / NDCG@10
+    overall and per group of users, then a line with each group's number of test users."""
+    groups = list(dict.fromkeys(g for _, _, by_group in rows for g in by_group))
     lines = ["| cell | all | " + " | ".join(groups) + " |", "|---|---:|" + "---:|" * len(groups)]
-    for r in records:
-        by_group = r["masked"].get("by_group", {})
+    for label, overall, by_group in rows:
         values = [f"{by_group[g]['hit@10']:.4f} / {by_group[g]['ndcg@10']:.4f}" if g in by_group else "-"
                   for g in groups]
-        lines.append(f"| {r['cell']} | {r['masked']['hit@10']:.4f} / {r['masked']['ndcg@10']:.4f} | "
-                     + " | ".join(values) + " |")
-    users = {g: next(r["masked"]["by_group"][g]["users"] for r in records if g in r["masked"].get("by_group", {}))
-             for g in groups}
+        lines.append(f"| {label} | {overall['hit@10']:.4f} / {overall['ndcg@10']:.4f} | " + " | ".join(values) + " |")
+    users = {g: next(by_group[g]["users"] for _, _, by_group in rows if g in by_group) for g in groups}
     return lines + ["", "Each cell: test HR@10 / NDCG@10, every earlier item ranked last. Test users per category: "
-                    + ", ".join(f"{g} {n:,}" for g, n in users.items()) + ".", "", _commands(name, records), ""]
+                    + ", ".join(f"{g} {n:,}" for g, n in users.items()) + "."]
+
+
+def by_group_section(name: str, records: list) -> list:
+    """One row per re-evaluated checkpoint: test HR@10 / NDCG@10 per group of users, masked rule."""
+    rows = [(r["cell"], r["masked"], r["masked"].get("by_group", {})) for r in records]
+    return group_table(rows) + ["", _commands(name, records), ""]
+
+
+def cells_by_group(records: list) -> list:
+    """:func:`group_table`'s rows of the records that have ``test_by_group``: one a cell, the mean over its seeds."""
+    rows = []
+    for cell in sorted({r["name"] for r in records if "test_by_group" in r}):
+        runs = [r for r in records if r["name"] == cell and "test_by_group" in r]
+        groups = list(runs[0]["test_by_group"])
+        rows.append((f"{cell} ({len(runs)})", {m: _mean(runs, lambda r: r["test"][m]) for m in ("hit@10", "ndcg@10")},
+                     {g: {"users": runs[0]["test_by_group"][g]["users"],
+                          **{m: _mean(runs, lambda r: r["test_by_group"][g][m]) for m in ("hit@10", "ndcg@10")}}
+                      for g in groups}))
+    return rows
 
 
 #: results file -> a sentence computed from its records, after the section's text

@@ -181,6 +181,20 @@ def test_per_category_table():
     assert "Test users per category: Beauty 10, Books 30." in lines[4]
 
 
+def test_per_category_rows_of_suite_records():
+    def run(name, seed, beauty, books):
+        return {"name": name, "seed": seed, "test": {"hit@10": beauty * 0.25 + books * 0.75, "ndcg@10": 0.01},
+                "test_by_group": {"Beauty": {"users": 10, "hit@10": beauty, "ndcg@10": 0.01},
+                                  "Books": {"users": 30, "hit@10": books, "ndcg@10": 0.01}}}
+
+    records = [run("a", 1, 0.2, 0.1), run("a", 2, 0.4, 0.3), run("b", 1, 0.1, 0.1), {"name": "old", "seed": 1}]
+    lines = report.group_table(report.cells_by_group(records))
+    assert lines[:4] == ["| cell | all | Beauty | Books |", "|---|---:|---:|---:|",
+                         "| a (2) | 0.2250 / 0.0100 | 0.3000 / 0.0100 | 0.2000 / 0.0100 |",
+                         "| b (1) | 0.1000 / 0.0100 | 0.1000 / 0.0100 | 0.1000 / 0.0100 |"]
+    assert len(lines) == 6 and lines[5].endswith("Beauty 10, Books 30.")
+
+
 def test_models_cost_table_takes_each_cells_latest_timing():
     def timing(cell, seconds, ratio, reference="GRU4Rec/uniform-ssm", commit="a" * 40):
         return {"name": cell, "dataset": "Beauty", "seconds_per_step": seconds / 500, "seconds_per_epoch": seconds,

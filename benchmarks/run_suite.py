@@ -96,7 +96,7 @@ def run_cell(cell: dict) -> dict:
     result = run_recbole_genni(cell["model"], cell["dataset"], config_dict=dict(cell["config"]))
     history = result["history"]
     epochs = len(history)
-    by_group = test_by_group(result["checkpoint"], cell["groups"]) if "groups" in cell else None
+    by_group = grouped_test_metrics(result["checkpoint"], cell["groups"]) if "groups" in cell else None
     timed = [h["train_seconds"] + h["valid_seconds"] for h in history if "valid_seconds" in h]
     cuda = torch.cuda.is_available() and cell["config"].get("use_gpu", True)
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -125,7 +125,7 @@ def run_cell(cell: dict) -> dict:
     }
 
 
-def test_by_group(checkpoint_file, groups_file) -> dict:
+def grouped_test_metrics(checkpoint_file, groups_file) -> dict:
     """The test HR/NDCG@10 of the checkpoint's model per group of users (``reevaluate.evaluate_by_group``), under
     the run's own rule for the users' earlier items."""
     from reevaluate import evaluate_by_group, rebuild

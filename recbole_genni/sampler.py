@@ -135,25 +135,23 @@ class CandidatePoolSampler(AbstractSampler):
 
     def proposal_negatives(self, users, targets, num, distribution=None):
         """``num`` negatives per row ``[N, num]`` from ``distribution`` (default: the sampler's), excluding per
-        config."""
-        n = users.shape[0]
-        out = torch.zeros(n, num, dtype=torch.long)
-        todo = torch.arange(n)
+        config: i.i.d. draws, each one that is not allowed drawn again (rejection), so that every entry is a draw
+        from the distribution restricted to its row's allowed items; a row with entries still not allowed after
+        a few rounds is drawn from its allowed items directly."""
         popularity = (distribution or self.distribution) == "popularity"
         probs, proposal = (self.probs, self.probs_alias) if popularity else (None, None)
+        out = sampling.sample_item_ids(self.item_num, num, users.shape[0], proposal, self.generator)
+        bad = ~self.valid_mask(out, users, targets)
         for _ in range(_MAX_REDRAWS):
-            if todo.numel() == 0:
+            rows = bad.any(dim=1).nonzero().squeeze(1)
+            if rows.numel() == 0:
                 return out
-            cand = sampling.sample_item_ids(self.item_num, 2 * num + 8, todo.numel(), proposal, self.generator)
-            valid = self.valid_mask(cand, users[todo], targets[todo])
-            done = valid.sum(dim=1, dtype=torch.int32) >= num
-            rows = todo[done]
-            if rows.numel():
-                zeros = torch.zeros(valid[done].shape)
-                cols = sampling.softmax_draw(zeros, num, 1.0, valid[done], self.generator, with_log_count=False).columns
-                out[rows] = cand[done].gather(1, cols)
-            todo = todo[~done]
-        for row in todo.tolist():
+            redrawn, rejected = out[rows], bad[rows]
+            redrawn[rejected] = sampling.sample_item_ids(self.item_num, num, rows.numel(), proposal,
+                                                         self.generator)[rejected]
+            out[rows] = redrawn
+            bad[rows] = ~self.valid_mask(redrawn, users[rows], targets[rows])
+        for row in bad.any(dim=1).nonzero().squeeze(1).tolist():
             out[row] = self._draw_from_complement(int(users[row]), int(targets[row]), num, probs)
         return out
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from recbole.data import create_dataset
+from scipy.stats import chisquare
 
 from recbole_genni import sampling, telemetry
 from recbole_genni.config import Config
@@ -23,6 +24,27 @@ def test_never_target_history_padding(sampler, base_config, loader_for, with_neg
     assert stats["history_hit_share"] == 0 and stats["target_hit_share"] == 0
     if sampler in ("genni", "dns"):
         assert 0.0 <= stats["pool_rank"] <= 1.0 and stats["sampling_seconds"] > 0
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+def test_proposal_draws_follow_the_restricted_distribution(sampler, base_config, loader_for):
+    """Rejected draws drawn again: every entry follows the proposal over the row's allowed items (chi-square), none
+    excluded, as log_proposal, the logQ of these draws, says."""
+    _, net = loader_for(base_config, neg_sampler=sampler, neg_exclude="history", neg_num=3)
+    candidates = net.negatives.candidates
+    users = torch.full((4000,), 1)
+    _, history = sampling.history_pairs(candidates.used_ids, users[:1], candidates.item_num)
+    targets = torch.full((4000,), int(history[-1]) % (candidates.item_num - 1) + 1)  # an item after the history
+    drawn = candidates.proposal_negatives(users, targets, 5)
+    items = torch.arange(1, candidates.item_num)
+    allowed = candidates.valid_mask(items, users[:1], targets[:1])[0]
+    assert allowed.sum() < items.numel() - 1  # the history removed items
+    q = candidates.log_proposal(items.unsqueeze(0), users[:1], targets[:1])[0].exp().double() * allowed
+    assert q.sum().item() == pytest.approx(1.0, abs=1e-5)
+    counts = torch.bincount(drawn.reshape(-1), minlength=candidates.item_num)[1:].double()
+    assert counts[q == 0].sum() == 0
+    expected = q[q > 0] * counts.sum() / q.sum()
+    assert chisquare(counts[q > 0].numpy(), expected.numpy()).pvalue > 1e-3
 
 
 def test_telemetry_per_epoch(

@@ -147,8 +147,8 @@ class CandidatePoolSampler(AbstractSampler):
             if rows.numel() == 0:
                 return out
             redrawn, rejected = out[rows], bad[rows]
-            redrawn[rejected] = sampling.sample_item_ids(self.item_num, num, rows.numel(), proposal,
-                                                         self.generator)[rejected]
+            redrawn[rejected] = sampling.sample_item_ids(self.item_num, int(rejected.sum()), None, proposal,
+                                                         self.generator)
             out[rows] = redrawn
             bad[rows] = ~self.valid_mask(redrawn, users[rows], targets[rows])
         for row in bad.any(dim=1).nonzero().squeeze(1).tolist():

@@ -8,8 +8,9 @@
 # machine is expected to have PyTorch with CUDA, numpy and SciPy already, and needs no network) and xz-compresses
 # the S3-Rec sequence files of ../shared/datasets into .gpu_data/, with their item groups (both git-ignored). `run`
 # installs the wheels and this package under /tmp/site, converts the data into dataset/, puts the item groups where
-# the suites name them, and runs the suite for at most GPU_SUITE_SECONDS (default 540). Each finished cell is appended to $OUT/<suite>.jsonl (OUT defaults to benchmarks/results) as it
-# finishes, so a suite cut by the time limit keeps its finished cells; run it again to continue.
+# the suites name them, and runs the suite for at most GPU_SUITE_SECONDS (default 540). Each finished cell is
+# appended to $OUT/<suite>.jsonl (OUT defaults to benchmarks/results) as it finishes, so a suite cut by the time
+# limit keeps its finished cells; run it again to continue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in

@@ -38,7 +38,7 @@ from recbole_genni.support import (
 )
 
 #: keys the config dump shows as the one negatives line (with the neg_* keys)
-_SUMMARISED_KEYS = ("train_neg_sample_args", "sampled_loss", "ssm_logq", "gbce_t")
+_SUMMARISED_KEYS = ("train_neg_sample_args", "sampled_loss", "ssm_logq", "gbce_t", "bce_logit_offset")
 
 #: what RecBole's loader needs to set up the ``neg_item_id`` field; our loader draws the negatives itself
 _RECBOLE_PAIRWISE_ARGS = {
@@ -127,6 +127,8 @@ class Config(RecBole_Config):
             loss += f" (logQ weight {float(self['ssm_logq']):g})"
         elif loss == "gBCE":
             loss += f" (t {self['gbce_t']})"
+        if loss.startswith(("BCE", "gBCE")) and not self["bce_logit_offset"]:
+            loss += ", raw logits"
         return f"{SAMPLERS[sampler].describe(self)}; loss {loss}"
 
     def _get_final_config_dict(self):

@@ -5,6 +5,8 @@ positions, and return the mean over the real positions. Pure tensor functions, l
 :class:`SampledLoss` picks one by the name users write in ``loss_type``, for every model of the package.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +32,19 @@ def gbce_beta(num_negatives: int, num_real_items: int, t: float) -> float:
     padding id."""
     alpha = num_negatives / (num_real_items - 1)
     return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+
+
+def bce_logit_offset(num_negatives: int, beta: float = 1.0) -> float:
+    """``log(beta / K)``: the logit at which BCE (beta = 1) or gBCE over one positive and K negatives is lowest when
+    every item gets the same logit (the positive's ``beta sigmoid(-s)`` equals the negatives' ``K sigmoid(s)``).
+
+    A dot-product scorer starts with logits near 0, where K negatives' pull outweighs the positive's K / beta
+    times. With the item table shared between input and output (SASRec and RecBole's models), the scorer can only
+    lower every logit at once through one direction common to all item embeddings, which then swamps each item's
+    own part in the encoder's input too. Shifting every logit of the loss by this constant leaves the ranking
+    unchanged and starts the loss at that optimum instead. 0 for BCE with one negative.
+    """
+    return math.log(beta / num_negatives)
 
 
 def gbce_loss(pos, neg, mask, beta: float):
@@ -129,22 +144,27 @@ class SampledLoss(torch.nn.Module):
         num_items: the catalogue's ids, padding included (RecBole's ``item_num``), for gBCE's beta.
         gbce_t: gBCE's calibration t.
         logq_weight: SSM's weight of the logQ correction (True = 1, False = 0).
+        bce_offset: BCE and gBCE: add :func:`bce_logit_offset` to every logit (True), or train the raw scores.
     """
 
-    def __init__(self, loss_type, num_negatives, num_items, gbce_t, logq_weight=1.0):
+    def __init__(self, loss_type, num_negatives, num_items, gbce_t, logq_weight=1.0, bce_offset=True):
         super().__init__()
         if loss_type not in _SAMPLED_LOSSES:
             raise ValueError(f"loss_type must be one of {' | '.join(_SAMPLED_LOSSES)}, got {loss_type!r}")
         self.loss_type, self.logq_weight = loss_type, float(logq_weight)
         self.gbce_beta = gbce_beta(num_negatives, num_items - 1, gbce_t) if loss_type == "gBCE" else None
+        self.logit_offset = 0.0
+        if bce_offset and loss_type in ("BCE", "gBCE"):
+            self.logit_offset = bce_logit_offset(num_negatives, self.gbce_beta or 1.0)
 
     def extra_repr(self) -> str:
         """What the model's printout says of its loss (a built-in model's ``loss_type`` stays BPR for RecBole)."""
         if self.loss_type == "SSM":
             return f"loss_type=SSM, logq_weight={self.logq_weight:g}"
+        offset = f", logit_offset={self.logit_offset:.4g}" if self.logit_offset else ""
         if self.loss_type == "gBCE":
-            return f"loss_type=gBCE, beta={self.gbce_beta:.4g}"
-        return f"loss_type={self.loss_type}"
+            return f"loss_type=gBCE, beta={self.gbce_beta:.4g}{offset}"
+        return f"loss_type={self.loss_type}{offset}"
 
     @property
     def needs_log_count(self) -> bool:
@@ -155,6 +175,8 @@ class SampledLoss(torch.nn.Module):
         """The mean loss over the real rows: ``pos`` ``[N]``, ``neg`` ``[N, K]``, ``log_count`` ``[N, K]`` (SSM),
         ``mask`` ``[N]`` (default: every row)."""
         mask = torch.ones_like(pos, dtype=torch.bool) if mask is None else mask
+        if self.logit_offset:
+            pos, neg = pos + self.logit_offset, neg + self.logit_offset
         if self.loss_type == "gBCE":
             return gbce_loss(pos, neg, mask, self.gbce_beta)
         if self.loss_type == "SSM":

@@ -82,6 +82,7 @@ KEY_CHECKS = (
      "a fraction in (0, 1] when given as a float, or an integer >= 1"),
     ("neg_pool_size", _pool_size_ok, "an integer >= 1, a fraction of the catalogue in (0, 1], or 'all'"),
     ("gbce_t", lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1] (0 = BCE)"),
+    ("bce_logit_offset", lambda v: isinstance(v, bool), "True or False"),
     ("ssm_logq", lambda v: isinstance(v, bool) or (_is_number(v) and 0 <= v <= 1),
      "True, False or a weight in [0, 1]"),
 )

@@ -79,6 +79,7 @@ GENNISASREC_BAD_INPUTS = [
     ({"loss_type": "gBCE", "gbce_t": 1.5}, r"gbce_t: 1.5 is invalid; expected a number in \[0, 1\]"),
     ({"loss_type": "SSM", "ssm_logq": "no"}, r"ssm_logq: 'no' is invalid; expected True, False or a weight"),
     ({"loss_type": "SSM", "ssm_logq": 1.5}, r"ssm_logq: 1.5 is invalid; expected True, False or a weight in \[0, 1\]"),
+    ({"loss_type": "gBCE", "bce_logit_offset": "yes"}, r"bce_logit_offset: 'yes' is invalid; expected True or False"),
     ({"position_from_end": "yes"}, r"position_from_end: 'yes' is invalid; expected True or False"),
     ({"neg_sampler": "none", "loss_type": "CE", "train_batch_size": 10**8},  # every position: 10^9 rows x 41 items
      r"need at least 454.5 GiB a training step \(attention 149.0 GiB, full-softmax logits 305.5 GiB\), more than "
@@ -274,6 +275,10 @@ def test_dump_shows_negatives_in_one_line(base_config):
     assert "train_neg_sample_args" not in dump and "neg_score_chunk" not in dump and "gbce_t" not in dump
     full_softmax = Config("GRU4Rec", "tiny", config_dict={**base_config, "neg_sampler": "none"})
     assert full_softmax.negatives_summary() == "none; loss CE (full softmax over every item)"
+    raw_gbce = Config("GRU4Rec", "tiny", config_dict={
+        **base_config, "neg_sampler": "uniform", "loss_type": "gBCE", "neg_num": 8, "bce_logit_offset": False})
+    assert raw_gbce.negatives_summary().endswith("; loss gBCE (t 0.75), raw logits")
+    assert "bce_logit_offset" not in str(raw_gbce)
 
 
 def test_values_are_never_run_as_code(base_config, tmp_path,

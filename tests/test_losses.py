@@ -42,6 +42,34 @@ def test_gbce_by_hand():
     assert losses.gbce_beta(2, 101, t=1.0) == pytest.approx(alpha)  # t = 1 calibrates fully
 
 
+@pytest.mark.parametrize("loss_type, t", [("BCE", 0.0), ("gBCE", 0.75)])
+def test_bce_offset_starts_the_loss_at_its_optimum(loss_type, t):
+    """With every logit equal, the shifted loss is lowest at raw logits 0, where a dot-product scorer starts."""
+    num_negatives, num_items = 256, 12102
+    loss_fct = losses.SampledLoss(loss_type, num_negatives, num_items, t)
+    beta = losses.gbce_beta(num_negatives, num_items - 1, t)
+    assert loss_fct.logit_offset == pytest.approx(math.log(beta / num_negatives))
+    shift = torch.zeros((), requires_grad=True)
+    loss_fct(torch.zeros(4) + shift, torch.zeros(4, num_negatives) + shift).backward()
+    assert shift.grad.item() == pytest.approx(0.0, abs=1e-6)
+    raw = losses.SampledLoss(loss_type, num_negatives, num_items, t, bce_offset=False)
+    assert raw.logit_offset == 0.0
+    shift.grad = None
+    raw(torch.zeros(4) + shift, torch.zeros(4, num_negatives) + shift).backward()
+    assert shift.grad.item() == pytest.approx((num_negatives - beta) / 2)  # K sigmoid(0) - beta sigmoid(0)
+
+
+def test_bce_offset_shifts_every_logit():
+    pos, neg, mask = POS.flatten(), NEG.flatten(0, 1), MASK.flatten()
+    beta = losses.gbce_beta(2, 101, t=0.5)
+    offset = math.log(beta / 2)
+    shifted = losses.SampledLoss("gBCE", 2, 102, 0.5)(pos, neg, mask=mask)
+    assert shifted.item() == pytest.approx(losses.gbce_loss(pos + offset, neg + offset, mask, beta).item(), rel=1e-6)
+    assert losses.SampledLoss("BCE", 1, 102, 0.5).logit_offset == 0.0  # one negative: BCE unchanged
+    assert losses.SampledLoss("SSM", 2, 102, 0.5).logit_offset == 0.0  # shift-invariant losses: none
+    assert losses.SampledLoss("BPR", 2, 102, 0.5).logit_offset == 0.0
+
+
 def test_ssm_by_hand():
     log_count = torch.log(torch.tensor([[[0.2, 0.6], [0.4, 0.4], [1.0, 1.0]]]))
 

@@ -47,7 +47,7 @@ class GenNiSASRec(SASRec):
         if loss_type != "CE":
             self.negatives = negative_sampler(config, dataset)
             self.loss_fct = SampledLoss(loss_type, config["neg_num"], self.n_items, config["gbce_t"],
-                                        config["ssm_logq"])
+                                        config["ssm_logq"], config["bce_logit_offset"])
 
     def encode(self, item_seq):
         """Hidden states of every position ``[B, L, H]`` (SASRec's forward without the final gather)."""

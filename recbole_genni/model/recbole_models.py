@@ -39,7 +39,7 @@ def _negatives_and_loss(config, dataset, loss_class):
     if loss_type == "BPR":
         return negatives, None
     return negatives, loss_class(loss_type, negatives.neg_num, dataset.item_num, config["gbce_t"],
-                                 config["ssm_logq"])
+                                 config["ssm_logq"], config["bce_logit_offset"])
 
 
 class BPRHeadLoss(SampledLoss):

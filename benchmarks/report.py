@@ -455,6 +455,14 @@ def cells_by_group(records: list) -> list:
     return rows
 
 
+def loaded_section(name: str, records: list) -> list:
+    """:func:`cells_section`'s tables and plot, the per-category rows of its records (:func:`cells_by_group`), then
+    the commands."""
+    *lines, commands, _ = cells_section(name, records)
+    return lines + ["Per category (a user's category is their test item's):", "",
+                    *group_table(cells_by_group(records)), "", commands, ""]
+
+
 #: results file -> a sentence computed from its records, after the section's text
 SUMMARIES = {"s3_four.jsonl": negatives_gain, "s3_four_reevaluated.jsonl": zeroed_change}
 
@@ -464,7 +472,8 @@ RENDERERS = {"scale.jsonl": scale_section, "defaults.jsonl": defaults_section,
              "models_beauty.jsonl": models_section, "beauty_cpu_reevaluated.jsonl": reevaluated_section,
              "s3_four_reevaluated.jsonl": reevaluated_section, "amazon_six.jsonl": amazon_six_section,
              "amazon_six_cost.jsonl": step_cost_section, "amazon_six_negatives.jsonl": negatives_section,
-             "amazon_six_reevaluated.jsonl": by_group_section, "scale_k256_cost.jsonl": step_cost_section}
+             "amazon_six_reevaluated.jsonl": by_group_section, "scale_k256_cost.jsonl": step_cost_section,
+             "amazon_six_loaded.jsonl": loaded_section}
 
 
 def section(name: str, records: list) -> str:
@@ -586,7 +595,7 @@ def plot_all():
                 plot_scale(records, _image(name))
             elif name == "amazon_six.jsonl":
                 plot_time(records, _image(name))
-            elif RENDERERS.get(name, cells_section) in (cells_section, models_section, tune_section) \
+            elif RENDERERS.get(name, cells_section) in (cells_section, models_section, tune_section, loaded_section) \
                     and any(r.get("history") for r in records):
                 plot_cells(records, _image(name))
 

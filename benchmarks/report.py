@@ -246,6 +246,7 @@ def step_cost_section(name: str, records: list) -> list:
         ("steps timed", "---:", lambda r: f"{r['batches']}"),
         ("step peak MB", "---:", lambda r: f"{r['step_peak_memory_mb']:,.0f}" if r.get("step_peak_memory_mb")
          is not None else "-"),
+        ("freed memory kept", "---", lambda r: "yes" if r.get("keep_freed_memory") else "no"),
         ("device", "---", lambda r: r["device"]),
         ("load average", "---:", lambda r: f"{r['load_average']:.1f}" if "load_average" in r else "-"),
         ("commit", "---", lambda r: r["commit"][:7])])

@@ -3,17 +3,18 @@
     python benchmarks/step_cost.py benchmarks/suites/models_beauty.yaml --only GRU4Rec/uniform-ssm \
         --only GRU4Rec/genni-ssm --batches 40
 
-Each cell (the suite's defaults and the cell's own keys, its first dataset or ``--dataset``, its first seed) gets
-its training loader and model; then the cells take turns, one step each: collate, forward (negatives drawn in the
-loss for the models that draw there), backward and Adam. Taking turns gives every cell the same share of a
-machine's load, so the ratio between cells holds on a busy machine too. Prints each cell's mean seconds per step
-(after one warm-up step each), its projected epoch and its ratio to the first cell, and appends one record per cell
-to ``benchmarks/results/<suite>_cost.jsonl``.
+Each cell (the suite's defaults and the cell's own keys, then ``--set``, its first dataset or ``--dataset``, its
+first seed) gets its training loader and model; then the cells take turns, one step each: collate, forward
+(negatives drawn in the loss for the models that draw there), backward and Adam, under the cell's own
+``keep_freed_memory``, as its run would. Taking turns gives every cell the same share of a machine's load, so the
+ratio between cells holds on a busy machine too. The timed steps are followed by a few more, each measured for the
+memory it adds (:class:`StepMemory`, which hands free memory back first and so would slow a timed step). Prints each
+cell's mean seconds per step (after one warm-up step each), its projected epoch and its ratio to the first cell, and
+appends one record per cell to ``benchmarks/results/<suite>_cost.jsonl``.
 """
 
 import argparse
 import copy
-import ctypes
 import json
 import os
 import platform
@@ -26,30 +27,41 @@ import torch
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script
-from run_suite import append_result, convert_sources, expand, package_commit  # noqa: E402
+from run_suite import append_result, convert_sources, expand, package_commit, parse_setting  # noqa: E402
+
+from recbole_genni.utils import glibc, keep_freed_memory  # noqa: E402
 
 
-def timed_step(iterator, model, optimizer) -> tuple:
-    """``(seconds, peak bytes)`` of one training step: the next batch (its collate), the loss, backward and the
-    optimizer; the peak is the memory the step held above what was held before it (see :class:`StepMemory`)."""
-    memory = StepMemory(next(model.parameters()).device)
-    start = time.perf_counter()
+def training_step(iterator, model, optimizer):
+    """One training step: the next batch (its collate), the loss, backward and the optimizer."""
     batch = next(iterator)
     loss = model.calculate_loss(batch)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    seconds = time.perf_counter() - start
-    return seconds, memory.peak_above_start()
+
+
+def timed_step(iterator, model, optimizer) -> float:
+    """Seconds of one :func:`training_step`."""
+    start = time.perf_counter()
+    training_step(iterator, model, optimizer)
+    return time.perf_counter() - start
+
+
+def step_peak(iterator, model, optimizer):
+    """Bytes one :func:`training_step` held above what was held before it (:class:`StepMemory`), or None."""
+    memory = StepMemory(next(model.parameters()).device)
+    training_step(iterator, model, optimizer)
+    return memory.peak_above_start()
 
 
 class StepMemory:
     """The peak memory of a stretch of work above its start, so that cells built side by side in one process are
     measured apart: CUDA's allocator peak on a GPU; on a CPU the process's resident high-water mark (``VmHWM``), reset
     at the start through ``/proc/self/clear_refs`` (Linux; elsewhere the peak is not measured, None) after the C
-    allocator has given its free memory back (``malloc_trim``). Memory the allocator still holds free and hands out
-    again is not counted: on a CPU the figure is the resident memory the step added, exact for the large tensors
-    (mapped anew each time) that decide it."""
+    allocator has handed back the memory it holds free (``malloc_trim``, also what ``keep_freed_memory`` keeps), so
+    that what the step allocates is resident anew: on a CPU the figure is the resident memory the step added, exact
+    for the large tensors that decide it. The trim makes the step after it slower: time steps apart."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
@@ -59,8 +71,8 @@ class StepMemory:
             self.start = torch.cuda.memory_allocated(device)
             self.device = device
             return
-        if _LIBC is not None:
-            _LIBC.malloc_trim(0)
+        if glibc() is not None:
+            glibc().malloc_trim(0)
         try:
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
             self.start = _proc_status_bytes("VmRSS")
@@ -72,17 +84,6 @@ class StepMemory:
             torch.cuda.synchronize(self.device)
             return torch.cuda.max_memory_allocated(self.device) - self.start
         return None if self.start is None else _proc_status_bytes("VmHWM") - self.start
-
-
-def _glibc():
-    """glibc, for ``malloc_trim``; None elsewhere."""
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-_LIBC = _glibc()
 
 
 def _proc_status_bytes(field: str) -> int:
@@ -129,22 +130,31 @@ def build_cell(cell, datasets=None):
     return train, model
 
 
+def epochs_of(loader):
+    """The loader's batches, epoch after epoch (a tiny dataset has fewer batches than the steps measured)."""
+    while len(loader):
+        yield from loader
+
+
+#: steps of each cell measured for memory, after its timed steps
+MEMORY_STEPS = 4
+
+
 def interleaved_step_cost(cells, batches):
     """``(mean seconds per step, peak bytes of a step or None)`` of each ``(loader, model)``, the cells taking turns
-    step by step (one warm-up each, left out of both)."""
+    step by step: one warm-up each and ``batches`` timed, then :data:`MEMORY_STEPS` measured for memory."""
     runs = []
     for train, model in cells:
         model.train()
-        runs.append((iter(train), model, torch.optim.Adam(model.parameters(), lr=1e-3)))
-    steps = [[] for _ in runs]
-    for _ in range(batches + 1):
-        for measured, (iterator, model, optimizer) in zip(steps, runs):
-            measured.append(timed_step(iterator, model, optimizer))
-    costs = []
-    for measured in steps:
-        seconds, peaks = zip(*measured[1:])
-        costs.append((sum(seconds) / batches, None if None in peaks else max(peaks)))
-    return costs
+        runs.append((train.config["keep_freed_memory"], epochs_of(train), model,
+                     torch.optim.Adam(model.parameters(), lr=1e-3)))
+    seconds, peaks = [[] for _ in runs], [[] for _ in runs]
+    for measure, turns in ((timed_step, seconds), (step_peak, peaks)):
+        for _ in range(batches + 1 if measure is timed_step else MEMORY_STEPS):
+            for measured, (keep, iterator, model, optimizer) in zip(turns, runs):
+                keep_freed_memory(keep)
+                measured.append(measure(iterator, model, optimizer))
+    return [(sum(timed[1:]) / batches, None if None in peak else max(peak)) for timed, peak in zip(seconds, peaks)]
 
 
 def main():
@@ -155,6 +165,8 @@ def main():
     parser.add_argument("--batches", type=int, default=40, help="timed steps per cell, after one warm-up")
     parser.add_argument("--dataset", help="the suite's dataset to time on (default: its first)")
     parser.add_argument("--out", help="results JSONL (default: benchmarks/results/<suite name>_cost.jsonl)")
+    parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="set a config key in every cell, over the suite's and the cell's own (repeatable)")
     args = parser.parse_args()
     command = " ".join(["python", *sys.argv])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
@@ -162,7 +174,7 @@ def main():
     if args.dataset and args.dataset not in suite["datasets"]:
         parser.error(f"--dataset {args.dataset}: not among the datasets of {args.suite}: {suite['datasets']}")
     suite["datasets"], suite["seeds"] = [args.dataset or suite["datasets"][0]], suite["seeds"][:1]
-    by_name = {cell["name"]: cell for cell in expand(suite)}
+    by_name = {cell["name"]: cell for cell in expand(suite, dict(args.settings))}
     unknown = [name for name in args.only if name not in by_name]
     if unknown:
         parser.error(f"--only {unknown}: not cells of {args.suite}")
@@ -184,7 +196,8 @@ def main():
             "steps_per_epoch": len(train), "seconds_per_epoch": step * len(train), "ratio": ratio,
             "step_peak_memory_mb": peak_mb, "step_peak_memory_kind": "cuda allocated" if device == "cuda"
             else "process RSS above the step's start",
-            "reference": chosen[0]["name"], "batches": args.batches, "device": device, "load_average": load,
+            "reference": chosen[0]["name"], "batches": args.batches, "memory_steps": MEMORY_STEPS,
+            "keep_freed_memory": train.config["keep_freed_memory"], "device": device, "load_average": load,
             "torch": torch.__version__, "commit": package_commit(), "date": date.today().isoformat(),
             "config": cell["config"], "command": command,
         })

@@ -133,12 +133,12 @@ def read_training_checkpoint(path, device, config):
 
 
 #: keys a resumed run takes from its own config: how long, where and how verbosely it goes on, its evaluation's batch,
-#: its device and processes, and its learning rate (set on the restored optimizer); every other key is the
+#: its device, processes and allocator, and its learning rate (set on the restored optimizer); every other key is the
 #: checkpoint's
 RESUME_KEYS = frozenset({
     "resume_checkpoint", "epochs", "stopping_step", "train_time_budget", "eval_step", "checkpoint_dir", "data_path",
     "show_progress", "state", "eval_batch_size", "use_gpu", "gpu_id", "worker", "learning_rate", "local_rank",
-    "world_size", "ip", "port", "nproc", "offset", "trust_checkpoint_pickle",
+    "world_size", "ip", "port", "nproc", "offset", "trust_checkpoint_pickle", "keep_freed_memory",
 })
 
 

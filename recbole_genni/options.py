@@ -77,6 +77,7 @@ KEY_CHECKS = (
     ("neg_pool_shared", lambda v: isinstance(v, bool), "True or False"),
     ("neg_replacement", lambda v: isinstance(v, bool), "True or False"),
     ("eval_mask_history", lambda v: isinstance(v, bool), "True or False"),
+    ("keep_freed_memory", lambda v: isinstance(v, bool), "True or False"),
     ("position_from_end", lambda v: isinstance(v, bool), "True or False"),  # GenNiSASRec's defaults only
     ("neg_pool_size", lambda v: not isinstance(v, float) or 0 < v <= 1,
      "a fraction in (0, 1] when given as a float, or an integer >= 1"),

@@ -28,6 +28,7 @@ from recbole_genni.sampler import candidates_for, dataset_history_keys
 from recbole_genni.utils import (
     atomic_write,
     hide_upstream_future_warnings,
+    keep_freed_memory,
     run_id,
     run_log_file,
 )
@@ -316,6 +317,7 @@ def _run(model, dataset, config_file_list, config_dict, saved):
     except GenNiConfigError:
         _discard_log(config)
         raise
+    keep_freed_memory(config["keep_freed_memory"])  # after loading: the dataset's frees go back to the system
     start = time.time()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]

@@ -39,6 +39,7 @@ BAD_INPUTS = [
     ({"train_window_stride": -1}, r"train_window_stride: -1 is invalid; expected an integer >= 0"),
     ({"train_window_stride": 5}, r"train_window_stride: 5 adds earlier windows of long user sequences, but SASRec"),
     ({"eval_mask_history": "yes"}, r"eval_mask_history: 'yes' is invalid; expected True or False"),
+    ({"keep_freed_memory": 1}, r"keep_freed_memory: 1 is invalid; expected True or False"),
     ({"neg_replacement": "yes"}, r"neg_replacement: 'yes' is invalid; expected True or False"),
     ({"neg_replacement": True, "neg_sampler": "dns"},
      r"neg_replacement: True draws from a softmax, and neg_sampler: dns"),

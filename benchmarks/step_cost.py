@@ -5,12 +5,13 @@
 
 Each cell (the suite's defaults and the cell's own keys, then ``--set``, its first dataset or ``--dataset``, its
 first seed) gets its training loader and model; then the cells take turns, one step each: collate, forward
-(negatives drawn in the loss for the models that draw there), backward and Adam, under the cell's own
-``keep_freed_memory``, as its run would. Taking turns gives every cell the same share of a machine's load, so the
-ratio between cells holds on a busy machine too. The timed steps are followed by a few more, each measured for the
-memory it adds (:class:`StepMemory`, which hands free memory back first and so would slow a timed step). Prints each
-cell's mean seconds per step (after one warm-up step each), its projected epoch and its ratio to the first cell, and
-appends one record per cell to ``benchmarks/results/<suite>_cost.jsonl``.
+(negatives drawn in the loss for the models that draw there), backward and Adam, under the cells'
+``keep_freed_memory`` (one setting a run: a process cannot go back to glibc's defaults). Taking turns gives every
+cell the same share of a machine's load, so the ratio between cells holds on a busy machine too. The timed steps are
+followed by a few more, each measured for the memory it adds (:class:`StepMemory`, which hands free memory back
+first and so would slow a timed step). Prints each cell's mean seconds per step (after one warm-up step each), its
+projected epoch and its ratio to the first cell, and appends one record per cell to
+``benchmarks/results/<suite>_cost.jsonl``.
 """
 
 import argparse
@@ -146,13 +147,11 @@ def interleaved_step_cost(cells, batches):
     runs = []
     for train, model in cells:
         model.train()
-        runs.append((train.config["keep_freed_memory"], epochs_of(train), model,
-                     torch.optim.Adam(model.parameters(), lr=1e-3)))
+        runs.append((epochs_of(train), model, torch.optim.Adam(model.parameters(), lr=1e-3)))
     seconds, peaks = [[] for _ in runs], [[] for _ in runs]
     for measure, turns in ((timed_step, seconds), (step_peak, peaks)):
         for _ in range(batches + 1 if measure is timed_step else MEMORY_STEPS):
-            for measured, (keep, iterator, model, optimizer) in zip(turns, runs):
-                keep_freed_memory(keep)
+            for measured, (iterator, model, optimizer) in zip(turns, runs):
                 measured.append(measure(iterator, model, optimizer))
     return [(sum(timed[1:]) / batches, None if None in peak else max(peak)) for timed, peak in zip(seconds, peaks)]
 
@@ -182,6 +181,11 @@ def main():
     chosen = [by_name[name] for name in args.only]
     datasets = {}
     built = [build_cell(cell, datasets) for cell in chosen]
+    keep = {train.config["keep_freed_memory"] for train, _ in built}
+    if len(keep) > 1:
+        parser.error("keep_freed_memory: the cells set it differently; time each setting in its own run "
+                     "(--set keep_freed_memory=true, then =false): a process cannot go back to glibc's defaults")
+    keep_freed_memory(keep.pop())
     load = os.getloadavg()[0]  # what else ran: the seconds depend on it, the ratios far less
     costs = interleaved_step_cost(built, args.batches)
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_cost.jsonl")

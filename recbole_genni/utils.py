@@ -107,25 +107,25 @@ def run_cli(action) -> int:
 #: ``mmap`` (each would be unmapped when freed), and up to 2 GiB free at the heap's top stays mapped
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _KEPT = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: 2**31 - 1}
-_GLIBC_DEFAULTS = {_M_MMAP_MAX: 65536, _M_TRIM_THRESHOLD: 128 * 1024}
 #: environment variables through which a user sets glibc's malloc: when one is set, it decides
 MALLOC_ENVIRONMENT = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def keep_freed_memory(keep: bool) -> bool:
-    """Have glibc's malloc keep the memory a process frees for its next allocations (``keep_freed_memory: True``),
-    or return it to the system at once (glibc's defaults). By default each allocation above 32 MiB (at first,
-    above 128 KiB) is a fresh ``mmap``, so a training step's large tensors (CE's logits over a chunk of items, a
-    pool's scores, a batch's ranking scores) arrive as new zeroed pages at every step: on 119,481 items that
-    kernel work was a quarter to a third of a step on a CPU (docs/training.md). Kept, the process holds on to its
-    peak memory.
+    """With ``keep`` (``keep_freed_memory: True``), have glibc's malloc keep the memory a process frees for its next
+    allocations. By default each allocation above 32 MiB (at first, above 128 KiB) is a fresh ``mmap``, returned to
+    the system when freed, so a training step's large tensors (CE's logits over a chunk of items, a pool's scores, a
+    batch's ranking scores) arrive as new zeroed pages at every step: on 119,481 items that kernel work was a
+    quarter to a third of a step on a CPU (docs/training.md). Kept, the process holds on to its peak memory for the
+    rest of its life: setting these parameters turns off glibc's adaptive threshold (``man mallopt``), with no way
+    back to its defaults, so ``keep=False`` leaves the allocator as it is.
 
-    Returns whether the setting was applied: not off glibc, nor where the environment sets malloc already
-    (:data:`MALLOC_ENVIRONMENT`)."""
+    Returns whether this call set the allocator to keep: not for ``keep=False``, off glibc, nor where the
+    environment sets malloc already (:data:`MALLOC_ENVIRONMENT`)."""
     libc = glibc()
-    if libc is None or any(name in os.environ for name in MALLOC_ENVIRONMENT):
+    if not keep or libc is None or any(name in os.environ for name in MALLOC_ENVIRONMENT):
         return False
-    return all(libc.mallopt(param, value) == 1 for param, value in (_KEPT if keep else _GLIBC_DEFAULTS).items())
+    return all(libc.mallopt(param, value) == 1 for param, value in _KEPT.items())
 
 
 @functools.lru_cache(maxsize=None)

@@ -58,7 +58,7 @@ def test_a_run_sets_its_allocator(base_config, monkeypatch):
 FAULTS_OF_FIVE_ALLOCATIONS = """
 import resource, sys, torch
 from recbole_genni.utils import keep_freed_memory
-assert keep_freed_memory(sys.argv[1] == "keep")
+assert keep_freed_memory(sys.argv[1] == "keep") == (sys.argv[1] == "keep")
 for _ in range(10):  # until the heap has grown to what the loop needs (each aligned request wants a bit more)
     torch.ones(2**24)
 start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -70,8 +70,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 
 @pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
 def test_kept_memory_is_not_mapped_again(monkeypatch):
-    """Kept, a freed tensor's memory serves the next one once the heap has grown; glibc's defaults map every large
-    tensor anew, a page fault per 4 KiB page (16,384 for 64 MB)."""
+    """Kept, a freed tensor's memory serves the next one once the heap has grown; glibc's defaults (left as they
+    are by ``keep=False``) map every large tensor anew, a page fault per 4 KiB page (16,384 for 64 MB)."""
     for name in MALLOC_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     faults = {how: int(subprocess.run([sys.executable, "-c", FAULTS_OF_FIVE_ALLOCATIONS, how], capture_output=True,

@@ -175,6 +175,22 @@ def test_step_cost_turn_by_turn(tmp_path, base_config, monkeypatch, capsys):
     assert "GRU4Rec/genni" in capsys.readouterr().out
 
 
+def test_step_cost_one_allocator_setting(tmp_path, base_config, monkeypatch, capsys):
+    """Cells that set ``keep_freed_memory`` differently are refused: the first cell kept would keep for all."""
+    from benchmarks import step_cost
+
+    suite = yaml.safe_load(suite_file(tmp_path, base_config).read_text())
+    suite["samplers"]["genni"]["keep_freed_memory"] = False
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    monkeypatch.setattr(sys, "argv", ["step_cost.py", str(path), "--only", "GRU4Rec/uniform", "--only",
+                                      "GRU4Rec/genni", "--out", str(tmp_path / "cost.jsonl")])
+    with pytest.raises(SystemExit):
+        step_cost.main()
+    assert "keep_freed_memory: the cells set it differently" in capsys.readouterr().err
+    assert not (tmp_path / "cost.jsonl").exists()
+
+
 def test_step_memory():
     import torch
 

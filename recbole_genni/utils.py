@@ -116,9 +116,9 @@ def keep_freed_memory(keep: bool) -> bool:
     allocations. By default each allocation above 32 MiB (at first, above 128 KiB) is a fresh ``mmap``, returned to
     the system when freed, so a training step's large tensors (CE's logits over a chunk of items, a pool's scores, a
     batch's ranking scores) arrive as new zeroed pages at every step: on 119,481 items that kernel work was a
-    quarter to a third of a step on a CPU (docs/training.md). Kept, the process holds on to its peak memory for the
-    rest of its life: setting these parameters turns off glibc's adaptive threshold (``man mallopt``), with no way
-    back to its defaults, so ``keep=False`` leaves the allocator as it is.
+    quarter to two fifths of a step on a CPU (docs/training.md). Kept, the process holds on to its peak memory for
+    the rest of its life: setting these parameters turns off glibc's adaptive threshold (``man mallopt``), with no
+    way back to its defaults, so ``keep=False`` leaves the allocator as it is.
 
     Returns whether this call set the allocator to keep: not for ``keep=False``, off glibc, nor where the
     environment sets malloc already (:data:`MALLOC_ENVIRONMENT`)."""

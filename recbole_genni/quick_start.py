@@ -27,8 +27,8 @@ from recbole_genni.registry import get_trainer
 from recbole_genni.sampler import candidates_for, dataset_history_keys
 from recbole_genni.utils import (
     atomic_write,
+    freed_memory_kept,
     hide_upstream_future_warnings,
-    keep_freed_memory,
     run_id,
     run_log_file,
 )
@@ -317,13 +317,13 @@ def _run(model, dataset, config_file_list, config_dict, saved):
     except GenNiConfigError:
         _discard_log(config)
         raise
-    keep_freed_memory(config["keep_freed_memory"])  # after loading: the dataset's frees go back to the system
-    start = time.time()
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
-    train_seconds = time.time() - start
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    with freed_memory_kept(config["keep_freed_memory"]):  # after loading: the dataset's frees go back to the system
+        start = time.time()
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+        train_seconds = time.time() - start
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")

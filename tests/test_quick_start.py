@@ -1,5 +1,6 @@
 """End-to-end runs on tiny data: results, stops, checkpoint reload on the installed torch, run ids and logs."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -48,7 +49,13 @@ def test_a_run_sets_its_allocator(base_config, monkeypatch):
     import recbole_genni.quick_start as quick_start
 
     calls = []
-    monkeypatch.setattr(quick_start, "keep_freed_memory", calls.append)
+
+    @contextlib.contextmanager
+    def recorded(keep):
+        calls.append(keep)
+        yield False
+
+    monkeypatch.setattr(quick_start, "freed_memory_kept", recorded)
     run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "epochs": 1, "keep_freed_memory": False})
     run_recbole_genni("SASRec", "tiny", config_dict={**base_config, "epochs": 1})
     assert calls == [False, True]
@@ -78,6 +85,39 @@ def test_kept_memory_is_not_mapped_again(monkeypatch):
                                       text=True, check=True).stdout) for how in ("keep", "default")}
     assert faults["default"] >= 5 * 16384 * 0.9
     assert faults["keep"] < 16384 * 0.1
+
+
+#: a process that keeps freed memory while it allocates 64 MB ten times, then prints the page faults of five more
+#: such steps inside and five after
+FAULTS_INSIDE_AND_AFTER = """
+import resource, torch
+from recbole_genni.utils import freed_memory_kept
+
+def faults_of_five():
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        torch.ones(2**24)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+with freed_memory_kept(True) as kept:
+    assert kept
+    for _ in range(10):
+        torch.ones(2**24)
+    inside = faults_of_five()
+print(inside, faults_of_five())
+"""
+
+
+@pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
+def test_memory_is_kept_for_a_stretch_of_work(monkeypatch):
+    """After the stretch (a run's training and test), large tensors are mapped anew and returned again: what follows
+    does not grow the kept heap."""
+    for name in MALLOC_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    out = subprocess.run([sys.executable, "-c", FAULTS_INSIDE_AND_AFTER], capture_output=True, text=True, check=True)
+    inside, after = map(int, out.stdout.split())
+    assert inside < 16384 * 0.1
+    assert after >= 5 * 16384 * 0.9
 
 
 def test_the_environment_decides_malloc(monkeypatch):

@@ -20,15 +20,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, r
 from run_suite import append_result  # noqa: E402
 from step_cost import timed_step  # noqa: E402
 
-from recbole_genni.utils import keep_freed_memory  # noqa: E402
+from recbole_genni.utils import freed_memory_kept  # noqa: E402
 
 
 def step_seconds(train_data, model, batches):
-    """Mean seconds of one training step (its collate included) over ``batches`` steps after one warm-up."""
+    """Mean seconds of one training step (its collate included) over ``batches`` steps after one warm-up, freed
+    memory kept as a run's training keeps it (the package's default, for RecBole's DNS too)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     iterator = iter(train_data)
-    times = [timed_step(iterator, model, optimizer) for _ in range(batches + 1)]
+    with freed_memory_kept(True):
+        times = [timed_step(iterator, model, optimizer) for _ in range(batches + 1)]
     return sum(times[1:]) / batches, len(train_data)
 
 
@@ -75,7 +77,6 @@ def main():
     args = parser.parse_args()
     command = " ".join(["python", *sys.argv])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
-    keep_freed_memory(True)  # every sampler under the package's default allocator setting, RecBole's DNS too
     runs = {
         "uniform": lambda: ours("uniform", 100, args.batch_size, args.batches),
         "genni (M=100)": lambda: ours("genni", 100, args.batch_size, args.batches),

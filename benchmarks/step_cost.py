@@ -30,7 +30,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, run as a script
 from run_suite import append_result, convert_sources, expand, package_commit, parse_setting  # noqa: E402
 
-from recbole_genni.utils import glibc, keep_freed_memory  # noqa: E402
+from recbole_genni.utils import freed_memory_kept, glibc  # noqa: E402
 
 
 def training_step(iterator, model, optimizer):
@@ -185,9 +185,9 @@ def main():
     if len(keep) > 1:
         parser.error("keep_freed_memory: the cells set it differently; time each setting in its own run "
                      "(--set keep_freed_memory=true, then =false): a process cannot go back to glibc's defaults")
-    keep_freed_memory(keep.pop())
     load = os.getloadavg()[0]  # what else ran: the seconds depend on it, the ratios far less
-    costs = interleaved_step_cost(built, args.batches)
+    with freed_memory_kept(keep.pop()):
+        costs = interleaved_step_cost(built, args.batches)
     out = Path(args.out or f"benchmarks/results/{Path(args.suite).stem}_cost.jsonl")
     device = "cuda" if torch.cuda.is_available() else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     for cell, (train, _), (step, peak) in zip(chosen, built, costs):

@@ -30,5 +30,8 @@ setup(
         "tensorboard",
         "hyperopt",  # RecBole's HyperTuning (recbole-genni-hyper)
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "pytest-xdist", "matplotlib", "ruff==0.17.5"], "bench": ["matplotlib"]},
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "matplotlib", "ruff==0.17.5"],
+        "bench": ["matplotlib"],
+    },
 )

@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 NUMPY2_VENV := .venv-numpy2
 
 # the tests run in parallel, one worker a core (at most four): each test writes only in its own temporary folder
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0))))")
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; \
+	print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 
 .PHONY: install run test test-numpy2 lint clean
 

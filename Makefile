@@ -5,9 +5,10 @@ STAMP := $(VENV)/.installed
 
 NUMPY2_VENV := .venv-numpy2
 
-# the tests run in parallel, one worker a core (at most four): each test writes only in its own temporary folder
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; \
-	print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
+# the tests run in parallel (pytest-xdist), one worker a core, at most four: each test writes only in its own
+# temporary folder
+TEST_WORKERS ?= auto
+PYTEST := -m pytest -n $(TEST_WORKERS) --maxprocesses=4
 
 .PHONY: install run test test-numpy2 lint clean
 
@@ -26,7 +27,7 @@ test-numpy2:
 	test -x $(NUMPY2_VENV)/bin/python || $(PYTHON) -m venv $(NUMPY2_VENV)
 	$(NUMPY2_VENV)/bin/python -m pip install -q torch==2.13.0 "numpy>=2,<3" "pandas>=2.2.2,<3"
 	$(NUMPY2_VENV)/bin/python -m pip install -q -e ".[test]"
-	$(NUMPY2_VENV)/bin/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(NUMPY2_VENV)/bin/python $(PYTEST) $(PYTEST_ARGS)
 
 # the main job: GenNiSASRec with its defaults on RecBole's bundled ml-100k (MODEL=GRU4Rec ... for another model)
 MODEL ?= GenNiSASRec
@@ -36,7 +37,7 @@ run: install
 	$(BIN)/python run_recbole_genni.py --model=$(MODEL) --dataset=$(DATASET) $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python $(PYTEST) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
